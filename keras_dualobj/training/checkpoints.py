@@ -1,0 +1,214 @@
+"""Training checkpoints: everything a killed run needs to continue exactly.
+
+A checkpoint is a folder `step_<8 digits>/` holding
+
+- `state.npz`: every model variable (weights *and* the `SeedGenerator` states that
+  drive the row split and the masks) and every optimizer variable (iteration count,
+  which is also the learning-rate schedule's position, momenta, velocities);
+- `checkpoint.json`: the step (which is the data position: the data pipeline
+  resumes at a step), the variable paths and shapes (checked on restore) and any
+  caller metadata.
+
+Folders are written under a temporary name and renamed into place, so a run killed
+while saving leaves the previous checkpoints intact and never a half-written one.
+Only the last `keep_last` checkpoints are kept.
+"""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_dualobj.utils.validation import check_int
+
+STATE_FILE = "state.npz"
+METADATA_FILE = "checkpoint.json"
+FORMAT_VERSION = 1
+_CHECKPOINT_NAME = re.compile(r"^step_(\d{8,})$")
+
+
+def checkpoint_name(step):
+    """Folder name of the checkpoint taken after `step` updates.
+
+    Example:
+    >>> checkpoint_name(120)
+    'step_00000120'
+    """
+    return f"step_{step:08d}"
+
+
+def _variables(model):
+    if model.optimizer is None:
+        raise ValueError(
+            "Checkpoints hold the optimizer state: compile the model first "
+            "(model.compile(optimizer=...))."
+        )
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return list(model.variables), list(model.optimizer.variables)
+
+
+def save_training_state(model, directory, step, metadata=None):
+    """Writes model and optimizer variables plus metadata into `directory`.
+
+    Args:
+        model: a compiled Keras model.
+        directory: folder to create (must not exist).
+        step: int, updates applied so far.
+        metadata: optional JSON-serialisable dict stored with the state.
+
+    Example:
+    >>> import tempfile, numpy as np
+    >>> from keras_dualobj.models import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(64, 1, 2, 32, 48), seed=0)
+    >>> model.compile(optimizer="auto")
+    >>> _ = model.fit(np.random.randint(5, 64, (4, 16)), epochs=1, verbose=0)
+    >>> path = save_training_state(model, tempfile.mkdtemp() + "/ckpt", step=1)
+    >>> load_training_state(model, path)["step"]
+    1
+    """
+    directory = Path(directory)
+    model_variables, optimizer_variables = _variables(model)
+    arrays = {}
+    for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
+        for index, variable in enumerate(variables):
+            arrays[f"{prefix}_{index:05d}"] = keras.ops.convert_to_numpy(variable.value)
+    record = {
+        "format": FORMAT_VERSION,
+        "step": int(step),
+        "keras_backend": keras.backend.backend(),
+        "model_variables": [[v.path, list(v.shape)] for v in model_variables],
+        "optimizer_variables": [[v.path, list(v.shape)] for v in optimizer_variables],
+        "metadata": metadata or {},
+    }
+    directory.mkdir(parents=True)
+    with open(directory / STATE_FILE, "wb") as file:
+        np.savez(file, **arrays)
+        file.flush()
+        os.fsync(file.fileno())
+    (directory / METADATA_FILE).write_text(json.dumps(record, indent=1))
+    return directory
+
+
+def _check_layout(kind, saved, variables, directory):
+    current = [[v.path, list(v.shape)] for v in variables]
+    if saved != current:
+        differences = [
+            f"{a} vs {b}" for a, b in zip(saved, current) if a != b
+        ] or [f"{len(saved)} saved vs {len(current)} now"]
+        raise ValueError(
+            f"Checkpoint {str(directory)!r} does not match this model's {kind} variables "
+            f"(saved vs current: {differences[:3]}); restore it into a model built "
+            "and compiled exactly as the one that wrote it."
+        )
+
+
+def load_training_state(model, directory):
+    """Restores what `save_training_state` wrote; returns the stored record.
+
+    The model must be built and compiled as the one that wrote the checkpoint
+    (same architecture, same optimizer class and configuration); variable paths and
+    shapes are checked.
+
+    Returns:
+        dict with `step`, `metadata` and the variable layout.
+    """
+    directory = Path(directory)
+    metadata_path = directory / METADATA_FILE
+    if not metadata_path.is_file():
+        raise ValueError(
+            f"{str(directory)!r} is not a checkpoint: {METADATA_FILE} is missing."
+        )
+    record = json.loads(metadata_path.read_text())
+    if record.get("format") != FORMAT_VERSION:
+        raise ValueError(
+            f"Checkpoint {str(directory)!r} has format {record.get('format')!r}; this "
+            f"version reads format {FORMAT_VERSION}."
+        )
+    model_variables, optimizer_variables = _variables(model)
+    _check_layout("model", record["model_variables"], model_variables, directory)
+    _check_layout("optimizer", record["optimizer_variables"], optimizer_variables, directory)
+    with np.load(directory / STATE_FILE) as arrays:
+        for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
+            for index, variable in enumerate(variables):
+                variable.assign(arrays[f"{prefix}_{index:05d}"])
+    return record
+
+
+class CheckpointManager:
+    """Numbered checkpoints in one folder, keeping only the last `keep_last`.
+
+    Args:
+        directory: folder holding the `step_<8 digits>/` checkpoints.
+        keep_last: int >= 1. Checkpoints kept on disk; older ones are deleted after
+            each successful save.
+
+    Example:
+    >>> import tempfile, numpy as np
+    >>> from keras_dualobj.models import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(64, 1, 2, 32, 48), seed=0)
+    >>> model.compile(optimizer="auto")
+    >>> manager = CheckpointManager(tempfile.mkdtemp(), keep_last=2)
+    >>> for step in (10, 20, 30):
+    ...     _ = manager.save(model, step)
+    >>> [manager.step_of(path) for path in manager.checkpoints()]
+    [20, 30]
+    >>> manager.restore(model)["step"]
+    30
+    """
+
+    def __init__(self, directory, keep_last=3):
+        check_int("keep_last", keep_last, minimum=1)
+        self.directory = Path(directory)
+        self.keep_last = keep_last
+
+    @staticmethod
+    def step_of(path):
+        """The step a checkpoint folder was taken at."""
+        match = _CHECKPOINT_NAME.match(Path(path).name)
+        if match is None:
+            raise ValueError(f"{str(path)!r} is not named like a checkpoint (step_<digits>).")
+        return int(match.group(1))
+
+    def checkpoints(self):
+        """Complete checkpoint folders, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [
+            path
+            for path in self.directory.iterdir()
+            if _CHECKPOINT_NAME.match(path.name) and (path / METADATA_FILE).is_file()
+        ]
+        return sorted(found, key=self.step_of)
+
+    def latest(self):
+        """The newest checkpoint folder, or `None`."""
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save(self, model, step, metadata=None):
+        """Saves a checkpoint for `step` and prunes old ones; returns its folder."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / checkpoint_name(step)
+        staging = self.directory / f".{final.name}.partial-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_training_state(model, staging, step, metadata)
+        if final.exists():
+            # A resumed run passes the steps again; the new state replaces the old.
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        for old in self.checkpoints()[: -self.keep_last]:
+            shutil.rmtree(old)
+        return final
+
+    def restore(self, model, checkpoint=None):
+        """Restores `checkpoint` (default: the latest); returns its record."""
+        checkpoint = self.latest() if checkpoint is None else Path(checkpoint)
+        if checkpoint is None:
+            raise ValueError(f"No checkpoint to restore in {str(self.directory)!r}.")
+        return load_training_state(model, checkpoint)

@@ -1,0 +1,344 @@
+"""A training run: `fit()` in log segments, with checkpoints, logs and exact resume.
+
+`train()` owns an output directory:
+
+    output_dir/
+      run.json                 the run's configuration (its identity)
+      checkpoints/step_*/      the last N checkpoints (see `checkpoints.py`)
+      logs/training_log.csv    one row per log segment, by step
+      logs/tensorboard/        the same as TensorBoard scalars
+      model.keras              the final model (with its tokenizer, if any)
+
+Keras "epochs" are segments of `log_every` updates, so segment means are the logged
+values and every checkpoint falls on a segment end. A run killed at any point and
+started again with `resume=True` restores the latest checkpoint (weights, optimizer
+and schedule state, random-generator states) and asks the data for the batches from
+that step on (`train_dataset_fn(step)`), so it ends with the same weights as an
+uninterrupted run.
+"""
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_dualobj.training.callbacks import PeriodicCheckpoint
+from keras_dualobj.training.callbacks import StopOnNonFiniteLoss
+from keras_dualobj.training.callbacks import ThroughputMeter
+from keras_dualobj.training.callbacks import TrainingLogs
+from keras_dualobj.training.callbacks import TrainingProgress
+from keras_dualobj.training.callbacks import format_evaluation
+from keras_dualobj.training.checkpoints import CheckpointManager
+from keras_dualobj.utils.validation import check_int
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+# What `train()` (and the `train` command) write; `overwrite=True` deletes only these.
+OUTPUT_ENTRIES = (RUN_FILE, MODEL_FILE, CHECKPOINT_DIR, LOG_DIR, "tokenizer", "summary.json")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a finished run did.
+
+    Attributes:
+        output_dir: the run's folder.
+        start_step: 0, or the checkpoint step a resumed run restarted from.
+        total_steps: updates in the whole run (all done).
+        evaluation: held-out metrics of the final model (`ar_loss`, `md_loss`, ...)
+            or `None` without validation data.
+        tokens_per_second: mean training throughput of this process (compilation,
+            evaluation and checkpointing excluded), or `None` if no step was timed.
+        compile_seconds: time of the first step of each `fit()` call.
+        wall_seconds: wall time of `train()`.
+        model_path: the saved `.keras` model.
+        checkpoint: the final checkpoint folder.
+    """
+
+    output_dir: Path
+    start_step: int
+    total_steps: int
+    evaluation: dict
+    tokens_per_second: float
+    compile_seconds: float
+    wall_seconds: float
+    model_path: Path
+    checkpoint: Path
+
+
+def _normalise(config):
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def _differences(stored, given):
+    keys = sorted(set(stored) | set(given))
+    return [
+        f"{key}: {stored.get(key, '<absent>')!r} in the directory vs {given.get(key, '<absent>')!r} now"
+        for key in keys
+        if stored.get(key) != given.get(key)
+    ]
+
+
+def read_run_config(output_dir):
+    """The configuration stored by a run in `output_dir`, or `None`."""
+    path = Path(output_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())["config"]
+
+
+def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
+    """Decides whether a run may use `output_dir`; returns `"new"` or `"resume"`.
+
+    - A missing or empty folder: a new run.
+    - A folder holding a run (`run.json`): with `resume=True`, resumed if its
+      configuration equals `run_config` (else a `ValueError` listing the
+      differences); with `overwrite=True`, its outputs are deleted and a new run
+      starts; otherwise refused with a `ValueError` saying which flag to pass.
+    - A non-empty folder without `run.json` (not ours): refused unless
+      `overwrite=True`, which deletes only the entries a run writes
+      (`OUTPUT_ENTRIES`) and leaves other files alone.
+
+    Example:
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_dir(folder, {"seed": 0})
+    'new'
+    """
+    if resume and overwrite:
+        raise ValueError("Pass at most one of `resume` and `overwrite`; received both.")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"Output directory {str(output_dir)!r} exists and is not a folder.")
+    entries = sorted(path.name for path in output_dir.iterdir()) if output_dir.is_dir() else []
+    if not entries:
+        return "new"
+    stored = read_run_config(output_dir)
+    given = _normalise(run_config)
+    if stored is not None and resume:
+        differences = _differences(stored, given)
+        if differences:
+            raise ValueError(
+                f"Cannot resume the run in {str(output_dir)!r} with a different "
+                f"configuration: {'; '.join(differences)}. Resume with the stored "
+                "configuration, or pass --overwrite to start a new run there."
+            )
+        return "resume"
+    if overwrite:
+        for name in OUTPUT_ENTRIES:
+            path = output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return "new"
+    if stored is None:
+        raise ValueError(
+            f"Output directory {str(output_dir)!r} is not empty and holds no training "
+            f"run ({len(entries)} entries, e.g. {entries[:3]}). Choose an empty or new "
+            "folder, or pass --overwrite (deletes only what a run writes there)."
+        )
+    checkpoints = CheckpointManager(output_dir / CHECKPOINT_DIR).checkpoints()
+    latest = (
+        f"latest checkpoint at step {CheckpointManager.step_of(checkpoints[-1])}"
+        if checkpoints
+        else "no checkpoint yet"
+    )
+    differences = _differences(stored, given)
+    which = (
+        "the same configuration"
+        if not differences
+        else f"a different configuration ({'; '.join(differences[:5])})"
+    )
+    raise ValueError(
+        f"Output directory {str(output_dir)!r} already holds a training run with "
+        f"{which}; {latest}. Pass --resume to continue it or --overwrite to delete its "
+        "checkpoints and logs and start again."
+    )
+
+
+def train(
+    model,
+    train_dataset_fn,
+    total_steps,
+    output_dir,
+    tokens_per_step,
+    validation_data=None,
+    validation_steps=None,
+    run_config=None,
+    log_every=10,
+    eval_every=None,
+    checkpoint_every=None,
+    keep_checkpoints=3,
+    resume=False,
+    overwrite=False,
+    callbacks=(),
+    stream=None,
+):
+    """Trains a compiled model for `total_steps` updates, resumably.
+
+    Args:
+        model: a compiled `DualLM` (any compiled Keras model works).
+        train_dataset_fn: callable `start_step -> dataset` giving the batches of
+            steps `start_step, start_step + 1, ...` (at least up to `total_steps`),
+            e.g. a `tf.data.Dataset`; a resumed run calls it with the checkpoint's
+            step, so it must be deterministic.
+        total_steps: int. Updates in the whole run.
+        output_dir: folder of the run (see the module docstring).
+        tokens_per_step: int. `batch_size * sequence_length`, for tokens/s.
+        validation_data: optional held-out dataset; evaluated every `eval_every`
+            steps and at the end.
+        validation_steps: optional int, batches per evaluation (default: all).
+        run_config: JSON-serialisable dict identifying the run (model, data,
+            optimiser, seed). Stored as `run.json`; a resume must match it.
+        log_every: int. Steps per log segment (a Keras epoch).
+        eval_every: int multiple of `log_every`, or `None` for `10 * log_every`.
+        checkpoint_every: int multiple of `log_every`, or `None` for `eval_every`.
+        keep_checkpoints: int >= 1. Checkpoints kept on disk.
+        resume: continue the run in `output_dir` from its latest checkpoint.
+        overwrite: delete a previous run's outputs in `output_dir` first.
+        callbacks: extra Keras callbacks (run after the built-in ones).
+        stream: where progress goes; `sys.stdout` by default, `False` for silence.
+
+    Returns:
+        A `TrainingResult`.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite.
+        ValueError: bad arguments, or an output directory that holds another run.
+
+    Example:
+    >>> import tempfile, numpy as np, tensorflow as tf
+    >>> from keras_dualobj.models import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(64, 1, 2, 32, 48), seed=0)
+    >>> model.compile(optimizer="auto")
+    >>> rows = np.random.default_rng(0).integers(5, 64, (64, 16)).astype("int32")
+    >>> data = lambda start: tf.data.Dataset.from_tensor_slices(rows).batch(4).skip(start)
+    >>> result = train(model, data, total_steps=8, output_dir=tempfile.mkdtemp(),
+    ...                tokens_per_step=64, log_every=4, stream=False)
+    >>> result.total_steps, result.checkpoint.name
+    (8, 'step_00000008')
+    """
+    started = time.perf_counter()
+    check_int("total_steps", total_steps, minimum=1)
+    check_int("tokens_per_step", tokens_per_step, minimum=1)
+    check_int("log_every", log_every, minimum=1)
+    eval_every = 10 * log_every if eval_every is None else eval_every
+    check_int("eval_every", eval_every, minimum=1)
+    checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
+    check_int("checkpoint_every", checkpoint_every, minimum=1)
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if value % log_every:
+            raise ValueError(
+                f"`{name}` must be a multiple of `log_every` (checkpoints and evaluations "
+                f"fall on log-segment ends); received {name}={value}, log_every={log_every}."
+            )
+    if model.optimizer is None:
+        raise ValueError("Compile the model before `train()` (model.compile(optimizer=...)).")
+    if not callable(train_dataset_fn):
+        raise TypeError(
+            "`train_dataset_fn` must be a callable start_step -> dataset; received "
+            f"{type(train_dataset_fn).__name__}."
+        )
+    stream = sys.stdout if stream is None else stream
+    quiet = stream is False
+    run_config = _normalise(run_config or {})
+
+    output_dir = Path(output_dir)
+    mode = check_output_dir(output_dir, run_config, resume=resume, overwrite=overwrite)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    manager = CheckpointManager(output_dir / CHECKPOINT_DIR, keep_last=keep_checkpoints)
+    start_step = 0
+    if mode == "resume" and manager.latest() is not None:
+        record = manager.restore(model)
+        start_step = int(record["step"])
+        if not quiet:
+            stream.write(f"Resuming from {manager.latest()} (step {start_step}).\n")
+    elif mode == "resume" and not quiet:
+        stream.write(f"No checkpoint in {output_dir}; starting the run from step 0.\n")
+    if mode == "new":
+        (output_dir / RUN_FILE).write_text(
+            json.dumps({"config": run_config, "total_steps": total_steps}, indent=1)
+        )
+    if start_step > total_steps or (start_step % log_every and start_step != total_steps):
+        raise ValueError(
+            f"The latest checkpoint is at step {start_step}, which is not a log-segment "
+            f"end of this run (log_every={log_every}, total_steps={total_steps})."
+        )
+
+    segment = log_every
+    meter = ThroughputMeter(tokens_per_step, segment)
+    stop = StopOnNonFiniteLoss(segment, manager)
+    saver = PeriodicCheckpoint(
+        manager,
+        checkpoint_every,
+        total_steps,
+        segment,
+        metadata=lambda step: {"tokens_seen": step * tokens_per_step},
+    )
+    logs = TrainingLogs(output_dir / LOG_DIR, meter, segment, resume_step=start_step)
+    run_callbacks = [meter, stop, saver, logs]
+    if not quiet:
+        run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
+    run_callbacks.extend(callbacks)
+
+    full_segments, remainder = divmod(total_steps, segment)
+    # Full segments in one fit() call, a shorter last segment in a second one.
+    calls = []
+    if start_step < full_segments * segment:
+        calls.append((start_step, full_segments, start_step // segment, segment))
+    if remainder and start_step <= full_segments * segment:
+        calls.append((full_segments * segment, full_segments + 1, full_segments, remainder))
+    try:
+        for first_step, epochs, initial_epoch, steps_per_epoch in calls:
+            with_validation = validation_data is not None and steps_per_epoch == segment
+            model.fit(
+                train_dataset_fn(first_step),
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=validation_data if with_validation else None,
+                validation_steps=validation_steps,
+                validation_freq=eval_every // segment,
+                callbacks=run_callbacks,
+                verbose=0,
+            )
+            if stop.failed_step is not None:
+                raise TrainingDivergedError(stop.message)
+        evaluation = None
+        if validation_data is not None:
+            evaluation = model.evaluate(
+                validation_data, steps=validation_steps, return_dict=True, verbose=0
+            )
+            evaluation = {name: float(value) for name, value in evaluation.items()}
+            logs.log_row(total_steps, {f"val_{name}": v for name, v in evaluation.items()})
+            if not quiet:
+                stream.write(format_evaluation(total_steps, evaluation) + "\n")
+        final_checkpoint = manager.latest()
+        if final_checkpoint is None or manager.step_of(final_checkpoint) != total_steps:
+            final_checkpoint = manager.save(model, total_steps)
+    finally:
+        logs.close()
+    model_path = output_dir / MODEL_FILE
+    model.save(model_path)
+    rate = meter.average_tokens_per_second
+    return TrainingResult(
+        output_dir=output_dir,
+        start_step=start_step,
+        total_steps=total_steps,
+        evaluation=evaluation,
+        tokens_per_second=None if rate is None or math.isnan(rate) else rate,
+        compile_seconds=meter.compile_seconds,
+        wall_seconds=time.perf_counter() - started,
+        model_path=model_path,
+        checkpoint=final_checkpoint,
+    )
