@@ -5,6 +5,9 @@ A checkpoint is a folder `step_<8 digits>/` holding
 - `state.npz`: every model variable (weights *and* the `SeedGenerator` states that
   drive the row split and the masks) and every optimizer variable (iteration count,
   which is also the learning-rate schedule's position, momenta, velocities);
+  Under PyTorch it also holds torch's global generator state: Keras' torch backend
+  draws the masks of a `Dropout` built without a seed from that global generator
+  (`torch.nn.functional.dropout`), not from the layer's `SeedGenerator`;
 - `checkpoint.json`: the step (which is the data position: the data pipeline
   resumes at a step), the variable paths and shapes (checked on restore) and any
   caller metadata.
@@ -52,6 +55,39 @@ def _variables(model):
     return list(model.variables), list(model.optimizer.variables)
 
 
+def _global_generator_states():
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    states = {"torch_rng_cpu": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            states[f"torch_rng_cuda_{index}"] = state.cpu().numpy()
+    return states
+
+
+def restore_global_generator_states(arrays):
+    """Sets the backend's global generators to states saved in a checkpoint.
+
+    Only PyTorch has such state (see the module docstring). `fit()` itself draws
+    from torch's global generator before the first step (symbolic build, the
+    `DataLoader` iterator's base seed), so `train()` applies the saved states just
+    before the first step, not when it restores the variables.
+
+    Args:
+        arrays: the `global_generator_states` dict of a checkpoint record.
+    """
+    if keras.backend.backend() != "torch" or "torch_rng_cpu" not in arrays:
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(arrays["torch_rng_cpu"]))
+    cuda_states = sorted(name for name in arrays if name.startswith("torch_rng_cuda_"))
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.from_numpy(arrays[name]) for name in cuda_states])
+
+
 def save_training_state(model, directory, step, metadata=None):
     """Writes model and optimizer variables plus metadata into `directory`.
 
@@ -77,6 +113,7 @@ def save_training_state(model, directory, step, metadata=None):
     for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
         for index, variable in enumerate(variables):
             arrays[f"{prefix}_{index:05d}"] = keras.ops.convert_to_numpy(variable.value)
+    arrays.update(_global_generator_states())
     record = {
         "format": FORMAT_VERSION,
         "step": int(step),
@@ -107,15 +144,22 @@ def _check_layout(kind, saved, variables, directory):
         )
 
 
-def load_training_state(model, directory):
+def load_training_state(model, directory, restore_global_generators=True):
     """Restores what `save_training_state` wrote; returns the stored record.
 
     The model must be built and compiled as the one that wrote the checkpoint
     (same architecture, same optimizer class and configuration); variable paths and
     shapes are checked.
 
+    Args:
+        model: the compiled model to restore into.
+        directory: a checkpoint folder.
+        restore_global_generators: also set the backend's global generator states
+            now (see `restore_global_generator_states` for when to defer it).
+
     Returns:
-        dict with `step`, `metadata` and the variable layout.
+        dict with `step`, `metadata`, the variable layout and
+        `global_generator_states` (arrays; empty except under PyTorch).
     """
     directory = Path(directory)
     metadata_path = directory / METADATA_FILE
@@ -136,6 +180,11 @@ def load_training_state(model, directory):
         for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
             for index, variable in enumerate(variables):
                 variable.assign(arrays[f"{prefix}_{index:05d}"])
+        record["global_generator_states"] = {
+            name: arrays[name] for name in arrays.files if name.startswith("torch_rng_")
+        }
+    if restore_global_generators:
+        restore_global_generator_states(record["global_generator_states"])
     return record
 
 
@@ -206,9 +255,9 @@ class CheckpointManager:
             shutil.rmtree(old)
         return final
 
-    def restore(self, model, checkpoint=None):
+    def restore(self, model, checkpoint=None, restore_global_generators=True):
         """Restores `checkpoint` (default: the latest); returns its record."""
         checkpoint = self.latest() if checkpoint is None else Path(checkpoint)
         if checkpoint is None:
             raise ValueError(f"No checkpoint to restore in {str(self.directory)!r}.")
-        return load_training_state(model, checkpoint)
+        return load_training_state(model, checkpoint, restore_global_generators)

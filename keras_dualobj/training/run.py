@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+
 from keras_dualobj.training.callbacks import PeriodicCheckpoint
 from keras_dualobj.training.callbacks import StopOnNonFiniteLoss
 from keras_dualobj.training.callbacks import ThroughputMeter
@@ -32,6 +34,7 @@ from keras_dualobj.training.callbacks import TrainingLogs
 from keras_dualobj.training.callbacks import TrainingProgress
 from keras_dualobj.training.callbacks import format_evaluation
 from keras_dualobj.training.checkpoints import CheckpointManager
+from keras_dualobj.training.checkpoints import restore_global_generator_states
 from keras_dualobj.utils.validation import check_int
 
 RUN_FILE = "run.json"
@@ -166,6 +169,24 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
     )
 
 
+class _RestoreGlobalGenerators(keras.callbacks.Callback):
+    """Applies a checkpoint's global generator states just before the first step.
+
+    Not earlier: under PyTorch, `fit()` draws from the global generator while it
+    builds the model and when it opens the data iterator (a torch `DataLoader`
+    takes a base seed), which the uninterrupted run did only once, at its start.
+    """
+
+    def __init__(self, states):
+        super().__init__()
+        self.states = states
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.states:
+            restore_global_generator_states(self.states)
+            self.states = {}
+
+
 def train(
     model,
     train_dataset_fn,
@@ -258,9 +279,11 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     manager = CheckpointManager(output_dir / CHECKPOINT_DIR, keep_last=keep_checkpoints)
     start_step = 0
+    generator_states = {}
     if mode == "resume" and manager.latest() is not None:
-        record = manager.restore(model)
+        record = manager.restore(model, restore_global_generators=False)
         start_step = int(record["step"])
+        generator_states = record["global_generator_states"]
         if not quiet:
             stream.write(f"Resuming from {manager.latest()} (step {start_step}).\n")
     elif mode == "resume" and not quiet:
@@ -286,7 +309,7 @@ def train(
         metadata=lambda step: {"tokens_seen": step * tokens_per_step},
     )
     logs = TrainingLogs(output_dir / LOG_DIR, meter, segment, resume_step=start_step)
-    run_callbacks = [meter, stop, saver, logs]
+    run_callbacks = [_RestoreGlobalGenerators(generator_states), meter, stop, saver, logs]
     if not quiet:
         run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
     run_callbacks.extend(callbacks)
@@ -310,6 +333,8 @@ def train(
                 validation_steps=validation_steps,
                 validation_freq=eval_every // segment,
                 callbacks=run_callbacks,
+                # The data decides the order (it must, to resume at a step).
+                shuffle=False,
                 verbose=0,
             )
             if stop.failed_step is not None:
