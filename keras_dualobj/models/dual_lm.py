@@ -409,6 +409,14 @@ class DualLM(keras.Model):
             optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips compiling a loaded model whose class overrides `compile()`,
+        # which would drop the saved optimizer (and its state) from a `.keras` file.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def evaluate(self, *args, **kwargs):
         # The same masks on every call make held-out MD estimates comparable.
         self.elbo_seed_generator.state.assign(
