@@ -32,6 +32,7 @@ STATE_FILE = "state.npz"
 METADATA_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"^step_(\d{8,})$")
+_NAME_NUMBER = re.compile(r"_\d+$")
 
 
 def checkpoint_name(step):
@@ -131,9 +132,16 @@ def save_training_state(model, directory, step, metadata=None):
     return directory
 
 
+def _layout_key(path, shape):
+    # Keras makes automatic names unique per process ("matrix_muon_1",
+    # "seed_generator_7"), so a restoring process may number them differently; the
+    # order and shapes of the variables still have to agree.
+    return ["/".join(_NAME_NUMBER.sub("", part) for part in path.split("/")), list(shape)]
+
+
 def _check_layout(kind, saved, variables, directory):
     current = [[v.path, list(v.shape)] for v in variables]
-    if saved != current:
+    if [_layout_key(*entry) for entry in saved] != [_layout_key(*entry) for entry in current]:
         differences = [
             f"{a} vs {b}" for a, b in zip(saved, current) if a != b
         ] or [f"{len(saved)} saved vs {len(current)} now"]
