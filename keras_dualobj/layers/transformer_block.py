@@ -1,0 +1,123 @@
+"""One pre-norm Transformer block of the dual model."""
+
+import keras
+
+from keras_dualobj.layers.dual_attention import DualAttention
+from keras_dualobj.layers.initializers import clone_initializer
+from keras_dualobj.layers.swiglu import SwiGLUFeedForward
+
+
+@keras.saving.register_keras_serializable(package="keras_dualobj")
+class DualTransformerBlock(keras.layers.Layer):
+    """Pre-norm residual block: `x + attention(norm(x))`, then `x + swiglu(norm(x))`.
+
+    RMSNorm, bias-free projections, rotary positions. The attention mask passed in
+    decides causal / bidirectional / prefix-LM attention per row (see
+    `dual_attention_mask`).
+
+    Args:
+        num_heads: int. Attention heads.
+        head_dim: int. Width of each head.
+        intermediate_dim: int. SwiGLU hidden width.
+        rope_max_wavelength: float. RoPE base θ.
+        layer_norm_epsilon: float. RMSNorm epsilon.
+        dropout: float. Dropout after attention and feed-forward.
+        kernel_initializer: initializer of the projection matrices.
+
+    Example:
+    >>> import numpy as np
+    >>> block = DualTransformerBlock(num_heads=2, head_dim=4, intermediate_dim=16)
+    >>> mask = np.ones((1, 3, 3), bool)
+    >>> block(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape
+    (1, 3, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        intermediate_dim,
+        rope_max_wavelength=10000,
+        layer_norm_epsilon=1e-7,
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.intermediate_dim = intermediate_dim
+        self.rope_max_wavelength = rope_max_wavelength
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, inputs_shape):
+        self.attention_norm = keras.layers.RMSNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_norm"
+        )
+        self.attention_norm.build(inputs_shape)
+        self.attention = DualAttention(
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            rope_max_wavelength=self.rope_max_wavelength,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention.build(inputs_shape)
+        self.feed_forward_norm = keras.layers.RMSNormalization(
+            epsilon=self.layer_norm_epsilon,
+            dtype=self.dtype_policy,
+            name="feed_forward_norm",
+        )
+        self.feed_forward_norm.build(inputs_shape)
+        self.feed_forward = SwiGLUFeedForward(
+            intermediate_dim=self.intermediate_dim,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            dtype=self.dtype_policy,
+            name="feed_forward",
+        )
+        self.feed_forward.build(inputs_shape)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def call(
+        self,
+        hidden_states,
+        attention_mask,
+        cache=None,
+        cache_update_index=None,
+        training=None,
+    ):
+        attended = self.attention(
+            self.attention_norm(hidden_states),
+            attention_mask=attention_mask,
+            cache=cache,
+            cache_update_index=cache_update_index,
+        )
+        if cache is not None:
+            attended, cache = attended
+        hidden_states = hidden_states + self.dropout_layer(attended, training=training)
+        fed = self.feed_forward(self.feed_forward_norm(hidden_states))
+        hidden_states = hidden_states + self.dropout_layer(fed, training=training)
+        if cache is not None:
+            return hidden_states, cache
+        return hidden_states
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "rope_max_wavelength": self.rope_max_wavelength,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,186 @@
+"""The dual model's Transformer: one network for causal, bidirectional and prefix-LM use."""
+
+import keras
+from keras_hub.models import Backbone
+
+from keras_dualobj.layers.attention_mask import DualAttentionMask
+from keras_dualobj.layers.transformer_block import DualTransformerBlock
+from keras_dualobj.utils.validation import check_float
+from keras_dualobj.utils.validation import check_int
+
+
+@keras.saving.register_keras_serializable(package="keras_dualobj")
+class DualBackbone(Backbone):
+    """Decoder-style Transformer whose attention mode is chosen per row.
+
+    The architecture of Samuel & Charpentier (arXiv 2512.14549): token embedding,
+    `num_layers` pre-norm blocks (RMSNorm, bias-free multi-head attention with rotary
+    position embeddings, SwiGLU feed-forward) and a final RMSNorm. There is no
+    architectural difference between the autoregressive and the masked-diffusion use:
+    only the attention mask changes. Each row carries a `prefix_length`: positions
+    before it attend bidirectionally, positions after it causally, so `0` is a causal
+    (AR) row, `>= length` a bidirectional (MD) row and anything between a prefix-LM row.
+    `document_ids` keep packed documents from attending to each other in every mode.
+
+    The backbone returns the final hidden states `[batch, length, hidden_dim]`;
+    `token_embedding(hidden, reverse=True)` maps them to logits through the output
+    head, which is a separate (untied) matrix unless `tie_word_embeddings=True`.
+
+    Args:
+        vocabulary_size: int. Number of token ids.
+        num_layers: int. Number of Transformer blocks.
+        num_heads: int. Attention heads per block; must divide `hidden_dim`.
+        hidden_dim: int. Width of the residual stream.
+        intermediate_dim: int. Hidden width of the SwiGLU feed-forward network.
+        max_sequence_length: int. Longest sequence the model is meant for (RoPE has no
+            hard limit; generation checks against it). Defaults to `2048`.
+        rope_max_wavelength: float. RoPE base θ. Defaults to `10000` (the paper: 160000).
+        layer_norm_epsilon: float. RMSNorm epsilon. Defaults to `1e-7` (the paper's).
+        dropout: float. Residual dropout rate. Defaults to `0`.
+        tie_word_embeddings: bool. Share the input embedding with the output head.
+            Defaults to `False` (the paper's untied head).
+        initializer_range: float. Standard deviation of the normal initializer.
+        dtype: string or `keras.DTypePolicy`, the computation and weight dtype.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = DualBackbone(
+    ...     vocabulary_size=300, num_layers=2, num_heads=2, hidden_dim=32,
+    ...     intermediate_dim=64, max_sequence_length=64)
+    >>> inputs = {
+    ...     "token_ids": np.ones((2, 16), "int32"),
+    ...     "document_ids": np.zeros((2, 16), "int32"),
+    ...     "prefix_lengths": np.array([0, 16], "int32"),  # causal row, bidirectional row
+    ... }
+    >>> backbone(inputs).shape
+    (2, 16, 32)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        max_sequence_length=2048,
+        rope_max_wavelength=10000,
+        layer_norm_epsilon=1e-7,
+        dropout=0.0,
+        tie_word_embeddings=False,
+        initializer_range=0.02,
+        dtype=None,
+        **kwargs,
+    ):
+        check_int("vocabulary_size", vocabulary_size, minimum=2)
+        check_int("num_layers", num_layers, minimum=1)
+        check_int("num_heads", num_heads, minimum=1)
+        check_int("hidden_dim", hidden_dim, minimum=2)
+        check_int("intermediate_dim", intermediate_dim, minimum=1)
+        check_int("max_sequence_length", max_sequence_length, minimum=2)
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
+                f"hidden_dim={hidden_dim}."
+            )
+        head_dim = hidden_dim // num_heads
+        if head_dim % 2:
+            raise ValueError(
+                "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
+                f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
+                f"(head width {head_dim})."
+            )
+        check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
+        check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
+        check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+        check_float("initializer_range", initializer_range, minimum=0.0)
+        if not isinstance(tie_word_embeddings, bool):
+            raise TypeError(
+                "`tie_word_embeddings` must be True or False; received "
+                f"tie_word_embeddings={tie_word_embeddings!r}."
+            )
+
+        # === Layers ===
+        initializer = keras.initializers.RandomNormal(stddev=initializer_range)
+        self.token_embedding = keras.layers.ReversibleEmbedding(
+            input_dim=vocabulary_size,
+            output_dim=hidden_dim,
+            tie_weights=tie_word_embeddings,
+            embeddings_initializer=initializer,
+            dtype=dtype,
+            name="token_embedding",
+        )
+        self.attention_mask_layer = DualAttentionMask(dtype=dtype, name="attention_mask")
+        self.transformer_layers = [
+            DualTransformerBlock(
+                num_heads=num_heads,
+                head_dim=head_dim,
+                intermediate_dim=intermediate_dim,
+                rope_max_wavelength=rope_max_wavelength,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dropout=dropout,
+                kernel_initializer=initializer,
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.RMSNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        )
+
+        # === Functional Model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        document_ids = keras.Input(shape=(None,), dtype="int32", name="document_ids")
+        prefix_lengths = keras.Input(shape=(), dtype="int32", name="prefix_lengths")
+        attention_mask = self.attention_mask_layer(document_ids, prefix_lengths)
+        hidden_states = self.token_embedding(token_ids)
+        for block in self.transformer_layers:
+            hidden_states = block(hidden_states, attention_mask=attention_mask)
+        hidden_states = self.final_norm(hidden_states)
+        super().__init__(
+            inputs={
+                "token_ids": token_ids,
+                "document_ids": document_ids,
+                "prefix_lengths": prefix_lengths,
+            },
+            outputs=hidden_states,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.rope_max_wavelength = rope_max_wavelength
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout = dropout
+        self.tie_word_embeddings = tie_word_embeddings
+        self.initializer_range = initializer_range
+
+    @property
+    def head_dim(self):
+        return self.hidden_dim // self.num_heads
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "max_sequence_length": self.max_sequence_length,
+                "rope_max_wavelength": self.rope_max_wavelength,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "dropout": self.dropout,
+                "tie_word_embeddings": self.tie_word_embeddings,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config
