@@ -79,10 +79,9 @@ class BytePairTokenizer(keras_hub.tokenizers.BytePairTokenizer):
             **kwargs,
         )
 
-    def set_vocabulary_and_merges(self, vocabulary, merges):
-        super().set_vocabulary_and_merges(vocabulary, merges)
-        if self.vocabulary is None:
-            return
+    def _update_special_token_ids(self):
+        # keras-hub calls this once a vocabulary is set; check our fixed layout
+        # first so that the error names the ids, not just a missing token.
         wrong = {
             token: self.vocabulary.get(token)
             for token_id, token in enumerate(special_tokens.SPECIAL_TOKENS)
@@ -92,9 +91,10 @@ class BytePairTokenizer(keras_hub.tokenizers.BytePairTokenizer):
             raise ValueError(
                 "The vocabulary must map the 16 reserved tokens to ids 0..15 "
                 f"({dict(zip(special_tokens.SPECIAL_TOKENS[:5], range(5)))}, ...). "
-                f"These are missing or elsewhere: {wrong}. Train with "
+                f"These are missing (None) or elsewhere: {wrong}. Train with "
                 "`train_bpe_tokenizer`, which reserves them."
             )
+        super()._update_special_token_ids()
 
     def _set_vocabulary_and_merges_tokenizers(self, vocabulary, merges):
         super()._set_vocabulary_and_merges_tokenizers(vocabulary, merges)

@@ -127,11 +127,16 @@ class ByteTokenizer(Tokenizer):
     def _tokenize_tf(self, inputs):
         inputs = tf.convert_to_tensor(inputs, dtype=tf.string)
         byte_strings = tf.strings.bytes_split(inputs)
+
+        def to_ids(single_bytes):
+            # Each element is exactly one byte; reshape (not squeeze) so that an
+            # empty string gives shape [0] rather than failing on [0, 0].
+            return tf.reshape(tf.io.decode_raw(single_bytes, tf.uint8), [-1])
+
         if isinstance(byte_strings, tf.RaggedTensor):
-            ids = tf.ragged.map_flat_values(tf.io.decode_raw, byte_strings, tf.uint8)
-            ids = tf.squeeze(ids, -1)
+            ids = tf.ragged.map_flat_values(to_ids, byte_strings)
         else:
-            ids = tf.squeeze(tf.io.decode_raw(byte_strings, tf.uint8), -1)
+            ids = to_ids(byte_strings)
         return tf.cast(ids, self.compute_dtype) + BYTE_OFFSET
 
     def tokenize_batch_to_arrays(self, texts):

@@ -52,7 +52,13 @@ class PreparedData:
         `RepetitionPlan.fit_arguments`); needs `start_step` at an epoch
         boundary.
         """
-        arguments = {"x": self.train_dataset, **self.plan.fit_arguments(self.start_step)}
+        arguments = {
+            "x": self.train_dataset,
+            # The dataset is already reshuffled per epoch; Keras' own shuffle
+            # does not apply to datasets and only warns.
+            "shuffle": False,
+            **self.plan.fit_arguments(self.start_step),
+        }
         if self.validation_dataset is not None:
             arguments["validation_data"] = self.validation_dataset
         return arguments
