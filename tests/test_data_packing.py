@@ -94,7 +94,9 @@ def test_packing_rejects_bad_input():
         pack_documents([[20, 21]], 4.0)
     with pytest.raises(ValueError, match="empty corpus"):
         pack_documents([], 4)
-    with pytest.raises(ValueError, match=r"shorter than one row: 5 tokens.*2 documents.*sequence_length=8"):
+    with pytest.raises(
+        ValueError, match=r"shorter than one row: 5 tokens.*2 documents.*sequence_length=8"
+    ):
         pack_documents([[20, 21], [30]], 8)
     with pytest.raises(TypeError, match="Document 1.*integer"):
         pack_documents([[20, 21], [0.5, 1.5]], 2)

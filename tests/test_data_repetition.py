@@ -173,7 +173,9 @@ def test_plan_arithmetic(rows):
 def test_plan_rejects_bad_input(rows):
     with pytest.raises(ValueError, match=r"unique_tokens=1,001.*holds 1,000 tokens"):
         plan_repetition(rows, batch_size=4, unique_tokens=1001)
-    with pytest.raises(ValueError, match=r"token_budget=8,000 / repetitions=4 = 2,000.*1,000 tokens"):
+    with pytest.raises(
+        ValueError, match=r"token_budget=8,000 / repetitions=4 = 2,000.*1,000 tokens"
+    ):
         plan_repetition(rows, batch_size=4, token_budget=8000, repetitions=4)
     with pytest.raises(ValueError, match=r"repetitions.*>= 1.*Received: 0"):
         plan_repetition(rows, batch_size=4, repetitions=0)
