@@ -167,6 +167,8 @@ class DualLM(keras.Model):
         self.eos_token_id = special_ids["eos_token_id"]
         self.pad_token_id = special_ids["pad_token_id"]
         self.mask_token_id = special_ids["mask_token_id"]
+        # Every variable exists once the (built) backbone is attached.
+        self.built = True
 
     # --- Forward passes -------------------------------------------------------
 
@@ -410,8 +412,7 @@ class DualLM(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
-        # Keras skips compiling a loaded model whose class overrides `compile()`,
-        # which would drop the saved optimizer (and its state) from a `.keras` file.
+        # Keras skips models with a custom compile(); ours accepts its own config.
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
