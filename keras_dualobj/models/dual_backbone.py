@@ -184,3 +184,34 @@ class DualBackbone(Backbone):
             }
         )
         return config
+
+    # === Presets (keras_dualobj.models.presets) ===
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A backbone from a named preset of `keras_dualobj.models.presets`.
+
+        Our presets are architectures only (fresh weights), so `load_weights` has no
+        effect for them; keyword arguments override the preset's config (e.g.
+        `vocabulary_size` to match a tokenizer). Any other `preset` (a saved preset
+        directory, a Kaggle or Hugging Face handle) is loaded by keras-hub's
+        `Backbone.from_preset`.
+
+        Example:
+        >>> backbone = DualBackbone.from_preset("tiny", vocabulary_size=300)
+        >>> backbone.num_layers, backbone.vocabulary_size
+        (2, 300)
+        """
+        from keras_dualobj.models.presets import PRESETS
+        from keras_dualobj.models.presets import get_preset
+
+        if preset in PRESETS:
+            config = get_preset(preset)["backbone"]
+            config.update(kwargs)
+            return cls(**config)
+        if isinstance(preset, str) and "/" not in preset and ":" not in preset:
+            raise ValueError(
+                f"Unknown preset {preset!r}; accepted are {list(PRESETS)}, a saved preset "
+                "directory, or a Kaggle / Hugging Face handle."
+            )
+        return super().from_preset(preset, load_weights=load_weights, **kwargs)

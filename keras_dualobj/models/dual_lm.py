@@ -458,6 +458,32 @@ class DualLM(keras.Model):
             config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
         return cls(**config)
 
+    # === Presets (keras_dualobj.models.presets) ===
+
+    @classmethod
+    def from_preset(cls, preset, tokenizer=None, **kwargs):
+        """A `DualLM` on a `DualBackbone.from_preset(preset)` backbone.
+
+        Keyword arguments that `DualBackbone` takes (e.g. `vocabulary_size`,
+        `dropout`, `max_sequence_length`) go to the backbone, the rest (e.g.
+        `ar_fraction`, `seed`) to `DualLM`. With a `tokenizer` and no
+        `vocabulary_size`, the vocabulary is the tokenizer's.
+
+        Example:
+        >>> model = DualLM.from_preset("tiny", ar_fraction=0.25, vocabulary_size=300)
+        >>> model.ar_fraction, model.backbone.vocabulary_size
+        (0.25, 300)
+        """
+        import inspect
+
+        backbone_arguments = set(inspect.signature(DualBackbone.__init__).parameters)
+        backbone_kwargs = {k: v for k, v in kwargs.items() if k in backbone_arguments}
+        task_kwargs = {k: v for k, v in kwargs.items() if k not in backbone_arguments}
+        if tokenizer is not None and "vocabulary_size" not in backbone_kwargs:
+            backbone_kwargs["vocabulary_size"] = int(tokenizer.vocabulary_size())
+        backbone = DualBackbone.from_preset(preset, **backbone_kwargs)
+        return cls(backbone, tokenizer=tokenizer, **task_kwargs)
+
 
 def _unpack_features(inputs):
     """`{"token_ids", "document_ids"[, "prefix_lengths"]}` from ids or a dict."""

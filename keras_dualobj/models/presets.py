@@ -1,0 +1,166 @@
+"""Named model configurations, from CPU tests to the paper's 470M model.
+
+Each preset is an architecture (a `DualBackbone` config; weights are freshly
+initialised, there are no pretrained checkpoints) plus training defaults the `train`
+command uses (sequence length, batch size, optimiser, learning rate, tokenizer).
+
+| preset | layers x width | heads | SwiGLU | RoPE θ | vocabulary | total | non-embedding |
+|---|---|---|---|---|---|---|---|
+| `tiny` | 2 x 64 | 4 | 172 | 10,000 | 272 (bytes) | 133,952 | 99,136 |
+| `small` | 4 x 128 | 4 | 344 | 10,000 | 272 (bytes) | 861,312 | 791,680 |
+| `base` | 12 x 768 | 12 | 2,048 | 160,000 | 51,200 (tied) | 124,275,456 | 84,953,856 |
+| `paper-470m` | 24 x 1,024 | 16 | 3,554 | 160,000 | 51,200 | 467,600,384 | 362,742,784 |
+
+"Non-embedding" leaves out the input embedding and the output head, as the paper's
+"360M non-embedding parameters" does; `paper-470m` is the paper's model (470M total).
+`base` is the only preset with a tied head, which puts it at GPT-2-small size
+(~125M); the others keep the paper's untied head. `parameter_counts` computes these
+numbers from a config without building the model.
+"""
+
+import copy
+
+# Training defaults are what the `train` command uses unless told otherwise.
+PRESETS = {
+    "tiny": {
+        "description": "2 x 64, byte vocabulary: CPU tests in seconds.",
+        "backbone": {
+            "vocabulary_size": 272,
+            "num_layers": 2,
+            "num_heads": 4,
+            "hidden_dim": 64,
+            "intermediate_dim": 172,
+            "max_sequence_length": 64,
+            "rope_max_wavelength": 10000,
+        },
+        "training": {
+            "sequence_length": 64,
+            "batch_size": 16,
+            "optimizer": "muon",
+            "learning_rate": 1e-2,
+            "tokenizer": "byte",
+            "token_budget": 65_536,
+        },
+    },
+    "small": {
+        "description": "4 x 128, byte vocabulary (the pilot's model): a CPU demo in minutes.",
+        "backbone": {
+            "vocabulary_size": 272,
+            "num_layers": 4,
+            "num_heads": 4,
+            "hidden_dim": 128,
+            "intermediate_dim": 344,
+            "max_sequence_length": 128,
+            "rope_max_wavelength": 10000,
+        },
+        "training": {
+            "sequence_length": 128,
+            "batch_size": 32,
+            "optimizer": "muon",
+            "learning_rate": 1e-2,
+            "tokenizer": "byte",
+            "token_budget": 1_048_576,
+        },
+    },
+    "base": {
+        "description": "12 x 768, tied head (~125M, GPT-2-small size): one accelerator.",
+        "backbone": {
+            "vocabulary_size": 51200,
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "intermediate_dim": 2048,
+            "max_sequence_length": 2048,
+            "rope_max_wavelength": 160000,
+            "tie_word_embeddings": True,
+        },
+        "training": {
+            "sequence_length": 2048,
+            "batch_size": 256,
+            "optimizer": "muon",
+            "learning_rate": 7e-3,
+            "tokenizer": "bpe",
+            "token_budget": 2**33,
+        },
+    },
+    "paper-470m": {
+        "description": "24 x 1024, the paper's 470M model (arXiv 2512.14549).",
+        "backbone": {
+            "vocabulary_size": 51200,
+            "num_layers": 24,
+            "num_heads": 16,
+            "hidden_dim": 1024,
+            "intermediate_dim": 3554,
+            "max_sequence_length": 2048,
+            "rope_max_wavelength": 160000,
+            "layer_norm_epsilon": 1e-7,
+        },
+        "training": {
+            # 2048 sequences of 2048 tokens per step, 8192 steps: 2^35 tokens.
+            "sequence_length": 2048,
+            "batch_size": 2048,
+            "optimizer": "muon",
+            "learning_rate": 7e-3,
+            "tokenizer": "bpe",
+            "token_budget": 2**35,
+        },
+    },
+}
+
+
+def preset_names():
+    """The preset names, smallest first.
+
+    Example:
+    >>> preset_names()
+    ['tiny', 'small', 'base', 'paper-470m']
+    """
+    return list(PRESETS)
+
+
+def get_preset(name):
+    """A copy of preset `name`: `{"description", "backbone", "training"}`.
+
+    Example:
+    >>> get_preset("paper-470m")["backbone"]["intermediate_dim"]
+    3554
+    """
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; accepted presets are {preset_names()}.")
+    return copy.deepcopy(PRESETS[name])
+
+
+def parameter_counts(backbone_config):
+    """Parameter counts of a `DualBackbone` config, without building it.
+
+    Per block: q, k, v, o (`4 * hidden^2`, bias-free), SwiGLU gate, up, down
+    (`3 * hidden * intermediate`) and two RMSNorm scales (`2 * hidden`); plus the
+    token embedding (`vocabulary * hidden`), the output head (the same again unless
+    tied) and the final RMSNorm scale.
+
+    Args:
+        backbone_config: dict with `vocabulary_size`, `num_layers`, `hidden_dim`,
+            `intermediate_dim` and optionally `tie_word_embeddings`.
+
+    Returns:
+        dict with `total`, `embedding` (input embedding + untied head) and
+        `non_embedding`.
+
+    Example:
+    >>> counts = parameter_counts(get_preset("paper-470m")["backbone"])
+    >>> round(counts["total"] / 1e6), round(counts["non_embedding"] / 1e6)
+    (468, 363)
+    """
+    vocabulary = backbone_config["vocabulary_size"]
+    layers = backbone_config["num_layers"]
+    hidden = backbone_config["hidden_dim"]
+    intermediate = backbone_config["intermediate_dim"]
+    tied = backbone_config.get("tie_word_embeddings", False)
+    per_block = 4 * hidden * hidden + 3 * hidden * intermediate + 2 * hidden
+    non_embedding = layers * per_block + hidden
+    embedding = vocabulary * hidden * (1 if tied else 2)
+    return {
+        "total": non_embedding + embedding,
+        "embedding": embedding,
+        "non_embedding": non_embedding,
+    }
