@@ -59,7 +59,7 @@ PRESETS = {
             "optimizer": "muon",
             "learning_rate": 1e-2,
             "tokenizer": "byte",
-            "token_budget": 1_048_576,
+            "token_budget": 524_288,
         },
     },
     "base": {

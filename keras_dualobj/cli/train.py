@@ -1,0 +1,438 @@
+"""`keras-dualobj train`: corpus → tokenizer → preset model → resumable dual training.
+
+Example (the README's main job, a few minutes on a 2-core CPU):
+
+    keras-dualobj train --preset small --output-dir runs/small
+
+It prints which corpus it used and the repetition plan, a progress line with tokens/s
+and both losses, held-out AR and MD losses during training, and a summary with the
+final held-out losses and a sample generated each way. The output directory gets
+`run.json`, checkpoints, CSV and TensorBoard logs, `model.keras`, the tokenizer and
+`summary.json`. `--resume` continues a killed run from its last checkpoint and ends
+with the same weights as an uninterrupted run.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+RUN_FORMAT = 1
+# Arguments that define a run: a `--resume` must not change them. The others
+# (how often to evaluate, checkpoint or sample) may differ between the two calls.
+IDENTITY_DEFAULTS = {
+    "preset": "small",
+    "source": "auto",
+    "path": None,
+    "tfds_name": "tiny_shakespeare",
+    "local_copy": None,
+    "document_split": "paragraphs",
+    "tokenizer": None,  # the preset's
+    "vocabulary_size": 2048,
+    "ar_fraction": 0.5,
+    "md_variant": "shifted",
+    "ar_loss_weight": 1.0,
+    "z_loss_weight": 0.0,
+    "elbo_samples": 1,
+    "repetitions": 1,
+    "unique_tokens": None,
+    "token_budget": None,  # the preset's, unless --unique-tokens is given
+    "sequence_length": None,  # the preset's
+    "batch_size": None,  # the preset's
+    "optimizer": None,  # the preset's
+    "learning_rate": None,  # the preset's
+    "warmup_fraction": 0.01,
+    "decay_fraction": 0.25,
+    "decay_shape": "linear",
+    "weight_decay": 0.1,
+    "clip_norm": None,
+    "dropout": 0.0,
+    "seed": 0,
+    "log_every": 10,
+}
+OPERATIONAL_DEFAULTS = {
+    "eval_every": None,
+    "checkpoint_every": None,
+    "keep_checkpoints": 3,
+    "eval_batches": None,
+    "sample_length": 64,
+    "prompt_length": 32,
+    "data_dir": None,
+}
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train a dual-objective model (progress, logs, checkpoints, --resume)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Every default is None here and filled in later, so that a --resume can tell
+    # what was given explicitly; --help shows the effective defaults in the text.
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
+    model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
+    model.add_argument("--md-variant", help="shifted (MNTP, the paper's) or unshifted (MDLM)")
+    model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
+    model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
+    model.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 1)")
+    model.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--source", help="auto, tfds, text, jsonl or builtin (default: auto)")
+    data.add_argument("--path", help="file or folder for --source text / jsonl")
+    data.add_argument("--tfds-name", help="TFDS dataset (default: tiny_shakespeare)")
+    data.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
+    data.add_argument("--data-dir", help="TFDS data directory (default: TFDS's)")
+    data.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
+    data.add_argument("--tokenizer", help="byte, bpe, or a saved tokenizer folder (default: the preset's)")
+    data.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
+    data.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
+    data.add_argument("--batch-size", type=int, help="rows per step (default: the preset's)")
+    data.add_argument("--repetitions", type=int, help="R, epochs over the unique tokens (default: 1)")
+    budget = data.add_mutually_exclusive_group()
+    budget.add_argument("--unique-tokens", type=int, help="U, unique training tokens")
+    budget.add_argument("--token-budget", type=int, help="C, tokens seen in total (U = C / R; default: the preset's)")
+    data.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
+
+    optimization = parser.add_argument_group("optimisation")
+    optimization.add_argument("--optimizer", help="muon (Muon + AdamW, the paper's) or adamw (default: the preset's)")
+    optimization.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
+    optimization.add_argument("--warmup-fraction", type=float, help="share of steps warming up (default: 0.01)")
+    optimization.add_argument("--decay-fraction", type=float, help="share of steps decaying (default: 0.25)")
+    optimization.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
+    optimization.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
+    optimization.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output-dir", required=True, help="folder of the run (checkpoints, logs, model)")
+    run.add_argument("--log-every", type=int, help="steps per logged segment (default: 10)")
+    run.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (a multiple of --log-every; default: about 4 per run)")
+    run.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (a multiple of --log-every; default: --eval-every)")
+    run.add_argument("--keep-checkpoints", type=int, help="checkpoints kept on disk (default: 3)")
+    run.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default: all)")
+    run.add_argument("--sample-length", type=int, help="tokens generated for each summary sample (default: 64)")
+    run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
+    flags = run.add_mutually_exclusive_group()
+    flags.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    flags.add_argument("--overwrite", action="store_true", help="delete the run in --output-dir and start again")
+    parser.set_defaults(run=run_train)
+    return parser
+
+
+def _explicit(args, names):
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def resolve_config(args):
+    """The run's configuration: explicit arguments, else a stored run's, else defaults.
+
+    With `--resume`, the stored configuration of the run in `--output-dir` is the
+    base and an explicit argument that differs from it is an error.
+    """
+    from keras_dualobj.models.presets import get_preset
+    from keras_dualobj.training.run import read_run_config
+
+    given = _explicit(args, IDENTITY_DEFAULTS)
+    stored = read_run_config(args.output_dir) if args.resume else None
+    if stored is not None:
+        conflicts = [
+            f"--{name.replace('_', '-')} {value!r} (the run has {stored.get(name)!r})"
+            for name, value in given.items()
+            if stored.get(name) != value
+        ]
+        if conflicts:
+            raise ValueError(
+                f"--resume continues the run in {args.output_dir} as it was configured; "
+                f"drop or correct: {'; '.join(conflicts)}."
+            )
+        return dict(stored)
+    config = dict(IDENTITY_DEFAULTS, **given)
+    preset = get_preset(config["preset"])
+    training = preset["training"]
+    for name in ("tokenizer", "sequence_length", "batch_size", "optimizer", "learning_rate"):
+        if config[name] is None:
+            config[name] = training[name]
+    if config["token_budget"] is None and config["unique_tokens"] is None:
+        config["token_budget"] = training["token_budget"]
+    config["format"] = RUN_FORMAT
+    return config
+
+
+def _operational(args):
+    return dict(OPERATIONAL_DEFAULTS, **_explicit(args, OPERATIONAL_DEFAULTS))
+
+
+def _default_eval_every(total_steps, log_every):
+    # About four evaluations per run, on log-segment ends.
+    return log_every * max(1, round(total_steps / (4 * log_every)))
+
+
+def run_train(args):
+    try:
+        return _run_train(args)
+    except ValueError as error:
+        print(f"keras-dualobj train: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_train(args):
+    started = time.perf_counter()
+    config = resolve_config(args)
+    options = _operational(args)
+    output_dir = Path(args.output_dir)
+
+    import keras
+
+    from keras_dualobj.data import make_training_dataset
+    from keras_dualobj.data import prepare_data
+    from keras_dualobj.data import save_tokenizer
+    from keras_dualobj.models import DualLM
+    from keras_dualobj.models.presets import get_preset
+    from keras_dualobj.models.presets import parameter_counts
+    from keras_dualobj.training import TrainingDivergedError
+    from keras_dualobj.training import build_optimizer
+    from keras_dualobj.training import check_output_dir
+    from keras_dualobj.training import train
+
+    # Refuse a foreign output directory before spending minutes on data.
+    mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
+    tokenizer_dir = output_dir / "tokenizer"
+    tokenizer = config["tokenizer"]
+    if mode == "resume" and tokenizer_dir.is_dir():
+        # A retrained BPE could differ; the run's own tokenizer is authoritative.
+        tokenizer = str(tokenizer_dir)
+    data = prepare_data(
+        config["source"],
+        sequence_length=config["sequence_length"],
+        batch_size=config["batch_size"],
+        tokenizer=tokenizer,
+        vocabulary_size=config["vocabulary_size"],
+        repetitions=config["repetitions"],
+        unique_tokens=config["unique_tokens"],
+        token_budget=config["token_budget"],
+        seed=config["seed"],
+        path=config["path"],
+        tfds_name=config["tfds_name"],
+        local_copy=config["local_copy"],
+        document_split=config["document_split"],
+        data_dir=options["data_dir"],
+        verbose=True,
+    )
+    plan = data.plan
+    total_steps = plan.total_steps
+    log_every = min(config["log_every"], total_steps)
+    eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
+    checkpoint_every = options["checkpoint_every"] or eval_every
+
+    keras.utils.set_random_seed(config["seed"])
+    preset = get_preset(config["preset"])
+    model = DualLM.from_preset(
+        config["preset"],
+        tokenizer=data.tokenizer,
+        max_sequence_length=max(
+            config["sequence_length"], preset["backbone"]["max_sequence_length"]
+        ),
+        dropout=config["dropout"],
+        ar_fraction=config["ar_fraction"],
+        md_variant=config["md_variant"],
+        ar_loss_weight=config["ar_loss_weight"],
+        z_loss_weight=config["z_loss_weight"],
+        elbo_samples=config["elbo_samples"],
+        seed=config["seed"],
+    )
+    model.compile(
+        optimizer=build_optimizer(
+            model,
+            optimizer=config["optimizer"],
+            learning_rate=config["learning_rate"],
+            total_steps=total_steps,
+            warmup_fraction=config["warmup_fraction"],
+            decay_fraction=config["decay_fraction"],
+            decay_shape=config["decay_shape"],
+            weight_decay=config["weight_decay"],
+            clip_norm=config["clip_norm"],
+        )
+    )
+    counts = parameter_counts(model.backbone.get_config())
+    print(
+        f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
+        f"({counts['non_embedding']:,} non-embedding); α = {config['ar_fraction']}; "
+        f"{config['optimizer']} at peak lr {config['learning_rate']} with warmup-stable-decay "
+        f"over {total_steps:,} steps; {keras.backend.backend()} backend",
+        flush=True,
+    )
+
+    def dataset_fn(start_step):
+        return make_training_dataset(data.train_rows, plan, seed=config["seed"], start_step=start_step)
+
+    tokens_per_step = config["batch_size"] * config["sequence_length"]
+
+    class SaveTokenizer(keras.callbacks.Callback):
+        # Saved once the run owns the folder (train() has checked it and written
+        # run.json), before any step, so a resumed run reuses this exact tokenizer.
+        def on_train_begin(self, logs=None):
+            if not tokenizer_dir.is_dir():
+                save_tokenizer(data.tokenizer, tokenizer_dir)
+
+    try:
+        result = train(
+            model,
+            dataset_fn,
+            total_steps,
+            output_dir,
+            tokens_per_step=tokens_per_step,
+            validation_data=data.validation_dataset,
+            validation_steps=options["eval_batches"],
+            run_config=config,
+            log_every=log_every,
+            eval_every=eval_every,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=options["keep_checkpoints"],
+            resume=args.resume,
+            overwrite=args.overwrite,
+            callbacks=[SaveTokenizer()],
+        )
+    except TrainingDivergedError as error:
+        print(f"keras-dualobj train: {error}", file=sys.stderr)
+        return 1
+    if not tokenizer_dir.is_dir():
+        save_tokenizer(data.tokenizer, tokenizer_dir)
+
+    samples = _summary_samples(model, data, options)
+    summary = {
+        "output_dir": str(output_dir),
+        "preset": config["preset"],
+        "parameters": counts,
+        "corpus": f"{data.corpus_source} ({data.corpus_origin})",
+        "plan": plan.describe(),
+        "total_steps": total_steps,
+        "resumed_from_step": result.start_step,
+        "held_out": result.evaluation,
+        "tokens_per_second": result.tokens_per_second,
+        "wall_seconds": time.perf_counter() - started,
+        "samples": samples,
+        "model": str(result.model_path),
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(_format_summary(summary))
+    return 0
+
+
+def _format_summary(summary):
+    lines = ["", "=== Summary ==="]
+    lines.append(f"run         {summary['output_dir']} (preset {summary['preset']}, "
+                 f"{summary['parameters']['total']:,} parameters)")
+    lines.append(f"data        {summary['corpus']}")
+    lines.append(f"plan        {summary['plan']}")
+    held_out = summary["held_out"] or {}
+    if held_out:
+        ar, md = held_out.get("ar_loss"), held_out.get("md_loss")
+        lines.append(
+            f"held-out    AR loss {ar:.3f} nats/token (perplexity {math.exp(ar):.2f}) | "
+            f"MD loss (ELBO bound) {md:.3f} nats/token"
+        )
+    rate = summary["tokens_per_second"]
+    lines.append(
+        f"speed       {rate:,.0f} tokens/s training"
+        if rate else "speed       (no timed steps in this call)"
+    )
+    lines.append(f"wall time   {summary['wall_seconds']:.0f} s")
+    for name, sample in summary["samples"].items():
+        lines.append(f"sample {name}:")
+        lines.append(f"  prompt      {sample['prompt']!r}")
+        lines.append(f"  completion  {sample['completion']!r}")
+    lines.append(f"model       {summary['model']} (+ tokenizer/, logs/, checkpoints/)")
+    return "\n".join(lines)
+
+
+# --- Summary samples -----------------------------------------------------------
+# Temporary: greedy loops of full forward passes, until `DualLM.generate` (branch
+# `gen`) lands; then the summary calls model.generate for both modes.
+
+
+def _prompt_ids(data, prompt_length):
+    """The first `prompt_length` tokens of the first held-out document that long."""
+    import numpy as np
+
+    rows = data.validation_rows if data.validation_rows is not None else data.train_rows
+    tokens, documents = rows.token_ids, rows.document_ids
+    best = tokens[0, :2]
+    for row in range(len(tokens)):
+        for start in np.flatnonzero(tokens[row] == data.tokenizer.bos_token_id):
+            same_document = documents[row, start:] == documents[row, start]
+            length = same_document.size if same_document.all() else int(np.argmin(same_document))
+            candidate = tokens[row, start : start + min(length, prompt_length)]
+            if len(candidate) == prompt_length:
+                return candidate
+            if len(candidate) > len(best):
+                best = candidate
+    return best
+
+
+def _banned_ids(model):
+    from keras_dualobj.data import special_tokens
+
+    return sorted(set(range(special_tokens.NUM_SPECIAL_TOKENS)) | set(model.special_token_ids))
+
+
+def _greedy_ar(model, prompt, length):
+    import numpy as np
+    from keras import ops
+
+    total = len(prompt) + length
+    ids = np.full((1, total), model.pad_token_id, "int32")
+    ids[0, : len(prompt)] = prompt
+    banned = _banned_ids(model)
+    for position in range(len(prompt), total):
+        # Causal attention: the padding after `position` cannot affect it, and one
+        # fixed shape avoids retracing.
+        logits = ops.convert_to_numpy(model(ids))[0, position - 1]
+        logits[banned] = -np.inf
+        ids[0, position] = int(np.argmax(logits))
+    return ids[0, len(prompt):]
+
+
+def _greedy_md(model, prompt, length):
+    import numpy as np
+    from keras import ops
+
+    total = len(prompt) + length
+    ids = np.full((1, total), model.mask_token_id, "int32")
+    ids[0, : len(prompt)] = prompt
+    banned = _banned_ids(model)
+    shift = 1 if model.md_shifted else 0
+    for _ in range(length):
+        logits = ops.convert_to_numpy(model(ids, mode="bidirectional"))[0]
+        masked = np.flatnonzero(ids[0] == model.mask_token_id)
+        # Shifted (MNTP): the logit at j - 1 predicts token j.
+        candidates = logits[masked - shift]
+        candidates[:, banned] = -np.inf
+        probabilities = np.exp(candidates - candidates.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        best = int(np.argmax(probabilities.max(axis=1)))  # most confident position
+        ids[0, masked[best]] = int(np.argmax(candidates[best]))
+    return ids[0, len(prompt):]
+
+
+def _summary_samples(model, data, options):
+    prompt_length, sample_length = options["prompt_length"], options["sample_length"]
+    room = data.plan.sequence_length
+    prompt_length = max(2, min(prompt_length, room // 2))
+    sample_length = max(1, min(sample_length, room - prompt_length))
+    prompt = _prompt_ids(data, prompt_length)
+    tokenizer = data.tokenizer
+    samples = {}
+    for name, sampler in (
+        ("AR (greedy, causal)", _greedy_ar),
+        ("MD (greedy, most confident position first, one token per step)", _greedy_md),
+    ):
+        completion = sampler(model, prompt, sample_length)
+        samples[name] = {
+            "prompt": tokenizer.detokenize(prompt.tolist()),
+            "completion": tokenizer.detokenize(completion.tolist()),
+        }
+    return samples
