@@ -297,6 +297,7 @@ class TrainingLogs(_StepTracking):
             writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
+        self.last_validation = None  # (step, held-out metrics) of the latest evaluation
         self._writer = None
         if tensorboard:
             import tensorflow as tf
@@ -341,9 +342,13 @@ class TrainingLogs(_StepTracking):
             self._writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        held_out = _strip_prefix(logs, "val_")
+        if held_out:
+            self.last_validation = (self.step, {k: float(v) for k, v in held_out.items()})
         self.log_row(
             self.step,
-            logs or {},
+            logs,
             learning_rate=current_learning_rate(self.model.optimizer, max(self.step - 1, 0)),
             tokens_per_second=self.meter.segment_tokens_per_second,
         )

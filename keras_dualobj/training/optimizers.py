@@ -82,7 +82,7 @@ def muon_matrix_shapes(model):
         model: a built `DualLM` or `DualBackbone` (any Keras model works).
 
     Returns:
-        dict mapping `variable.path` to `(rows, cols)`, in layer order.
+        dict mapping `variable.path` to `(rows, cols)`, in the model's variable order.
 
     Example:
     >>> from keras_dualobj.models import DualBackbone
@@ -106,7 +106,9 @@ def muon_matrix_shapes(model):
         elif isinstance(layer, keras.layers.Dense):
             kernel = layer.kernel
             shapes[kernel.path] = tuple(int(size) for size in kernel.shape)
-    return shapes
+    # In the model's variable order (layer 0 first), whatever the traversal order.
+    order = {variable.path: index for index, variable in enumerate(model.weights)}
+    return dict(sorted(shapes.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 @keras.saving.register_keras_serializable(package="keras_dualobj")

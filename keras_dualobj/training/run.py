@@ -340,7 +340,9 @@ def train(
             if stop.failed_step is not None:
                 raise TrainingDivergedError(stop.message)
         evaluation = None
-        if validation_data is not None:
+        if logs.last_validation is not None and logs.last_validation[0] == total_steps:
+            evaluation = logs.last_validation[1]  # the last segment ended with one
+        elif validation_data is not None:
             evaluation = model.evaluate(
                 validation_data, steps=validation_steps, return_dict=True, verbose=0
             )
