@@ -20,6 +20,7 @@ import pytest
 
 from keras_dualobj.training.checkpoints import METADATA_FILE
 from keras_dualobj.training.checkpoints import STATE_FILE
+from keras_dualobj.training.checkpoints import _layout_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,8 +143,12 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, optimizer):
 
     expected, expected_record = _final_state(tmp_path / "a" / "straight")
     actual, actual_record = _final_state(killed_dir)
-    assert actual_record["model_variables"] == expected_record["model_variables"]
-    assert actual_record["optimizer_variables"] == expected_record["optimizer_variables"]
+    # Same variables in the same order (automatic names may be numbered differently
+    # in this test process, e.g. "matrix_muon_19", hence the normalised layout).
+    for kind in ("model_variables", "optimizer_variables"):
+        assert [_layout_key(*entry) for entry in actual_record[kind]] == [
+            _layout_key(*entry) for entry in expected_record[kind]
+        ]
     assert sorted(actual) == sorted(expected)
     for key in expected:
         np.testing.assert_allclose(actual[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
