@@ -222,10 +222,11 @@ class DualLM(keras.Model):
 
         `prefix_lengths[b] = 0` is causal, `>= length` bidirectional (see `DualBackbone`).
         """
+        # All three as tensors: a functional call rejects NumPy mixed with tensors.
         hidden_states = self.backbone(
             {
-                "token_ids": token_ids,
-                "document_ids": document_ids,
+                "token_ids": ops.cast(token_ids, "int32"),
+                "document_ids": ops.cast(document_ids, "int32"),
                 "prefix_lengths": ops.cast(prefix_lengths, "int32"),
             }
         )
