@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # Module names under keras_dualobj.cli, in the order `--help` lists them.
-SUBCOMMANDS = ()
+SUBCOMMANDS = ("generate", "evaluate")
 
 
 def build_parser():

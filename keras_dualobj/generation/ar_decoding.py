@@ -37,6 +37,19 @@ def get_sampler(sampler="greedy", temperature=None, seed=None):
     >>> get_sampler("top_k", temperature=0.7, seed=0).temperature
     0.7
     """
+    kwargs = check_sampler_options(sampler, temperature, seed)
+    if kwargs is None:
+        return sampler
+    return SAMPLERS[sampler](**kwargs)
+
+
+def check_sampler_options(sampler, temperature=None, seed=None):
+    """Validates `get_sampler`'s arguments; the constructor kwargs, or `None` for an instance.
+
+    Example:
+    >>> check_sampler_options("top_k", temperature=0.5, seed=1)
+    {'temperature': 0.5, 'seed': 1}
+    """
     if isinstance(sampler, keras_hub.samplers.Sampler):
         if temperature is not None or seed is not None:
             raise ValueError(
@@ -44,7 +57,7 @@ def get_sampler(sampler="greedy", temperature=None, seed=None):
                 f"a {type(sampler).__name__} with temperature={temperature!r}, "
                 f"seed={seed!r}."
             )
-        return sampler
+        return None
     if not isinstance(sampler, str):
         raise ValueError(
             f"`sampler` must be one of {list(SAMPLERS)} or a keras_hub.samplers.Sampler; "
@@ -63,7 +76,7 @@ def get_sampler(sampler="greedy", temperature=None, seed=None):
         check_int("seed", seed, minimum=0)
         if sampler != "greedy":
             kwargs["seed"] = seed
-    return SAMPLERS[sampler](**kwargs)
+    return kwargs
 
 
 def ar_decode(

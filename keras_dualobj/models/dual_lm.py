@@ -11,6 +11,7 @@ from keras_dualobj.evaluation.multiple_choice import SCORING_MODES
 from keras_dualobj.evaluation.multiple_choice import evaluate_multiple_choice
 from keras_dualobj.generation.ar_decoding import ar_decode
 from keras_dualobj.generation.ar_decoding import ar_decode_uncached
+from keras_dualobj.generation.ar_decoding import check_sampler_options
 from keras_dualobj.generation.ar_decoding import get_sampler
 from keras_dualobj.generation.compiled import DecodingFunctionCache
 from keras_dualobj.generation.compiled import compile_decoding_function
@@ -618,9 +619,17 @@ class DualLM(keras.Model):
                     f"{given} only apply to mode={other_mode!r}; received them with "
                     f"mode={mode!r}."
                 )
+        # Options first, so that a typo is reported before any length problem.
+        if mode == "ar":
+            check_sampler_options("greedy" if sampler is None else sampler, temperature, seed)
+        else:
+            check_md_options("confidence" if remasking is None else remasking, temperature or 0.0)
+            reveal_schedule(
+                max_new_tokens, max_new_tokens if num_steps is None else num_steps, block_length
+            )
+        stop_token_ids = self._resolve_stop_token_ids(stop_token_ids)
         rows, structure = encode_prompts(prompts, self.tokenizer, self.bos_token_id)
         check_vocabulary(rows, self.backbone.vocabulary_size)
-        stop_token_ids = self._resolve_stop_token_ids(stop_token_ids)
         prompt_lengths = np.array([len(row) for row in rows])
         length = int(prompt_lengths.max()) + max_new_tokens
         self._check_sequence_length(
