@@ -188,6 +188,8 @@ class DualLM(keras.Model):
         self.eos_token_id = special_ids["eos_token_id"]
         self.pad_token_id = special_ids["pad_token_id"]
         self.mask_token_id = special_ids["mask_token_id"]
+        # Every variable exists once the (built) backbone is attached.
+        self.built = True
 
     # --- Forward passes -------------------------------------------------------
 
@@ -430,6 +432,13 @@ class DualLM(keras.Model):
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips models with a custom compile(); ours accepts its own config.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def evaluate(self, *args, **kwargs):
         # The same masks on every call make held-out MD estimates comparable.

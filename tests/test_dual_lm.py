@@ -1,0 +1,336 @@
+"""DualLM: the dual objective under fit(), attention modes, determinism, saving, errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_dualobj import DualBackbone
+from keras_dualobj import DualLM
+from keras_dualobj import objectives
+
+VOCAB = 48
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def make_backbone(**overrides):
+    config = dict(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=64,
+    )
+    config.update(overrides)
+    return DualBackbone(**config)
+
+
+def make_tokens(batch_size=8, length=16, seed=0):
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(5, VOCAB, size=(batch_size, length)).astype("int32")
+    token_ids[:, 0] = 1
+    return token_ids
+
+
+def test_alpha_one_is_the_plain_next_token_cross_entropy():
+    model = DualLM(make_backbone(), ar_fraction=1.0, seed=0)
+    token_ids = make_tokens()
+    forward = model(token_ids, training=True)
+    assert _np(forward["ar_rows"]).all()
+    loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
+
+    log_probs = _log_softmax(_np(model(token_ids)).astype("float64"))
+    targets = token_ids[:, 1:]
+    expected = -np.take_along_axis(log_probs[:, :-1], targets[..., None], -1).mean()
+    np.testing.assert_allclose(_np(loss), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("md_variant", ["shifted", "unshifted"])
+def test_alpha_zero_is_the_md_loss(md_variant):
+    model = DualLM(make_backbone(), ar_fraction=0.0, md_variant=md_variant, seed=0)
+    token_ids = make_tokens()
+    forward = model(token_ids, training=True)
+    assert not _np(forward["ar_rows"]).any()
+    masked = _np(forward["masked_positions"])
+    assert masked.any(axis=1).all()  # every MD row masks at least one token
+    assert not masked[:, 0].any()  # <s> is never masked
+    loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
+
+    input_ids = np.where(masked, model.mask_token_id, token_ids)
+    bidirectional = model(input_ids, mode="bidirectional")
+    log_probs = _log_softmax(_np(bidirectional).astype("float64"))
+    t_hat = _np(forward["mask_fraction"])
+    maskable = _np(forward["maskable_positions"])
+    shift = 1 if md_variant == "shifted" else 0
+    total = 0.0
+    for b, j in zip(*np.nonzero(masked)):
+        total += -log_probs[b, j - shift, token_ids[b, j]] / t_hat[b]
+    np.testing.assert_allclose(_np(loss), total / maskable.sum(), rtol=1e-5)
+
+
+def test_half_the_rows_train_each_objective():
+    model = DualLM(make_backbone(), ar_fraction=0.5, seed=3)
+    token_ids = make_tokens()
+    for _ in range(5):
+        forward = model(token_ids, training=True)
+        ar_rows = _np(forward["ar_rows"])
+        masked = _np(forward["masked_positions"])
+        assert ar_rows.sum() == 4
+        assert not masked[ar_rows].any()  # AR rows see clean input
+        assert masked[~ar_rows].any(axis=1).all()
+
+
+def test_non_integer_share_is_right_in_expectation():
+    model = DualLM(make_backbone(), ar_fraction=0.3, seed=5)
+    token_ids = make_tokens(batch_size=5, length=4)
+    counts = [_np(model(token_ids, training=True)["ar_rows"]).sum() for _ in range(100)]
+    assert set(counts) <= {1, 2}
+    assert abs(np.mean(counts) - 1.5) < 0.2
+
+
+def test_training_loss_mixes_the_row_losses():
+    model = DualLM(make_backbone(), ar_fraction=0.5, ar_loss_weight=2.0, seed=1)
+    token_ids = make_tokens()
+    forward = model(token_ids, training=True)
+    ar_rows = _np(forward["ar_rows"])
+    loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
+    ar = objectives.ar_loss(token_ids, forward["logits"], row_mask=ar_rows)
+    md = objectives.md_loss(
+        token_ids,
+        forward["logits"],
+        forward["masked_positions"],
+        forward["mask_fraction"],
+        forward["maskable_positions"],
+        row_mask=~ar_rows,
+    )
+    share = ar_rows.mean()
+    np.testing.assert_allclose(
+        _np(loss), share * 2.0 * _np(ar) + (1 - share) * _np(md), rtol=1e-5
+    )
+
+
+def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
+    model = DualLM(make_backbone(), seed=0)
+    token_ids = make_tokens(batch_size=2, length=12)
+    perturbed = token_ids.copy()
+    j = 7
+    perturbed[:, j] = (perturbed[:, j] + 1 - 5) % (VOCAB - 5) + 5
+    for mode in ("causal", "bidirectional"):
+        before = _np(model(token_ids, mode=mode))
+        after = _np(model(perturbed, mode=mode))
+        changed = np.abs(before - after).max(axis=(0, 2)) > 1e-6
+        if mode == "causal":
+            assert not changed[:j].any()
+            assert changed[j:].all()
+        else:
+            assert changed[:j].all()
+
+
+def test_prefix_mode_is_bidirectional_over_the_prefix_only():
+    model = DualLM(make_backbone(), seed=0)
+    token_ids = make_tokens(batch_size=1, length=12)
+    perturbed = token_ids.copy()
+    perturbed[0, 3] = 6 if token_ids[0, 3] != 6 else 7
+    inputs = {"token_ids": token_ids, "prefix_lengths": np.array([5])}
+    before = _np(model(inputs, mode="prefix"))
+    after = _np(model({**inputs, "token_ids": perturbed}, mode="prefix"))
+    changed = np.abs(before - after).max(axis=(0, 2)) > 1e-6
+    assert changed[:3].all()  # inside the prefix, earlier positions see position 3
+    assert changed[3:].all()
+
+
+def test_documents_never_attend_to_each_other():
+    model = DualLM(make_backbone(), seed=0)
+    token_ids = make_tokens(batch_size=2, length=12)
+    document_ids = np.zeros_like(token_ids)
+    document_ids[:, 6:] = 1
+    token_ids[:, 6] = 1
+    perturbed = token_ids.copy()
+    perturbed[:, 8] = (perturbed[:, 8] + 1 - 5) % (VOCAB - 5) + 5
+    for mode in ("causal", "bidirectional"):
+        before = _np(model({"token_ids": token_ids, "document_ids": document_ids}, mode=mode))
+        after = _np(model({"token_ids": perturbed, "document_ids": document_ids}, mode=mode))
+        changed = np.abs(before - after).max(axis=(0, 2)) > 1e-6
+        assert not changed[:6].any(), mode
+        assert changed[8] if mode == "causal" else changed[6:].all()
+
+
+@pytest.mark.parametrize("ar_fraction", [0.0, 0.5, 1.0])
+def test_overfits_one_small_batch(ar_fraction):
+    # Held-out-style comparison with evaluate(): exact AR loss and an 8-sample MD ELBO
+    # with fixed masks, so the criterion does not depend on one noisy training step.
+    # MD learns more slowly than AR (the paper's point); at lr 1e-2 it stalls.
+    backbone = make_backbone(hidden_dim=64, intermediate_dim=128)
+    model = DualLM(backbone, ar_fraction=ar_fraction, elbo_samples=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    token_ids = make_tokens(batch_size=2, length=8)
+    before = model.evaluate(token_ids, batch_size=2, verbose=0, return_dict=True)
+    steps = 100
+    model.fit(np.tile(token_ids, (steps, 1)), batch_size=2, epochs=1, shuffle=False, verbose=0)
+    after = model.evaluate(token_ids, batch_size=2, verbose=0, return_dict=True)
+    assert after["loss"] < 0.5 * before["loss"], (before, after)
+
+
+def test_same_seed_gives_the_same_losses():
+    token_ids = make_tokens(batch_size=8, length=16)
+
+    def run():
+        keras.utils.set_random_seed(42)
+        model = DualLM(make_backbone(), ar_fraction=0.5, seed=7)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = model.fit(token_ids, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        return history.history
+
+    first, second = run(), run()
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_allclose(first[name], second[name], rtol=1e-6, err_msg=name)
+
+
+def test_logs_name_each_objective_and_evaluate_reports_both():
+    token_ids = make_tokens(batch_size=4, length=16)
+    expected_train = {
+        0.0: {"loss", "md_loss", "md_accuracy"},
+        1.0: {"loss", "ar_loss", "ar_accuracy"},
+        0.5: {"loss", "ar_loss", "ar_accuracy", "md_loss", "md_accuracy"},
+    }
+    for ar_fraction, names in expected_train.items():
+        model = DualLM(make_backbone(), ar_fraction=ar_fraction, seed=0)
+        model.compile()
+        history = model.fit(token_ids, batch_size=4, epochs=1, verbose=0)
+        assert set(history.history) == names
+        logs = model.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
+        assert set(logs) == {"loss", "ar_loss", "ar_accuracy", "md_loss", "md_accuracy"}
+        expected_loss = ar_fraction * logs["ar_loss"] + (1 - ar_fraction) * logs["md_loss"]
+        np.testing.assert_allclose(logs["loss"], expected_loss, rtol=1e-5)
+
+
+def test_evaluate_is_repeatable_and_elbo_depends_on_its_seed():
+    token_ids = make_tokens(batch_size=8, length=16)
+    model = DualLM(make_backbone(), elbo_samples=2, elbo_seed=3)
+    model.compile()
+    first = model.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
+    second = model.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
+    assert first == second
+    other = DualLM(model.backbone, elbo_samples=2, elbo_seed=4)
+    other.compile()
+    third = other.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
+    assert third["ar_loss"] == pytest.approx(first["ar_loss"], rel=1e-6)
+    assert third["md_loss"] != pytest.approx(first["md_loss"], rel=1e-6)
+
+
+def test_z_loss_is_added_with_its_weight():
+    token_ids = make_tokens()
+    model = DualLM(make_backbone(), ar_fraction=1.0, z_loss_weight=0.5, seed=0)
+    forward = model(token_ids, training=True)
+    loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
+    plain = objectives.ar_loss(token_ids, forward["logits"])
+    targets = objectives.next_token_targets(token_ids)
+    z = objectives.z_loss(forward["logits"], targets)
+    np.testing.assert_allclose(_np(loss), _np(plain) + 0.5 * _np(z), rtol=1e-5)
+
+
+def test_tf_data_with_document_ids_trains():
+    import tensorflow as tf
+
+    token_ids = make_tokens(batch_size=8, length=16)
+    document_ids = np.repeat(np.arange(2), 8)[None].repeat(8, 0).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"token_ids": token_ids, "document_ids": document_ids}
+    ).batch(4)
+    model = DualLM(make_backbone(), seed=0)
+    model.compile()
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_saving_round_trip(tmp_path):
+    model = DualLM(
+        make_backbone(tie_word_embeddings=True),
+        ar_fraction=0.25,
+        md_variant="unshifted",
+        ar_loss_weight=2.0,
+        elbo_samples=3,
+        seed=9,
+    )
+    model.compile()
+    token_ids = make_tokens(batch_size=4, length=16)
+    model.fit(token_ids, batch_size=4, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, DualLM)
+    assert restored.get_config() == model.get_config()
+    for mode in ("causal", "bidirectional"):
+        np.testing.assert_allclose(
+            _np(restored(token_ids, mode=mode)), _np(model(token_ids, mode=mode)), atol=1e-6
+        )
+    np.testing.assert_allclose(
+        restored.evaluate(token_ids, verbose=0), model.evaluate(token_ids, verbose=0), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"ar_fraction": 1.5}, "ar_fraction"),
+        ({"ar_fraction": -0.1}, "ar_fraction"),
+        ({"ar_fraction": float("nan")}, "ar_fraction"),
+        ({"md_variant": "mdlm"}, "md_variant"),
+        ({"ar_loss_weight": -1.0}, "ar_loss_weight"),
+        ({"elbo_samples": 0}, "elbo_samples"),
+        ({"mask_token_id": VOCAB}, "mask_token_id"),
+        ({"pad_token_id": 4}, "distinct"),
+    ],
+)
+def test_bad_model_arguments_raise(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        DualLM(make_backbone(), **overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_heads": 3}, "num_heads"),
+        ({"hidden_dim": 30, "num_heads": 10}, "even head width"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"vocabulary_size": 1}, "vocabulary_size"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_bad_backbone_arguments_raise(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_backbone(**overrides)
+
+
+def test_a_small_vocabulary_cannot_hold_the_special_ids():
+    with pytest.raises(ValueError, match="mask_token_id.*vocabulary of 4"):
+        DualLM(make_backbone(vocabulary_size=4))
+
+
+def test_misuse_of_compile_fit_and_call_is_explained():
+    model = DualLM(make_backbone())
+    with pytest.raises(ValueError, match="no `loss`"):
+        model.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="mode"):
+        model(make_tokens(), mode="sideways")
+    with pytest.raises(ValueError, match="prefix_lengths"):
+        model(make_tokens(), mode="prefix")
+    with pytest.raises(ValueError, match="shape"):
+        model(np.ones((16,), "int32"))
+    with pytest.raises(ValueError, match="keys"):
+        model({"tokens": make_tokens()})
+    model.compile()
+    with pytest.raises(ValueError, match="own targets"):
+        model.fit(make_tokens(), make_tokens(), batch_size=4, verbose=0)
+    with pytest.raises(TypeError, match="DualBackbone"):
+        DualLM(keras.Sequential())
