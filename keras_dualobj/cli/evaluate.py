@@ -47,7 +47,7 @@ def add_parser(subparsers):
     parser.add_argument(
         "--sequence-length", type=int, default=None, help="row length (default: model's max)"
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="rows per forward pass")
     parser.add_argument("--num-samples", type=int, default=16, help="MD masks per row")
     parser.add_argument("--seed", type=int, default=0, help="seed of the MD masks")
     parser.add_argument(
@@ -107,7 +107,12 @@ def _language_modeling(model, args, modes):
         )
 
     results = evaluate_language_modeling(
-        score_fn, token_ids, document_ids, modes=modes, batch_size=args.batch_size
+        score_fn,
+        token_ids,
+        document_ids,
+        modes=modes,
+        batch_size=args.batch_size,
+        pad_token_id=model.pad_token_id,
     )
     lines = []
     for mode, result in results.items():
@@ -128,6 +133,7 @@ def _multiple_choice(model, args, modes):
         length_normalization=normalization,
         num_samples=args.num_samples if "md" in modes else None,
         seed=args.seed if "md" in modes else None,
+        batch_size=args.batch_size,
     )
     lines = [
         f"{mode}: accuracy {result['accuracy']:.4f} ({results['num_examples']} examples)"
@@ -150,9 +156,11 @@ def run(args):
         return 2
     for line in lines:
         print(line)
-    results["estimator"] = {
-        "md": f"stratified Monte-Carlo ELBO, {args.num_samples} masks per row, seed {args.seed}"
-    }
+    if "md" in modes:
+        results["md_estimator"] = (
+            f"stratified Monte-Carlo ELBO: {args.num_samples} masks per row, k uniform on "
+            f"1..n, weight n/k, NumPy seed ({args.seed}, batch index)"
+        )
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -45,7 +45,12 @@ def token_rows(token_ids, sequence_length, pad_token_id):
 
 
 def evaluate_language_modeling(
-    score_fn, token_ids, document_ids=None, modes=LANGUAGE_MODELING_MODES, batch_size=8
+    score_fn,
+    token_ids,
+    document_ids=None,
+    modes=LANGUAGE_MODELING_MODES,
+    batch_size=8,
+    pad_token_id=3,
 ):
     """Per-token NLL and perplexity of `token_ids` rows in each mode.
 
@@ -57,7 +62,9 @@ def evaluate_language_modeling(
         token_ids: int `[num_rows, length]`.
         document_ids: optional int `[num_rows, length]`.
         modes: sequence of `"ar"`, `"md"`.
-        batch_size: rows per forward pass.
+        batch_size: rows per forward pass; the last batch is filled up with rows of
+            `pad_token_id`, which the default target mask never scores.
+        pad_token_id: id of the filler rows.
 
     Returns:
         dict per mode: `nll_per_token` (nats), `perplexity` (`exp` of it; a bound for
@@ -66,7 +73,7 @@ def evaluate_language_modeling(
     Example:
     >>> import numpy as np
     >>> def uniform_over_8(token_ids, mode, document_ids=None, seed=None):
-    ...     n = np.full(len(token_ids), token_ids.shape[1] - 1)
+    ...     n = (token_ids[:, 1:] != 3).sum(axis=1)  # filler rows score nothing
     ...     return {"nll": n * np.log(8), "standard_error": 0 * n, "num_tokens": n}
     >>> result = evaluate_language_modeling(uniform_over_8, np.ones((3, 5), "int32"))
     >>> round(result["ar"]["perplexity"], 6), result["ar"]["num_tokens"]
@@ -84,6 +91,16 @@ def evaluate_language_modeling(
         )
     if document_ids is None:
         document_ids = np.zeros_like(token_ids)
+    # Whole batches only, so that a compiled model sees one shape: filler rows are
+    # padding in their own document with nothing to score (default target mask).
+    pad_token_id = int(pad_token_id)
+    filler = -len(token_ids) % batch_size
+    token_ids = np.concatenate(
+        [token_ids, np.full((filler, token_ids.shape[1]), pad_token_id, "int32")]
+    )
+    document_ids = np.concatenate(
+        [np.asarray(document_ids, "int32"), np.ones((filler, token_ids.shape[1]), "int32")]
+    )
     results = {}
     for mode in modes:
         total_nll, total_variance, total_tokens = 0.0, 0.0, 0

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_int
 
 SCORING_MODES = ("ar", "prefix", "md")
 LENGTH_NORMALIZATIONS = (None, "tokens", "bytes")
@@ -171,18 +172,27 @@ def evaluate_multiple_choice(
     tokenize=None,
     bos_token_id=1,
     pad_token_id=3,
+    batch_size=32,
 ):
     """Accuracy of picking the highest-scoring choice, per scoring mode.
 
+    The choices of all examples are scored together, `batch_size` rows per call of
+    `score_fn`, all padded to one shape (padding is its own document and never
+    scored), so a compiled model traces once per mode rather than once per example.
+
     Args:
-        score_fn: `(token_ids, mode, target_mask=, prefix_lengths=, document_ids=) ->
-            dict with "nll", "standard_error", "num_tokens"`, e.g. `DualLM.score`.
+        score_fn: `(token_ids, mode, target_mask=, prefix_lengths=, document_ids=,
+            seed=) -> dict with "nll", "standard_error", "num_tokens"` per row, e.g. a
+            `DualLM.score` with its MD options bound (`DualLM.evaluate_multiple_choice`
+            does this). `seed` is the index of the batch, so MD masks differ between
+            batches and the whole evaluation is reproducible.
         examples: a path to a JSON Lines file, or a list of example dicts.
         modes: sequence of `"ar"`, `"prefix"`, `"md"`.
         length_normalization: `None`, `"tokens"` or `"bytes"` (string choices only).
         tokenize: `str -> ids`, needed for string examples.
         bos_token_id: prepended to string contexts.
-        pad_token_id: fills rows up to the longest choice.
+        pad_token_id: fills rows up to the longest one.
+        batch_size: rows per call of `score_fn`.
 
     Returns:
         dict: `num_examples`, `labels`, `length_normalization` and `modes`, mapping
@@ -192,7 +202,7 @@ def evaluate_multiple_choice(
 
     Example:
     >>> import numpy as np
-    >>> def prefers_21(token_ids, mode, target_mask, prefix_lengths, document_ids):
+    >>> def prefers_21(token_ids, mode, target_mask, prefix_lengths, document_ids, seed):
     ...     nll = np.where(token_ids == 21, 0.1, 5.0)
     ...     return {"nll": (nll * target_mask).sum(1),
     ...             "standard_error": np.zeros(len(token_ids)),
@@ -208,6 +218,7 @@ def evaluate_multiple_choice(
     for mode in modes:
         check_choice("modes", mode, SCORING_MODES)
     check_choice("length_normalization", length_normalization, LENGTH_NORMALIZATIONS)
+    check_int("batch_size", batch_size, minimum=1)
     if isinstance(examples, (str, Path)):
         examples = load_multiple_choice(examples)
     else:
@@ -216,35 +227,73 @@ def evaluate_multiple_choice(
     if not examples:
         raise ValueError("`examples` is empty.")
 
-    results = {
-        mode: {"predictions": [], "scores": [], "standard_errors": []} for mode in modes
-    }
-    for i, example in enumerate(examples):
-        batch = example_batch(example, tokenize, bos_token_id, pad_token_id)
-        lengths = _choice_lengths(example, batch, length_normalization, i)
-        for mode in modes:
+    batches = [example_batch(example, tokenize, bos_token_id, pad_token_id) for example in examples]
+    lengths = np.concatenate(
+        [
+            _choice_lengths(example, batch, length_normalization, i)
+            for i, (example, batch) in enumerate(zip(examples, batches))
+        ]
+    )
+    rows = _stack_rows(batches, batch_size, pad_token_id)
+    num_rows = len(lengths)
+    boundaries = np.cumsum([0] + [len(example["choices"]) for example in examples])
+
+    results = {}
+    for mode in modes:
+        nll, errors = [], []
+        for index, start in enumerate(range(0, len(rows["token_ids"]), batch_size)):
+            chunk = {name: values[start : start + batch_size] for name, values in rows.items()}
             scored = score_fn(
-                batch["token_ids"],
+                chunk["token_ids"],
                 mode,
-                target_mask=batch["target_mask"],
-                prefix_lengths=batch["prefix_lengths"] if mode == "prefix" else None,
-                document_ids=batch["document_ids"],
+                target_mask=chunk["target_mask"],
+                prefix_lengths=chunk["prefix_lengths"] if mode == "prefix" else None,
+                document_ids=chunk["document_ids"],
+                seed=index,
             )
-            scores = -np.asarray(scored["nll"], "float64") / lengths
-            errors = np.asarray(scored["standard_error"], "float64") / lengths
-            results[mode]["predictions"].append(int(np.argmax(scores)))
-            results[mode]["scores"].append(scores.tolist())
-            results[mode]["standard_errors"].append(errors.tolist())
+            nll.append(np.asarray(scored["nll"], "float64"))
+            errors.append(np.asarray(scored["standard_error"], "float64"))
+        scores = -np.concatenate(nll)[:num_rows] / lengths
+        errors = np.concatenate(errors)[:num_rows] / lengths
+        per_example = [slice(a, b) for a, b in zip(boundaries[:-1], boundaries[1:])]
+        results[mode] = {
+            "predictions": [int(np.argmax(scores[rows_of])) for rows_of in per_example],
+            "scores": [scores[rows_of].tolist() for rows_of in per_example],
+            "standard_errors": [errors[rows_of].tolist() for rows_of in per_example],
+        }
     labels = [int(example["label"]) for example in examples]
     for result in results.values():
-        correct = np.equal(result["predictions"], labels)
-        result["accuracy"] = float(correct.mean())
+        result["accuracy"] = float(np.mean(np.equal(result["predictions"], labels)))
     return {
         "num_examples": len(examples),
         "labels": labels,
         "length_normalization": length_normalization,
         "modes": results,
     }
+
+
+def _stack_rows(batches, batch_size, pad_token_id):
+    """All examples' rows in one array of one length, padded to whole batches.
+
+    Filler rows are all padding in their own document, with nothing to score.
+    """
+    num_rows = sum(len(batch["token_ids"]) for batch in batches)
+    total = -(-num_rows // batch_size) * batch_size
+    length = max(batch["token_ids"].shape[1] for batch in batches)
+    rows = {
+        "token_ids": np.full((total, length), pad_token_id, "int32"),
+        "document_ids": np.ones((total, length), "int32"),
+        "target_mask": np.zeros((total, length), bool),
+        "prefix_lengths": np.zeros((total,), "int32"),
+    }
+    start = 0
+    for batch in batches:
+        count, width = batch["token_ids"].shape
+        for name in ("token_ids", "document_ids", "target_mask"):
+            rows[name][start : start + count, :width] = batch[name]
+        rows["prefix_lengths"][start : start + count] = batch["prefix_lengths"]
+        start += count
+    return rows
 
 
 def _choice_lengths(example, batch, length_normalization, index):

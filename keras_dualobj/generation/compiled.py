@@ -7,6 +7,7 @@ compiled function is traced once per input shape: later calls with the same shap
 reuse it.
 """
 
+import functools
 import itertools
 
 import keras
@@ -51,7 +52,10 @@ def compile_decoding_function(function, model, seed_variables=()):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(function, jit_compile=True)
+        # TF counts traces per source function and warns after five; every compiled
+        # decoding function shares one source closure, so a fresh `partial` keeps the
+        # count (and the warning) per compiled function, where it means something.
+        return tf.function(functools.partial(function), jit_compile=True)
     if backend != "jax":
         return function
 

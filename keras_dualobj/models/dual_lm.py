@@ -897,9 +897,10 @@ class DualLM(keras.Model):
             if mode == "prefix":
                 prefix = np.asarray(prefix_lengths).reshape(-1, 1)
                 target_mask = target_mask & (np.arange(token_ids.shape[1]) >= prefix)
+        logits_fn = self._scoring_logits_function()
         if mode == "md":
             return md_nll_bound(
-                self.logits,
+                logits_fn,
                 token_ids,
                 target_mask,
                 self.mask_token_id,
@@ -908,9 +909,7 @@ class DualLM(keras.Model):
                 shifted=self.md_shifted,
                 document_ids=document_ids,
             )
-        return sequence_nll(
-            self.logits, token_ids, target_mask, prefix_lengths, document_ids
-        )
+        return sequence_nll(logits_fn, token_ids, target_mask, prefix_lengths, document_ids)
 
     def evaluate_multiple_choice(
         self,
@@ -920,6 +919,7 @@ class DualLM(keras.Model):
         length_normalization=None,
         num_samples=None,
         seed=None,
+        batch_size=32,
     ):
         """Zero-shot multiple-choice accuracy in each scoring mode.
 
@@ -929,7 +929,9 @@ class DualLM(keras.Model):
                 `keras_dualobj.evaluation.multiple_choice`).
             modes: any of `"ar"`, `"prefix"`, `"md"`.
             length_normalization: `None`, `"tokens"` or `"bytes"`.
-            num_samples, seed: for `"md"`, as in `score`.
+            num_samples, seed: for `"md"`, as in `score` (masks also depend on the
+                batch index).
+            batch_size: choices scored per forward pass.
 
         Returns:
             dict with `num_examples`, `labels`, `length_normalization` and, per mode,
@@ -945,11 +947,17 @@ class DualLM(keras.Model):
         (['ar', 'md'], 1)
         """
 
-        def score_fn(token_ids, mode, **kwargs):
+        if num_samples is not None:
+            check_int("num_samples", num_samples, minimum=1)
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+
+        def score_fn(token_ids, mode, seed=None, **kwargs):
             if mode == "md":
-                kwargs.update(num_samples=num_samples, seed=seed)
+                kwargs.update(num_samples=num_samples, seed=[base_seed, seed])
             return self.score(token_ids, mode, **kwargs)
 
+        base_seed = 0 if seed is None else seed
         return evaluate_multiple_choice(
             score_fn,
             examples,
@@ -958,7 +966,32 @@ class DualLM(keras.Model):
             tokenize=None if self.tokenizer is None else self.tokenizer.tokenize,
             bos_token_id=self.bos_token_id,
             pad_token_id=self.pad_token_id,
+            batch_size=batch_size,
         )
+
+    def _scoring_logits_function(self):
+        """`self.logits`, compiled once per shape: JAX's and TF's eager modes dispatch
+        (and on JAX compile) op by op, which dominates scoring many small batches."""
+
+        def build():
+            def logits(inputs):
+                return self.logits(
+                    inputs["token_ids"], inputs["document_ids"], inputs["prefix_lengths"]
+                )
+
+            return compile_decoding_function(logits, self)
+
+        compiled = self._decoding_function(("logits",), build)
+
+        def logits_fn(token_ids, document_ids, prefix_lengths):
+            inputs = {
+                "token_ids": token_ids,
+                "document_ids": document_ids,
+                "prefix_lengths": prefix_lengths,
+            }
+            return compiled(inputs)
+
+        return logits_fn
 
     def _decoding_function(self, key, build):
         if getattr(self, "_decoding_functions", None) is None:
