@@ -1004,12 +1004,14 @@ class DualLM(keras.Model):
         if not isinstance(use_cache, bool):
             raise ValueError(f"`use_cache` must be True or False; received {use_cache!r}.")
         if isinstance(sampler, str):
-            sampler_key = ("named", sampler, temperature, seed)
+            # The seed is not part of the key: it is written into the sampler's state
+            # below, so every seed shares one compiled function.
+            sampler_key = ("named", sampler, temperature)
         else:
             sampler_key = ("instance", id(sampler))
 
         def build():
-            sampler_object = get_sampler(sampler, temperature, seed)
+            sampler_object = get_sampler(sampler, temperature)
             if use_cache:
                 def step(inputs):
                     return ar_decode(
@@ -1025,16 +1027,16 @@ class DualLM(keras.Model):
                     return ar_decode_uncached(
                         self.logits, inputs, sampler_object, stop_token_ids, model=self
                     )
-            initial_seeds = [ops.convert_to_numpy(v) for v in sampler_object.variables]
             function = compile_decoding_function(step, self, sampler_object.variables)
-            return sampler_object, initial_seeds, function
+            # Kept with the function so that `id(sampler)` cannot be reused.
+            return sampler_object, function
 
         key = ("ar", use_cache, sampler_key, stop_token_ids)
-        sampler_object, initial_seeds, function = self._decoding_function(key, build)
+        sampler_object, function = self._decoding_function(key, build)
         if seed is not None:
-            # A seeded named sampler gives the same tokens on every call.
-            for variable, value in zip(sampler_object.variables, initial_seeds):
-                variable.assign(value)
+            # The state `SeedGenerator(seed)` starts from: the same tokens on every call.
+            for variable in sampler_object.variables:
+                variable.assign(np.array([seed, 0], dtype=variable.dtype))
         inputs = {"token_ids": token_ids, "prompt_mask": prompt_mask}
         return ops.convert_to_numpy(function(inputs))
 
