@@ -69,7 +69,9 @@ class ByteTokenizer:
 
 
 tokenizer = ByteTokenizer()
-text = " ".join(" ".join(pydoc_data.topics.topics[name].split()) for name in sorted(pydoc_data.topics.topics))
+topics = pydoc_data.topics.topics
+# Whitespace collapsed: the reference's indented code blocks are mostly spaces.
+text = " ".join(" ".join(topics[name].split()) for name in sorted(topics))
 split = int(0.95 * len(text))
 train_ids = tokenizer.tokenize(text[:split])
 held_out_text = text[split:]

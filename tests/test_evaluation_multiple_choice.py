@@ -65,7 +65,7 @@ def test_string_examples_use_the_tokenizer_and_bytes_normalization():
     def tokenize(text):
         return [9 if character == "a" else 10 for character in text]
 
-    def score_fn(token_ids, mode, target_mask, prefix_lengths, document_ids, seed):
+    def score_fn(token_ids, mode, target_mask, prefix_lengths, document_ids, batch_index):
         nll = np.where(token_ids == 9, 0.1, 5.0)
         return {
             "nll": (nll * target_mask).sum(1),

@@ -197,6 +197,7 @@ def test_string_prompts_round_trip_through_the_tokenizer():
         ([[1, 20]], {"temperature": 0.0, "sampler": "top_k"}, "temperature"),
         ([[1, 99]], {}, "token id 99"),
         ([[1, 20]], {"stop_token_ids": "eos"}, "'eos'"),
+        ([[1, 20]], {"stop_token_ids": (2, 3)}, "padding id 3"),
     ],
 )
 def test_bad_generation_input_raises_a_clear_error(model, prompts, options, message):

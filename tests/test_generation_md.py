@@ -157,20 +157,21 @@ def test_infilling_strings_keeps_their_bytes(backbone):
     assert filled.startswith(prefix) and filled.endswith(suffix)
 
 
+def md(model, **options):
+    return model.generate([[1, 20]], mode="md", **{"max_new_tokens": 4, **options})
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, num_steps=0), "num_steps"),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, num_steps=5), "num_steps"),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=31), "max_sequence_length"),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, block_length=3), "block_length"),
-        (
-            lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, block_length=1, num_steps=2),
-            "multiple of the number of blocks",
-        ),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, remasking="lowest"), "'lowest'"),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, temperature=-1.0), "temperature"),
-        (lambda m: m.generate([[1, 20]], mode="md", max_new_tokens=4, use_cache=False), "mode='ar'"),
+        (lambda m: md(m, num_steps=0), "num_steps"),
+        (lambda m: md(m, num_steps=5), "num_steps"),
+        (lambda m: md(m, max_new_tokens=31), "max_sequence_length"),
+        (lambda m: md(m, block_length=3), "block_length"),
+        (lambda m: md(m, block_length=1, num_steps=2), "multiple of the number of blocks"),
+        (lambda m: md(m, remasking="lowest"), "'lowest'"),
+        (lambda m: md(m, temperature=-1.0), "temperature"),
+        (lambda m: md(m, use_cache=False), "mode='ar'"),
         (lambda m: m.md_decode(np.array([[4, 20, 4]])), "Position 0"),
         (lambda m: m.md_decode(np.array([[1, 4, 4], [1, 20, 4]])), r"\[2, 1\]"),
         (lambda m: m.md_decode(np.array([[1, 20, 21]])), r"\[0\]"),

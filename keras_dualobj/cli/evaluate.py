@@ -100,8 +100,8 @@ def _language_modeling(model, args, modes):
         else:
             token_ids, document_ids = ids.astype("int32"), None
 
-    def score_fn(rows, mode, document_ids=None, seed=None):
-        options = {"num_samples": args.num_samples, "seed": [args.seed, seed]}
+    def score_fn(rows, mode, document_ids=None, batch_index=None):
+        options = {"num_samples": args.num_samples, "seed": [args.seed, batch_index]}
         return model.score(
             rows, mode, document_ids=document_ids, **(options if mode == "md" else {})
         )

@@ -3,7 +3,8 @@
     keras-dualobj generate model.keras --prompt "To be, or not" --max-new-tokens 64
     keras-dualobj generate model.keras --prompt "To be" --mode md --num-steps 32 --block-length 16
     keras-dualobj generate model.keras --prompt-ids "1 84 111" --sampler top_k --top-k 20 --seed 0
-    keras-dualobj generate model.keras --prompt "To be, " --suffix " that is" --mode md --max-new-tokens 8
+    keras-dualobj generate model.keras --prompt "To be, " --suffix " that is" --mode md \\
+        --max-new-tokens 8
 """
 
 import argparse
@@ -17,7 +18,17 @@ import keras_hub
 
 
 def load_model(path):
-    """Loads a saved `.keras` `DualLM`, with the tokenizer saved alongside it."""
+    """Loads a saved `.keras` `DualLM`, with the tokenizer saved alongside it.
+
+    Example:
+    >>> import os, tempfile
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
+    >>> DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                     hidden_dim=16, intermediate_dim=32)).save(path)
+    >>> type(load_model(path)).__name__
+    'DualLM'
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"No saved model at {str(path)!r} (expected a `.keras` file).")
@@ -35,7 +46,12 @@ def load_model(path):
 
 
 def parse_ids(text, name):
-    """`"1 20 21"` (spaces or commas) -> `[1, 20, 21]`."""
+    """`"1 20 21"` (spaces or commas) -> `[1, 20, 21]`.
+
+    Example:
+    >>> parse_ids("1, 20 21", "--prompt-ids")
+    [1, 20, 21]
+    """
     try:
         ids = [int(token) for token in text.replace(",", " ").split()]
     except ValueError:

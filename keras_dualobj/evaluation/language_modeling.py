@@ -55,10 +55,10 @@ def evaluate_language_modeling(
     """Per-token NLL and perplexity of `token_ids` rows in each mode.
 
     Args:
-        score_fn: `(token_ids, mode, document_ids=, seed=) -> dict with "nll",
+        score_fn: `(token_ids, mode, document_ids=, batch_index=) -> dict with "nll",
             "standard_error", "num_tokens"` per row, e.g. a `DualLM.score` with its
-            MD sample count bound. `seed` is the batch index, so MD masks differ
-            between batches and the whole evaluation is reproducible.
+            MD options bound; seeding MD masks with the batch index makes them differ
+            between batches and the run reproducible.
         token_ids: int `[num_rows, length]`.
         document_ids: optional int `[num_rows, length]`.
         modes: sequence of `"ar"`, `"md"`.
@@ -72,7 +72,7 @@ def evaluate_language_modeling(
 
     Example:
     >>> import numpy as np
-    >>> def uniform_over_8(token_ids, mode, document_ids=None, seed=None):
+    >>> def uniform_over_8(token_ids, mode, document_ids=None, batch_index=None):
     ...     n = (token_ids[:, 1:] != 3).sum(axis=1)  # filler rows score nothing
     ...     return {"nll": n * np.log(8), "standard_error": 0 * n, "num_tokens": n}
     >>> result = evaluate_language_modeling(uniform_over_8, np.ones((3, 5), "int32"))
@@ -107,7 +107,7 @@ def evaluate_language_modeling(
         for batch_index, start in enumerate(range(0, len(token_ids), batch_size)):
             rows = slice(start, start + batch_size)
             scored = score_fn(
-                token_ids[rows], mode, document_ids=document_ids[rows], seed=batch_index
+                token_ids[rows], mode, document_ids=document_ids[rows], batch_index=batch_index
             )
             total_nll += float(np.sum(scored["nll"]))
             # Rows are scored with independent masks, so their variances add.

@@ -53,7 +53,14 @@ def check_scoring_inputs(token_ids, target_mask, document_ids=None):
 
 
 def call_logits(logits_fn, token_ids, document_ids, prefix_lengths):
-    """`logits_fn` on backend tensors (a Keras functional call rejects mixed inputs)."""
+    """`logits_fn` on backend tensors (a Keras functional call rejects mixed inputs).
+
+    Example:
+    >>> import numpy as np
+    >>> shapes = lambda ids, docs, prefix: (tuple(ids.shape), tuple(prefix.shape))
+    >>> call_logits(shapes, np.ones((2, 3)), np.zeros((2, 3)), np.zeros(2))
+    ((2, 3), (2,))
+    """
     return logits_fn(
         ops.convert_to_tensor(token_ids, "int32"),
         ops.convert_to_tensor(document_ids, "int32"),

@@ -3,7 +3,7 @@
 For the `n` scored positions of a row, a masked-diffusion model gives an upper bound
 on `-log p(x)` (the ELBO of discrete masked diffusion; e.g. LLaDA eq. 12, MDLM):
 
-    B(x) = E_{k ~ U{1..n}} E_{M ⊂ scored, |M| = k} [ (n / k) Σ_{j ∈ M} -log q(x_j | x_unmasked) ]
+    B(x) = E_{k ~ U{1..n}} E_{M ⊂ scored, |M| = k} [(n/k) Σ_{j ∈ M} -log q(x_j | x_visible)]
 
 where `q` is the model's bidirectional prediction with the positions `M` replaced by
 `<mask>` (shifted convention: `q(x_j | ·)` is read from the logits at `j - 1`). It is

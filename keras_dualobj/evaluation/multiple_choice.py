@@ -182,10 +182,10 @@ def evaluate_multiple_choice(
 
     Args:
         score_fn: `(token_ids, mode, target_mask=, prefix_lengths=, document_ids=,
-            seed=) -> dict with "nll", "standard_error", "num_tokens"` per row, e.g. a
-            `DualLM.score` with its MD options bound (`DualLM.evaluate_multiple_choice`
-            does this). `seed` is the index of the batch, so MD masks differ between
-            batches and the whole evaluation is reproducible.
+            batch_index=) -> dict with "nll", "standard_error", "num_tokens"` per row,
+            e.g. a `DualLM.score` with its MD options bound
+            (`DualLM.evaluate_multiple_choice` does this); seeding MD masks with the
+            batch index makes them differ between batches and the run reproducible.
         examples: a path to a JSON Lines file, or a list of example dicts.
         modes: sequence of `"ar"`, `"prefix"`, `"md"`.
         length_normalization: `None`, `"tokens"` or `"bytes"` (string choices only).
@@ -202,7 +202,8 @@ def evaluate_multiple_choice(
 
     Example:
     >>> import numpy as np
-    >>> def prefers_21(token_ids, mode, target_mask, prefix_lengths, document_ids, seed):
+    >>> def prefers_21(token_ids, mode, target_mask, prefix_lengths, document_ids,
+    ...                batch_index):
     ...     nll = np.where(token_ids == 21, 0.1, 5.0)
     ...     return {"nll": (nll * target_mask).sum(1),
     ...             "standard_error": np.zeros(len(token_ids)),
@@ -249,7 +250,7 @@ def evaluate_multiple_choice(
                 target_mask=chunk["target_mask"],
                 prefix_lengths=chunk["prefix_lengths"] if mode == "prefix" else None,
                 document_ids=chunk["document_ids"],
-                seed=index,
+                batch_index=index,
             )
             nll.append(np.asarray(scored["nll"], "float64"))
             errors.append(np.asarray(scored["standard_error"], "float64"))

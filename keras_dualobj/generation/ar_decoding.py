@@ -105,6 +105,18 @@ def ar_decode(
 
     Returns:
         int32 `[B, L]`.
+
+    Example:
+    >>> import numpy as np, keras_hub
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                             hidden_dim=16, intermediate_dim=32))
+    >>> inputs = {"token_ids": np.array([[1, 20, 3, 3], [1, 30, 31, 3]], "int32"),
+    ...           "prompt_mask": np.array([[1, 1, 0, 0], [1, 1, 1, 0]], bool)}
+    >>> tokens = ar_decode(model.call_with_cache, model._build_cache, inputs,
+    ...                    keras_hub.samplers.GreedySampler())
+    >>> tuple(tokens.shape), np.asarray(tokens)[1, :3].tolist()
+    ((2, 4), [1, 30, 31])
     """
     token_ids, prompt_mask = inputs["token_ids"], inputs["prompt_mask"]
     hidden_states, cache = build_cache(token_ids)
@@ -143,6 +155,19 @@ def ar_decode_uncached(logits_fn, inputs, sampler, stop_token_ids=None, model=No
 
     Returns:
         int32 `[B, L]`.
+
+    Example:
+    >>> import numpy as np, keras_hub
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                             hidden_dim=16, intermediate_dim=32))
+    >>> inputs = {"token_ids": np.array([[1, 20, 3, 3]], "int32"),
+    ...           "prompt_mask": np.array([[1, 1, 0, 0]], bool)}
+    >>> greedy = keras_hub.samplers.GreedySampler()
+    >>> uncached = ar_decode_uncached(model.logits, inputs, greedy)
+    >>> cached = ar_decode(model.call_with_cache, model._build_cache, inputs, greedy)
+    >>> np.asarray(uncached).tolist() == np.asarray(cached).tolist()
+    True
     """
     token_ids, prompt_mask = inputs["token_ids"], inputs["prompt_mask"]
     batch_size = ops.shape(token_ids)[0]

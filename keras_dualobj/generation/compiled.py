@@ -34,7 +34,7 @@ def compile_decoding_function(function, model, seed_variables=()):
     >>> import keras, numpy as np
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     >>> double = compile_decoding_function(lambda x: 2 * model(x["inputs"]), model)
-    >>> double({"inputs": np.ones((1, 3), "float32")}).shape
+    >>> tuple(double({"inputs": np.ones((1, 3), "float32")}).shape)
     (1, 2)
     """
     seed_states = list(seed_variables)

@@ -95,7 +95,12 @@ def block_indices(fill_positions, block_length):
 
 
 def check_md_options(remasking, temperature):
-    """Validates the options of `md_decode_step`."""
+    """Validates the options of `md_decode_step`; returns the temperature as a float.
+
+    Example:
+    >>> check_md_options("random", 1)
+    1.0
+    """
     check_choice("remasking", remasking, REMASKING)
     return check_float("temperature", temperature, minimum=0.0)
 
@@ -129,6 +134,22 @@ def md_decode_step(
 
     Returns:
         dict with the updated `token_ids` and `reveal_step`.
+
+    Example:
+    >>> import numpy as np, keras
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                             hidden_dim=16, intermediate_dim=32))
+    >>> fill = np.array([[0, 0, 1, 1, 1]], bool)
+    >>> inputs = {"token_ids": np.array([[1, 20, 4, 4, 4]], "int32"),
+    ...           "document_ids": np.zeros((1, 5), "int32"),
+    ...           "block_ids": block_indices(fill, 3),
+    ...           "reveal_step": np.full((1, 5), -1, "int32"),
+    ...           "step": 0, "block": 0, "num_reveal": 2}
+    >>> out = md_decode_step(model.logits, inputs, mask_token_id=4,
+    ...                      seed_generator=keras.random.SeedGenerator(0))
+    >>> int((np.asarray(out["reveal_step"]) == 0).sum())  # two of three revealed
+    2
     """
     token_ids = inputs["token_ids"]
     batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
@@ -191,6 +212,19 @@ def md_decode(step_function, token_ids, document_ids, fill_positions, schedule, 
     Returns:
         `(token_ids, reveal_step)` as NumPy int32 `[B, L]`; `reveal_step` is the step
         at which each position was revealed, -1 outside `fill_positions`.
+
+    Example:
+    >>> import functools, numpy as np, keras
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                             hidden_dim=16, intermediate_dim=32))
+    >>> step = functools.partial(md_decode_step, model.logits, mask_token_id=4,
+    ...                          seed_generator=keras.random.SeedGenerator(0))
+    >>> token_ids = np.array([[1, 20, 4, 4, 4, 4]], "int32")
+    >>> tokens, reveal_step = md_decode(step, token_ids, np.zeros_like(token_ids),
+    ...                                 token_ids == 4, reveal_schedule(4, 2), 4)
+    >>> sorted(reveal_step[0].tolist()), bool((tokens != 4).all())
+    ([-1, -1, 0, 0, 1, 1], True)
     """
     # Tensors, not NumPy values, so that tf.function does not retrace per step.
     constant = {

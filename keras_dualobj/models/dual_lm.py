@@ -506,7 +506,7 @@ class DualLM(keras.Model):
         >>> model = DualLM(backbone)
         >>> _, cache = model._build_cache(np.array([[1, 20, 21, 3]], "int32"))
         >>> logits, _, cache = model.call_with_cache(np.array([[22]], "int32"), cache, 3)
-        >>> logits.shape
+        >>> tuple(logits.shape)
         (1, 1, 64)
         """
         batch_size, query_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
@@ -673,7 +673,8 @@ class DualLM(keras.Model):
             )["token_ids"]
         outputs = []
         for row, prompt_length in zip(token_ids, prompt_lengths):
-            row = truncate_at_stop(row[: prompt_length + max_new_tokens], prompt_length, stop_token_ids)
+            row = row[: prompt_length + max_new_tokens]
+            row = truncate_at_stop(row, prompt_length, stop_token_ids)
             outputs.append(row[prompt_length:] if strip_prompt else row)
         return decode_outputs(outputs, structure, self.tokenizer, self.special_token_ids)
 
@@ -952,9 +953,9 @@ class DualLM(keras.Model):
         if seed is not None:
             check_int("seed", seed, minimum=0)
 
-        def score_fn(token_ids, mode, seed=None, **kwargs):
+        def score_fn(token_ids, mode, batch_index, **kwargs):
             if mode == "md":
-                kwargs.update(num_samples=num_samples, seed=[base_seed, seed])
+                kwargs.update(num_samples=num_samples, seed=[base_seed, batch_index])
             return self.score(token_ids, mode, **kwargs)
 
         base_seed = 0 if seed is None else seed
@@ -1118,6 +1119,12 @@ class DualLM(keras.Model):
             stop_token_ids = (stop_token_ids,)
         for token_id in stop_token_ids:
             check_int("stop_token_ids", token_id, minimum=0)
+        if self.pad_token_id in stop_token_ids:
+            # Rows are padded with it before decoding: every row would look finished.
+            raise ValueError(
+                f"`stop_token_ids` must not contain the padding id {self.pad_token_id}; "
+                f"received stop_token_ids={stop_token_ids}."
+            )
         return tuple(int(token_id) for token_id in stop_token_ids) or None
 
     def _check_sequence_length(self, length, what):
