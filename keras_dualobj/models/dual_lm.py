@@ -111,7 +111,7 @@ class DualLM(keras.Model):
     >>> history = model.fit(token_ids, batch_size=4, epochs=1, verbose=0)
     >>> sorted(history.history)
     ['ar_accuracy', 'ar_loss', 'loss', 'md_accuracy', 'md_loss']
-    >>> model(token_ids[:1]).shape  # causal logits
+    >>> tuple(model(token_ids[:1]).shape)  # causal logits
     (1, 16, 64)
     """
 

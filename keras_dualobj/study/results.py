@@ -1,0 +1,145 @@
+"""One row per study cell, the files they are kept in, and the summary table."""
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from keras_dualobj.study.recommend import paper_ar_fraction
+
+
+@dataclasses.dataclass
+class CellResult:
+    """What one (α, R) cell of a repetition study measured.
+
+    Losses are held-out, in nats per token: `ar_loss` the exact causal loss, `md_elbo`
+    the masked-diffusion bound (Monte-Carlo estimate), `prefix_loss` the prefix-LM loss.
+    `curve` holds the held-out losses at every evaluation:
+    `[{"step", "epoch", "ar_loss", "md_elbo"}, ...]`.
+    """
+
+    ar_fraction: float
+    repetitions: int
+    unique_tokens: int
+    token_budget: int
+    num_steps: int
+    seed: int
+    final_ar_loss: float
+    best_ar_loss: float
+    best_ar_loss_epoch: float
+    final_md_elbo: float
+    best_md_elbo: float
+    final_prefix_loss: float
+    wall_seconds: float
+    curve: list = dataclasses.field(default_factory=list)
+
+    @property
+    def key(self):
+        return cell_key(self.ar_fraction, self.repetitions)
+
+
+CSV_FIELDS = [
+    field.name for field in dataclasses.fields(CellResult) if field.name != "curve"
+]
+
+
+def cell_key(ar_fraction, repetitions):
+    """Directory-safe name of a cell, e.g. `alpha0.984375_R4`."""
+    return f"alpha{ar_fraction:.6g}_R{repetitions}"
+
+
+def write_results(results, study_dir):
+    """Writes `results.csv` (no curves) and `results.json` (with curves), sorted by R, α."""
+    study_dir = Path(study_dir)
+    results = sorted(results, key=lambda r: (r.repetitions, r.ar_fraction))
+    with open(study_dir / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for result in results:
+            row = dataclasses.asdict(result)
+            row.pop("curve")
+            writer.writerow(row)
+    with open(study_dir / "results.json", "w") as handle:
+        json.dump([dataclasses.asdict(r) for r in results], handle, indent=1)
+
+
+def read_results(study_dir):
+    """Reads the cells of `results.json` in a study directory.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
+    path = Path(study_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No study results at {path}; run `keras-dualobj study --output {study_dir}` first."
+        )
+    with open(path) as handle:
+        return [CellResult(**row) for row in json.load(handle)]
+
+
+def best_ar_fractions(results, metric="final_ar_loss"):
+    """Per repetition level: the cell with the lowest `metric`, and the α = 0 / α = 1 cells.
+
+    Returns:
+        `{R: {"best": CellResult, "ar_only": CellResult | None, "md_only": ... | None}}`.
+    """
+    summary = {}
+    for repetitions in sorted({r.repetitions for r in results}):
+        cells = [r for r in results if r.repetitions == repetitions]
+        finite = [c for c in cells if math.isfinite(getattr(c, metric))]
+        summary[repetitions] = {
+            "best": min(finite, key=lambda c: getattr(c, metric)) if finite else None,
+            "ar_only": next((c for c in cells if c.ar_fraction == 1.0), None),
+            "md_only": next((c for c in cells if c.ar_fraction == 0.0), None),
+        }
+    return summary
+
+
+def summary_table(results):
+    """A plain-text table: best α per R for AR loss and MD ELBO vs both ends and the paper.
+
+    Example:
+    >>> cells = [CellResult(a, 4, 100, 400, 10, 0, l, l, 1.0, l + 1, l + 1, l, 1.0)
+    ...          for a, l in [(0.0, 3.0), (0.5, 2.0), (1.0, 2.5)]]
+    >>> print(summary_table(cells).splitlines()[2])
+      R |   best α (AR loss)  vs α=0  vs α=1 |   best α (MD ELBO)  vs α=0  vs α=1 | paper α
+    """
+    lines = [
+        "Held-out losses (nats/token); 'vs' columns: best minus that end (negative = better).",
+        "",
+        "  R |   best α (AR loss)  vs α=0  vs α=1 |   best α (MD ELBO)  vs α=0  vs α=1 | paper α",
+    ]
+    by_ar = best_ar_fractions(results, "final_ar_loss")
+    by_md = best_ar_fractions(results, "final_md_elbo")
+    for repetitions in sorted(by_ar):
+        row = [f"{repetitions:>3}"]
+        for summary, metric in ((by_ar, "final_ar_loss"), (by_md, "final_md_elbo")):
+            cells = summary[repetitions]
+            best = cells["best"]
+            if best is None:
+                row.append(f"{'n/a':>19} {'':>7} {'':>7}")
+                continue
+            value = getattr(best, metric)
+            deltas = []
+            for end in ("md_only", "ar_only"):
+                other = cells[end]
+                deltas.append(
+                    f"{value - getattr(other, metric):+7.3f}" if other is not None else f"{'n/a':>7}"
+                )
+            row.append(f"{_fraction(best.ar_fraction):>9} = {value:7.3f} {deltas[0]} {deltas[1]}")
+        row.append(f"{_fraction(paper_ar_fraction(repetitions)):>7}")
+        lines.append(" | ".join(row))
+    return "\n".join(lines)
+
+
+def _fraction(value):
+    """α as the paper writes it (63/64, 1/4, ...) when it is a power-of-two fraction."""
+    if value in (0.0, 1.0):
+        return f"{value:g}"
+    for denominator in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
+        numerator = value * denominator
+        if abs(numerator - round(numerator)) < 1e-9:
+            return f"{round(numerator)}/{denominator}"
+    return f"{value:.3g}"
