@@ -13,6 +13,7 @@ import pytest
 from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
+from keras_dualobj.data import ByteTokenizer
 from test_evaluation import fixed_logits_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,23 @@ def saved_model(tmp_path_factory):
     )
     model = DualLM(backbone)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    keras.utils.set_random_seed(4)
+    backbone = DualBackbone(
+        vocabulary_size=272,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=24,
+    )
+    model = DualLM(backbone, tokenizer=ByteTokenizer())
+    path = tmp_path_factory.mktemp("text") / "text.keras"
     model.save(path)
     return path, model
 
@@ -101,6 +119,28 @@ def test_generate_reports_bad_input(saved_model, capsys, arguments, message):
     path, _ = saved_model
     code, _, err = run_cli(capsys, "generate", path, *arguments)
     assert code == 2 and message in err
+
+
+def test_generate_and_evaluate_text_with_the_saved_tokenizer(text_model, capsys, tmp_path):
+    path, model = text_model
+    output = tmp_path / "text.json"
+    code, _, _ = run_cli(
+        capsys, "generate", path, "--prompt", "ab", "--prompt", "xyz",
+        "--max-new-tokens", 3, "--no-stop", "--output", output,
+    )
+    assert code == 0
+    outputs = json.loads(output.read_text())["outputs"]
+    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None)
+    assert outputs[0].startswith("ab") and outputs[1].startswith("xyz")
+    text = tmp_path / "held_out.txt"
+    text.write_text("To be, or not to be: that is the question.")
+    code, out, _ = run_cli(
+        capsys, "evaluate", path, "--text", text, "--sequence-length", 16,
+        "--modes", "ar", "--output", output,
+    )
+    # <s> + 42 bytes = 43 tokens in 3 rows of 16; the first token of a row is unscored.
+    assert code == 0 and json.loads(output.read_text())["modes"]["ar"]["num_tokens"] == 43 - 3
+    assert "ar: nll/token =" in out
 
 
 def test_generate_reports_a_missing_model(tmp_path, capsys):

@@ -8,20 +8,11 @@ from keras import ops
 
 from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
+from keras_dualobj.data import ByteTokenizer
 
 VOCABULARY_SIZE = 64
 # float32 logits of order 1: cached and uncached passes differ only by summation order.
 LOGITS_TOLERANCE = 1e-5
-
-
-class ByteTokenizer:
-    """Duck-typed stand-in for keras_dualobj.data's byte tokenizer: id = 16 + byte."""
-
-    def tokenize(self, text):
-        return np.frombuffer(text.encode("utf-8"), np.uint8).astype("int32") + 16
-
-    def detokenize(self, ids):
-        return bytes(int(i) - 16 for i in ids).decode("utf-8", errors="replace")
 
 
 def tiny_model(vocabulary_size=VOCABULARY_SIZE, **kwargs):
@@ -179,6 +170,20 @@ def test_string_prompts_round_trip_through_the_tokenizer():
     batch = model.generate(["ab", "xyz"], max_new_tokens=3, strip_prompt=True)
     assert isinstance(batch, list) and len(batch) == 2
     assert all(isinstance(new, str) for new in batch)
+
+
+def test_any_object_with_tokenize_and_detokenize_is_a_tokenizer():
+    class DigitTokenizer:
+        def tokenize(self, text):
+            return [16 + int(digit) for digit in text]
+
+        def detokenize(self, ids):
+            return "".join(str(i - 16) if 16 <= i < 26 else "?" for i in ids)
+
+    model = tiny_model(tokenizer=DigitTokenizer())
+    text = model.generate("123", max_new_tokens=4, stop_token_ids=None)
+    ids = model.generate([1, 17, 18, 19], max_new_tokens=4, stop_token_ids=None)
+    assert text == DigitTokenizer().detokenize(ids[1:])
 
 
 @pytest.mark.parametrize(

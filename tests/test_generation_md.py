@@ -7,20 +7,11 @@ from keras import ops
 
 from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
+from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.generation import reveal_schedule
 
 MASK = 4
 VOCABULARY_SIZE = 64
-
-
-class ByteTokenizer:
-    """Duck-typed stand-in for keras_dualobj.data's byte tokenizer: id = 16 + byte."""
-
-    def tokenize(self, text):
-        return np.frombuffer(text.encode("utf-8"), np.uint8).astype("int32") + 16
-
-    def detokenize(self, ids):
-        return bytes(int(i) - 16 for i in ids).decode("utf-8", errors="replace")
 
 
 @pytest.fixture(scope="module")
