@@ -73,9 +73,11 @@ class DualLM(keras.Model):
     `ar_loss`, `md_loss`, `ar_accuracy` and `md_accuracy` (objectives with no rows,
     like the AR terms at α = 0, are left out of training logs). `evaluate()` always
     reports **both** held-out losses, whatever α: the exact AR loss over every row and
-    a Monte-Carlo estimate of the MD bound (ELBO) with `elbo_samples` independent
-    masks per row drawn from `elbo_seed`, reset at every `evaluate()` call so
-    repeated evaluations are identical.
+    an unbiased Monte-Carlo estimate of the MD bound (ELBO): `elbo_samples` masks
+    per row with stratified mask rates (sample s draws t in [s/S, (s+1)/S)), a
+    number of masked tokens k uniform on 1..n and weight n/k (see
+    `sample_masked_positions(exact_bound=True)`), drawn from `elbo_seed`, which is
+    reset at every `evaluate()` call so repeated evaluations are identical.
 
     Calling the model returns logits `[batch, length, vocabulary_size]`; `mode`
     selects the attention: `"causal"` (default), `"bidirectional"`, or `"prefix"`
@@ -235,17 +237,20 @@ class DualLM(keras.Model):
         )
         return self.backbone.token_embedding(hidden_states, reverse=True)
 
-    def corrupt(self, token_ids, document_ids, seed):
+    def corrupt(self, token_ids, document_ids, seed, mask_rate=None, exact_bound=False):
         """Masks every row for the MD objective.
 
         Returns a dict with `input_ids` (masked positions replaced by `<mask>`),
-        `masked_positions`, `maskable_positions` and `mask_fraction` (see
-        `keras_dualobj.objectives.sample_masked_positions`).
+        `masked_positions`, `maskable_positions` and `mask_fraction`; `mask_rate` and
+        `exact_bound` are those of `keras_dualobj.objectives.sample_masked_positions`
+        (training uses the reference rule, evaluation the exact-bound one).
         """
         maskable = maskable_positions(
             token_ids, document_ids, self.special_token_ids, shifted=self.md_shifted
         )
-        masked, mask_fraction = sample_masked_positions(maskable, seed)
+        masked, mask_fraction = sample_masked_positions(
+            maskable, seed, mask_rate=mask_rate, exact_bound=exact_bound
+        )
         return {
             "input_ids": ops.where(masked, self.mask_token_id, token_ids),
             "masked_positions": masked,
@@ -368,7 +373,19 @@ class DualLM(keras.Model):
 
         md_token_ids = ops.tile(token_ids, (self.elbo_samples, 1))
         md_document_ids = ops.tile(document_ids, (self.elbo_samples, 1))
-        corruption = self.corrupt(md_token_ids, md_document_ids, self.elbo_seed_generator)
+        # Stratified mask rates: the S samples of a row cover t in [s/S, (s+1)/S).
+        num_md_rows = ops.shape(md_token_ids)[0]
+        stratum = ops.repeat(ops.arange(self.elbo_samples, dtype="float32"), batch_size)
+        mask_rate = (
+            stratum + keras.random.uniform((num_md_rows,), seed=self.elbo_seed_generator)
+        ) / self.elbo_samples
+        corruption = self.corrupt(
+            md_token_ids,
+            md_document_ids,
+            self.elbo_seed_generator,
+            mask_rate=mask_rate,
+            exact_bound=True,
+        )
         md_logits = self.logits(
             corruption["input_ids"],
             md_document_ids,
