@@ -334,3 +334,19 @@ def test_misuse_of_compile_fit_and_call_is_explained():
         model.fit(make_tokens(), make_tokens(), batch_size=4, verbose=0)
     with pytest.raises(TypeError, match="DualBackbone"):
         DualLM(keras.Sequential())
+
+
+def test_evaluate_md_loss_is_the_exact_bound_estimate():
+    # A model whose logits do not depend on the input gives every masked token the
+    # same cross-entropy log(V), so the bound is exactly log(V) whatever the masks; the
+    # estimate (weights n/k) must equal it. The training rule's eps-smoothed 1/t_hat
+    # would be off by up to 0.2% here; the k distribution is tested in test_objectives.
+    model = DualLM(make_backbone(num_layers=1), ar_fraction=0.0, elbo_samples=4, elbo_seed=1)
+    for variable in model.backbone.trainable_variables:
+        if "final_norm" in variable.path:
+            variable.assign(np.zeros(variable.shape))
+    model.compile()
+    token_ids = make_tokens(batch_size=8, length=16)
+    logs = model.evaluate(token_ids, batch_size=8, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["md_loss"], np.log(VOCAB), rtol=1e-5)
+    np.testing.assert_allclose(logs["ar_loss"], np.log(VOCAB), rtol=1e-5)

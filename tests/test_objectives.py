@@ -162,3 +162,16 @@ def test_sample_ar_rows_has_the_expected_share(ar_fraction, batch_size):
     expected = ar_fraction * batch_size
     assert set(counts) <= {np.floor(expected), np.ceil(expected)}
     assert abs(counts.mean() - expected) < 0.12
+
+
+def test_exact_bound_masking_draws_k_uniformly_with_weight_n_over_k():
+    maskable = np.ones((4000, 8), dtype=bool)
+    masked, t_hat = objectives.sample_masked_positions(maskable, seed=5, exact_bound=True)
+    k = _np(masked).sum(1)
+    counts = np.bincount(k, minlength=9)[1:]
+    np.testing.assert_allclose(counts / k.size, np.full(8, 1 / 8), atol=0.02)
+    np.testing.assert_allclose(_np(t_hat), k / 8, rtol=1e-6)
+    # The training rule gives k = 1 and k = n the weights 1.5/n and 0.5/n.
+    masked, _ = objectives.sample_masked_positions(maskable, seed=5)
+    training_counts = np.bincount(_np(masked).sum(1), minlength=9)[1:] / k.size
+    assert abs(training_counts[0] - 1.5 / 8) < 0.02 and abs(training_counts[-1] - 0.5 / 8) < 0.02

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # Module names under keras_dualobj.cli, in the order `--help` lists them.
-SUBCOMMANDS = ("train",)
+SUBCOMMANDS = ("train", "generate", "evaluate")
 
 
 def build_parser():

@@ -41,7 +41,7 @@ class DualAttentionMask(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> DualAttentionMask()(np.zeros((2, 5), "int32"), np.zeros((2,), "int32")).shape
+    >>> tuple(DualAttentionMask()(np.zeros((2, 5), "int32"), np.zeros((2,), "int32")).shape)
     (2, 5, 5)
     """
 

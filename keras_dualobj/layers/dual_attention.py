@@ -29,7 +29,7 @@ class DualAttention(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = DualAttention(num_heads=2, head_dim=4)
     >>> mask = np.tril(np.ones((1, 3, 3), bool))
-    >>> layer(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape
+    >>> tuple(layer(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape)
     (1, 3, 8)
     """
 

@@ -16,7 +16,7 @@ class SwiGLUFeedForward(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> SwiGLUFeedForward(intermediate_dim=16)(np.zeros((1, 3, 8), "float32")).shape
+    >>> tuple(SwiGLUFeedForward(intermediate_dim=16)(np.zeros((1, 3, 8), "float32")).shape)
     (1, 3, 8)
     """
 

@@ -28,7 +28,7 @@ class DualTransformerBlock(keras.layers.Layer):
     >>> import numpy as np
     >>> block = DualTransformerBlock(num_heads=2, head_dim=4, intermediate_dim=16)
     >>> mask = np.ones((1, 3, 3), bool)
-    >>> block(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape
+    >>> tuple(block(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape)
     (1, 3, 8)
     """
 

@@ -52,7 +52,7 @@ class DualBackbone(Backbone):
     ...     "document_ids": np.zeros((2, 16), "int32"),
     ...     "prefix_lengths": np.array([0, 16], "int32"),  # causal row, bidirectional row
     ... }
-    >>> backbone(inputs).shape
+    >>> tuple(backbone(inputs).shape)
     (2, 16, 32)
     """
 

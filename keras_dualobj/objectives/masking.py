@@ -101,20 +101,29 @@ def maskable_positions(
     return ops.logical_not(_is_any_of(token_ids, special_token_ids))
 
 
-def sample_masked_positions(maskable, seed, mask_rate=None):
-    """Draws which positions of each row are masked, as the reference does.
+def sample_masked_positions(maskable, seed, mask_rate=None, exact_bound=False):
+    """Draws which positions of each row are masked.
 
-    Per row with `n` maskable positions: `t ~ U(0, 1)` (or the given `mask_rate`),
-    `u ~ U(0, 1)`, `k = clip(floor(n * t + u), 1, n)`; the `k` maskable positions with the
-    lowest uniform scores are masked. The realised mask fraction is
-    `t_hat = (1 - 1e-4) * k / n + 1e-4`, the weight `1 / t_hat` of the MD loss.
-    Rows with no maskable position mask nothing (`k = 0`).
+    Per row with `n` maskable positions, `t ~ U(0, 1)` (or the given `mask_rate`):
+
+    - training (the reference recipe, `exact_bound=False`): `u ~ U(0, 1)`,
+      `k = clip(floor(n * t + u), 1, n)` and the weight of the MD loss is `1 / t_hat`
+      with `t_hat = (1 - 1e-4) * k / n + 1e-4`;
+    - evaluation (`exact_bound=True`): `k = max(1, ceil(n * t))`, exactly uniform on
+      `1..n`, and `t_hat = k / n`, so that the MD loss is an unbiased Monte-Carlo
+      estimate of the bound `(1/n) sum_k E[sum over the k masked tokens of CE] / (k/n)`.
+      (The training rule gives k = 1 weight 1.5/n and k = n weight 0.5/n, which puts
+      its expectation slightly below the bound.)
+
+    The `k` maskable positions with the lowest uniform scores are masked. Rows with no
+    maskable position mask nothing (`k = 0`).
 
     Args:
         maskable: bool tensor `[batch, length]` (see `maskable_positions`).
         seed: a `keras.random.SeedGenerator` or an integer seed.
         mask_rate: optional float tensor `[batch]` of `t` values in `[0, 1]`, e.g. for
-            stratified ELBO estimates; drawn uniformly when `None`.
+            stratified estimates; drawn uniformly when `None`.
+        exact_bound: use the evaluation rule above instead of the training rule.
 
     Returns:
         `(masked_positions, mask_fraction)`: bool `[batch, length]` and float32 `[batch]`.
@@ -133,11 +142,14 @@ def sample_masked_positions(maskable, seed, mask_rate=None):
     if mask_rate is None:
         mask_rate = random.uniform((batch_size,), seed=seed)
     mask_rate = ops.cast(mask_rate, "float32")
-    offset = random.uniform((batch_size,), seed=seed)
     scores = random.uniform((batch_size, length), seed=seed)
 
     num_maskable = ops.sum(ops.cast(maskable, "float32"), axis=1)
-    num_masked = ops.floor(num_maskable * mask_rate + offset)
+    if exact_bound:
+        num_masked = ops.ceil(num_maskable * mask_rate)
+    else:
+        offset = random.uniform((batch_size,), seed=seed)
+        num_masked = ops.floor(num_maskable * mask_rate + offset)
     num_masked = ops.minimum(ops.maximum(num_masked, 1.0), num_maskable)
 
     # Non-maskable positions get a score above every uniform draw, so they sort last.
@@ -149,6 +161,8 @@ def sample_masked_positions(maskable, seed, mask_rate=None):
     masked = ops.logical_and(masked, (num_masked > 0.0)[:, None])
 
     mask_fraction = ops.divide_no_nan(num_masked, num_maskable)
+    if exact_bound:
+        return masked, mask_fraction
     eps = MASK_FRACTION_EPSILON
     return masked, (1.0 - eps) * mask_fraction + eps
 

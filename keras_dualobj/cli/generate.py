@@ -1,0 +1,206 @@
+"""`keras-dualobj generate`: continue (or infill) prompts with a saved model.
+
+    keras-dualobj generate model.keras --prompt "To be, or not" --max-new-tokens 64
+    keras-dualobj generate model.keras --prompt "To be" --mode md --num-steps 32 --block-length 16
+    keras-dualobj generate model.keras --prompt-ids "1 84 111" --sampler top_k --top-k 20 --seed 0
+    keras-dualobj generate model.keras --prompt "To be, " --suffix " that is" --mode md \\
+        --max-new-tokens 8
+"""
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import keras
+import keras_hub
+
+
+def load_model(path):
+    """Loads a saved `.keras` `DualLM`, with the tokenizer saved alongside it.
+
+    Example:
+    >>> import os, tempfile
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
+    >>> DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                     hidden_dim=16, intermediate_dim=32)).save(path)
+    >>> type(load_model(path)).__name__
+    'DualLM'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"No saved model at {str(path)!r} (expected a `.keras` file).")
+    # Saved tokenizers are registered Keras objects: import their module if present.
+    if importlib.util.find_spec("keras_dualobj.data") is not None:
+        importlib.import_module("keras_dualobj.data")
+    from keras_dualobj.models import DualLM
+
+    model = keras.saving.load_model(path)
+    if not isinstance(model, DualLM):
+        raise ValueError(
+            f"{str(path)!r} holds a {type(model).__name__}, not a keras_dualobj DualLM."
+        )
+    return model
+
+
+def parse_ids(text, name):
+    """`"1 20 21"` (spaces or commas) -> `[1, 20, 21]`.
+
+    Example:
+    >>> parse_ids("1, 20 21", "--prompt-ids")
+    [1, 20, 21]
+    """
+    try:
+        ids = [int(token) for token in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(
+            f"{name} must be integers separated by spaces or commas; received {text!r}."
+        ) from None
+    if not ids:
+        raise ValueError(f"{name} must not be empty; received {text!r}.")
+    return ids
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "generate",
+        help="continue or infill prompts with a saved model (AR or MD decoding)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="path of a saved .keras DualLM")
+    prompts = parser.add_mutually_exclusive_group(required=True)
+    prompts.add_argument(
+        "--prompt", action="append", help="text prompt (repeat for a batch; needs a tokenizer)"
+    )
+    prompts.add_argument(
+        "--prompt-ids", action="append", help='prompt token ids, e.g. "1 84 111" (repeatable)'
+    )
+    suffixes = parser.add_mutually_exclusive_group()
+    suffixes.add_argument(
+        "--suffix", action="append", help="infill: text after the span, one per prompt (md)"
+    )
+    suffixes.add_argument(
+        "--suffix-ids", action="append", help="infill: token ids after the span (md)"
+    )
+    parser.add_argument("--mode", choices=("ar", "md"), default="ar")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=64, help="new tokens (the span length when infilling)"
+    )
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    stops = parser.add_mutually_exclusive_group()
+    stops.add_argument("--stop-token-ids", help='ids that end a row (default: "</s>")')
+    stops.add_argument("--no-stop", action="store_true", help="always generate --max-new-tokens")
+    parser.add_argument("--strip-prompt", action="store_true", help="print only the new tokens")
+    ar = parser.add_argument_group("AR decoding (--mode ar)")
+    ar.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "random"), default=None)
+    ar.add_argument("--top-k", type=int, default=None, help="k of --sampler top_k")
+    ar.add_argument("--top-p", type=float, default=None, help="p of --sampler top_p")
+    md = parser.add_argument_group("MD decoding (--mode md)")
+    md.add_argument("--num-steps", type=int, default=None)
+    md.add_argument("--block-length", type=int, default=None)
+    md.add_argument("--remasking", choices=("confidence", "random"), default=None)
+    parser.add_argument("--output", help="also write prompts and outputs to this JSON file")
+    parser.set_defaults(run=run)
+
+
+def _sampler(args):
+    if args.top_k is not None or args.top_p is not None:
+        wanted = "top_k" if args.top_k is not None else "top_p"
+        if args.sampler != wanted or (args.top_k is not None and args.top_p is not None):
+            raise ValueError(
+                f"--top-k goes with --sampler top_k and --top-p with --sampler top_p; "
+                f"received --sampler {args.sampler}, --top-k {args.top_k}, --top-p {args.top_p}."
+            )
+        options = {"temperature": 1.0 if args.temperature is None else args.temperature}
+        if args.seed is not None:
+            options["seed"] = args.seed
+        if wanted == "top_k":
+            return keras_hub.samplers.TopKSampler(k=args.top_k, **options), {}
+        return keras_hub.samplers.TopPSampler(p=args.top_p, **options), {}
+    return args.sampler, {"temperature": args.temperature, "seed": args.seed}
+
+
+def _generate(args):
+    model = load_model(args.model)
+    if args.prompt is not None:
+        prompts = args.prompt
+    else:
+        prompts = [parse_ids(text, "--prompt-ids") for text in args.prompt_ids]
+    if args.no_stop:
+        stop_token_ids = None
+    elif args.stop_token_ids is not None:
+        stop_token_ids = tuple(parse_ids(args.stop_token_ids, "--stop-token-ids"))
+    else:
+        stop_token_ids = "auto"
+    suffixes = args.suffix if args.suffix is not None else args.suffix_ids
+    if suffixes is not None:
+        if args.mode != "md":
+            raise ValueError("Infilling (--suffix / --suffix-ids) needs --mode md.")
+        if args.suffix_ids is not None:
+            suffixes = [parse_ids(text, "--suffix-ids") for text in suffixes]
+        outputs = model.infill(
+            prompts,
+            suffixes,
+            span_length=args.max_new_tokens,
+            num_steps=args.num_steps,
+            block_length=args.block_length,
+            remasking="confidence" if args.remasking is None else args.remasking,
+            temperature=0.0 if args.temperature is None else args.temperature,
+            seed=args.seed,
+        )
+    elif args.mode == "md":
+        if args.sampler is not None or args.top_k is not None or args.top_p is not None:
+            raise ValueError("--sampler, --top-k and --top-p apply to --mode ar only.")
+        outputs = model.generate(
+            prompts,
+            mode="md",
+            max_new_tokens=args.max_new_tokens,
+            stop_token_ids=stop_token_ids,
+            strip_prompt=args.strip_prompt,
+            temperature=args.temperature,
+            seed=args.seed,
+            num_steps=args.num_steps,
+            block_length=args.block_length,
+            remasking=args.remasking,
+        )
+    else:
+        if args.num_steps is not None or args.block_length is not None or args.remasking:
+            raise ValueError("--num-steps, --block-length and --remasking apply to --mode md.")
+        sampler, options = _sampler(args)
+        outputs = model.generate(
+            prompts,
+            mode="ar",
+            max_new_tokens=args.max_new_tokens,
+            stop_token_ids=stop_token_ids,
+            strip_prompt=args.strip_prompt,
+            sampler=sampler,
+            **options,
+        )
+    outputs = [
+        output if isinstance(output, str) else [int(token) for token in output]
+        for output in outputs
+    ]
+    return prompts, outputs
+
+
+def run(args):
+    try:
+        prompts, outputs = _generate(args)
+    except ValueError as error:
+        print(f"keras-dualobj generate: error: {error}", file=sys.stderr)
+        return 2
+    for output in outputs:
+        print(output if isinstance(output, str) else " ".join(map(str, output)))
+    if args.output:
+        record = {
+            "model": str(args.model),
+            "mode": args.mode,
+            "prompts": prompts,
+            "outputs": outputs,
+        }
+        Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,15 @@
+"""Decoding from a dual model: KV-cached AR sampling and masked-diffusion unmasking.
+
+These functions take the model's call functions (`call_with_cache`, `_build_cache`,
+`logits`), as keras-hub samplers take `next`; `DualLM.generate`, `DualLM.infill` and
+`DualLM.md_decode` delegate here.
+"""
+
+from keras_dualobj.generation.ar_decoding import ar_decode
+from keras_dualobj.generation.ar_decoding import ar_decode_uncached
+from keras_dualobj.generation.ar_decoding import get_sampler
+from keras_dualobj.generation.compiled import DecodingFunctionCache
+from keras_dualobj.generation.compiled import compile_decoding_function
+from keras_dualobj.generation.md_decoding import md_decode
+from keras_dualobj.generation.md_decoding import md_decode_step
+from keras_dualobj.generation.md_decoding import reveal_schedule
