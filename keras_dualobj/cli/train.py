@@ -302,7 +302,7 @@ def _run_train(args):
     if not tokenizer_dir.is_dir():
         save_tokenizer(data.tokenizer, tokenizer_dir)
 
-    samples = _summary_samples(model, data, options)
+    samples = _summary_samples(model, data, options, config["seed"])
     summary = {
         "output_dir": str(output_dir),
         "preset": config["preset"],
@@ -349,9 +349,7 @@ def _format_summary(summary):
     return "\n".join(lines)
 
 
-# --- Summary samples -----------------------------------------------------------
-# Temporary: greedy loops of full forward passes, until `DualLM.generate` (branch
-# `gen`) lands; then the summary calls model.generate for both modes.
+# --- Summary samples -------------------------------------------------------------
 
 
 def _prompt_ids(data, prompt_length):
@@ -373,66 +371,31 @@ def _prompt_ids(data, prompt_length):
     return best
 
 
-def _banned_ids(model):
-    from keras_dualobj.data import special_tokens
-
-    return sorted(set(range(special_tokens.NUM_SPECIAL_TOKENS)) | set(model.special_token_ids))
-
-
-def _greedy_ar(model, prompt, length):
-    import numpy as np
-    from keras import ops
-
-    total = len(prompt) + length
-    ids = np.full((1, total), model.pad_token_id, "int32")
-    ids[0, : len(prompt)] = prompt
-    banned = _banned_ids(model)
-    for position in range(len(prompt), total):
-        # Causal attention: the padding after `position` cannot affect it, and one
-        # fixed shape avoids retracing.
-        logits = ops.convert_to_numpy(model(ids))[0, position - 1]
-        logits[banned] = -np.inf
-        ids[0, position] = int(np.argmax(logits))
-    return ids[0, len(prompt):]
+# Sampled, not greedy: greedy decoding of a small, briefly trained model repeats one
+# word; a seeded sampler shows what it learned and is still reproducible.
+SAMPLE_SETTINGS = {
+    "AR (top-k sampling, temperature 0.8, KV cache)": {
+        "mode": "ar", "sampler": "top_k", "temperature": 0.8,
+    },
+    "MD (confidence-ordered unmasking, one token per step, temperature 0.8)": {
+        "mode": "md", "temperature": 0.8,
+    },
+}
 
 
-def _greedy_md(model, prompt, length):
-    import numpy as np
-    from keras import ops
-
-    total = len(prompt) + length
-    ids = np.full((1, total), model.mask_token_id, "int32")
-    ids[0, : len(prompt)] = prompt
-    banned = _banned_ids(model)
-    shift = 1 if model.md_shifted else 0
-    for _ in range(length):
-        logits = ops.convert_to_numpy(model(ids, mode="bidirectional"))[0]
-        masked = np.flatnonzero(ids[0] == model.mask_token_id)
-        # Shifted (MNTP): the logit at j - 1 predicts token j.
-        candidates = logits[masked - shift]
-        candidates[:, banned] = -np.inf
-        probabilities = np.exp(candidates - candidates.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        best = int(np.argmax(probabilities.max(axis=1)))  # most confident position
-        ids[0, masked[best]] = int(np.argmax(candidates[best]))
-    return ids[0, len(prompt):]
-
-
-def _summary_samples(model, data, options):
-    prompt_length, sample_length = options["prompt_length"], options["sample_length"]
+def _summary_samples(model, data, options, seed):
     room = data.plan.sequence_length
-    prompt_length = max(2, min(prompt_length, room // 2))
-    sample_length = max(1, min(sample_length, room - prompt_length))
+    prompt_length = max(2, min(options["prompt_length"], room // 2))
     prompt = _prompt_ids(data, prompt_length)
-    tokenizer = data.tokenizer
+    sample_length = max(1, min(options["sample_length"], room - len(prompt)))
     samples = {}
-    for name, sampler in (
-        ("AR (greedy, causal)", _greedy_ar),
-        ("MD (greedy, most confident position first, one token per step)", _greedy_md),
-    ):
-        completion = sampler(model, prompt, sample_length)
+    for name, settings in SAMPLE_SETTINGS.items():
+        completion = model.generate(
+            prompt, max_new_tokens=sample_length, strip_prompt=True, stop_token_ids=None,
+            seed=seed, **settings,
+        )
         samples[name] = {
-            "prompt": tokenizer.detokenize(prompt.tolist()),
-            "completion": tokenizer.detokenize(completion.tolist()),
+            "prompt": data.tokenizer.detokenize(prompt.tolist()),
+            "completion": data.tokenizer.detokenize(completion.tolist()),
         }
     return samples
