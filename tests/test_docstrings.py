@@ -16,7 +16,7 @@ MODULES = sorted(
 
 
 def test_every_package_is_covered():
-    packages = {"data", "layers", "models", "objectives", "study"}
+    packages = {"data", "evaluation", "generation", "layers", "models", "objectives", "study", "training"}
     assert {f"keras_dualobj.{name}" for name in packages} <= set(MODULES)
 
 
