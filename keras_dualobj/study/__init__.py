@@ -1,3 +1,10 @@
 """The repetition study: α × repetitions grids, their results, plots and recommendations."""
 
 from keras_dualobj.study.recommend import paper_ar_fraction
+from keras_dualobj.study.recommend import recommend_ar_fraction
+from keras_dualobj.study.results import CellResult
+from keras_dualobj.study.results import read_results
+from keras_dualobj.study.runner import StudyConfig
+from keras_dualobj.study.runner import plan_cells
+from keras_dualobj.study.runner import run_study
+from keras_dualobj.study.summary import summary_table

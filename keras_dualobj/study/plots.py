@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dualobj.study.results import _fraction
+from keras_dualobj.study.results import format_fraction
 
 
 def _pyplot():
@@ -24,7 +24,7 @@ def plot_loss_vs_alpha(results, path, metric="final_ar_loss", title=None):
     fractions = sorted({r.ar_fraction for r in results})
     # α categorically, evenly spaced: 1/256 and 255/256 both stay visible.
     positions = np.arange(len(fractions))
-    labels = [_fraction(a) for a in fractions]
+    labels = [format_fraction(a) for a in fractions]
     figure, axes = pyplot.subplots(figsize=(8, 4.5))
     for repetitions in sorted({r.repetitions for r in results}):
         by_alpha = {r.ar_fraction: getattr(r, metric) for r in results if r.repetitions == repetitions}
@@ -51,19 +51,24 @@ def plot_heatmap(results, path, metric="final_ar_loss"):
     grid = np.full((len(repetitions), len(fractions)), np.nan)
     for r in results:
         grid[repetitions.index(r.repetitions), fractions.index(r.ar_fraction)] = getattr(r, metric)
-    figure, axes = pyplot.subplots(figsize=(1.2 + 0.8 * len(fractions), 1.2 + 0.6 * len(repetitions)))
+    figure, axes = pyplot.subplots(
+        figsize=(max(5.5, 1.5 + 0.8 * len(fractions)), max(3.5, 1.5 + 0.6 * len(repetitions)))
+    )
     image = axes.imshow(grid, cmap="viridis_r", aspect="auto")
+    middle = np.nanmean(grid)
     for row in range(len(repetitions)):
         for column in range(len(fractions)):
             value = grid[row, column]
             if not math.isnan(value):
-                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8, color="w")
+                # Dark text on the light (low-loss) end of viridis_r, light text elsewhere.
+                color = "black" if value < middle else "white"
+                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
         if not np.isnan(grid[row]).all():
             best = int(np.nanargmin(grid[row]))
             axes.add_patch(
                 pyplot.Rectangle((best - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2)
             )
-    axes.set_xticks(range(len(fractions)), [_fraction(a) for a in fractions], rotation=45)
+    axes.set_xticks(range(len(fractions)), [format_fraction(a) for a in fractions], rotation=45)
     axes.set_yticks(range(len(repetitions)), [str(r) for r in repetitions])
     axes.set_xlabel("α (share of AR rows)")
     axes.set_ylabel("repetitions R")
@@ -94,7 +99,7 @@ def plot_training_curves(results, path, repetitions=None):
     for ar_fraction in sorted(chosen):
         cell = chosen[ar_fraction]
         epochs = [point["epoch"] for point in cell.curve]
-        label = f"α = {_fraction(ar_fraction)}" + (" (best)" if cell is best else "")
+        label = f"α = {format_fraction(ar_fraction)}" + (" (best)" if cell is best else "")
         ar_axes.plot(epochs, [p["ar_loss"] for p in cell.curve], marker=".", label=label)
         md_axes.plot(epochs, [p["md_elbo"] for p in cell.curve], marker=".", label=label)
     for axes, name in ((ar_axes, "AR loss"), (md_axes, "MD ELBO")):
@@ -107,3 +112,20 @@ def plot_training_curves(results, path, repetitions=None):
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
     return Path(path)
+
+
+def write_plots(results, study_dir):
+    """All the study's figures into `study_dir`; returns their paths.
+
+    `training_curves.png` needs the highest R to have both ends (α = 0 and 1) or at
+    least one cell with a curve; it is skipped for a grid without curves.
+    """
+    study_dir = Path(study_dir)
+    paths = [
+        plot_loss_vs_alpha(results, study_dir / "loss_vs_alpha.png", "final_ar_loss"),
+        plot_loss_vs_alpha(results, study_dir / "md_elbo_vs_alpha.png", "final_md_elbo"),
+        plot_heatmap(results, study_dir / "heatmap_ar_loss.png", "final_ar_loss"),
+    ]
+    if any(r.curve for r in results):
+        paths.append(plot_training_curves(results, study_dir / "training_curves.png"))
+    return paths

@@ -6,6 +6,8 @@ about 63/64 (almost all AR, a little MD); beyond that AR starts to overfit, and 
 α keeps the AR objective at about 16 effective repetitions: α · R ≈ 16.
 """
 
+from keras_dualobj.study.results import best_ar_fractions
+from keras_dualobj.study.results import read_results
 from keras_dualobj.utils.validation import check_float
 
 # AR share the paper found best while AR does not yet overfit (R <= 16).
@@ -34,3 +36,38 @@ def paper_ar_fraction(repetitions):
     """
     repetitions = check_float("repetitions", repetitions, minimum=1.0)
     return min(LOW_REPETITION_AR_FRACTION, AR_REPETITION_BUDGET / repetitions)
+
+
+def recommend_ar_fraction(repetitions, study_dir=None):
+    """The paper's α for `repetitions` and, given a study directory, the measured best.
+
+    Args:
+        repetitions: float >= 1.
+        study_dir: optional folder of a finished `keras-dualobj study`; it must contain
+            cells at exactly this number of repetitions.
+
+    Returns:
+        dict with `paper` (the rule above) and, with a study, `measured_ar_loss` and
+        `measured_md_elbo`: the α with the lowest held-out AR loss / MD ELBO at R, and
+        the losses behind them.
+
+    Example:
+    >>> recommend_ar_fraction(32)
+    {'repetitions': 32.0, 'paper': 0.5}
+    """
+    repetitions = check_float("repetitions", repetitions, minimum=1.0)
+    recommendation = {"repetitions": repetitions, "paper": paper_ar_fraction(repetitions)}
+    if study_dir is None:
+        return recommendation
+    results = read_results(study_dir)
+    measured = sorted({r.repetitions for r in results})
+    if repetitions not in measured:
+        raise ValueError(
+            f"The study in {study_dir} has no cells at R = {repetitions:g}; it measured "
+            f"R in {measured}."
+        )
+    for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
+        best = best_ar_fractions(results, metric)[int(repetitions)]["best"]
+        recommendation[f"measured_{name}"] = best.ar_fraction
+        recommendation[f"measured_{name}_value"] = getattr(best, metric)
+    return recommendation

@@ -1,0 +1,126 @@
+"""`keras-dualobj study`: the paper's α × repetitions experiment, in miniature.
+
+    keras-dualobj study --quick --output studies/quick     # ≤ 10 minutes on a 2-core CPU
+    keras-dualobj study --output studies/default           # ≤ 60 minutes
+    keras-dualobj study --ar-fractions 0 1/2 63/64 1 --repetitions 1 16 64 \\
+        --token-budget 1048576 --output studies/mine
+
+Every cell trains the same preset, recipe and seed for the same number of steps on the
+first U = C / R unique tokens, R times; all cells are evaluated on the same held-out
+rows (AR loss, MD ELBO, prefix-LM loss). Rerunning a command skips finished cells and
+resumes a killed one. Outputs: results.csv / results.json, plots (PNG), summary.txt.
+"""
+
+import argparse
+import fractions
+import sys
+
+# Chosen by measurement on tiny Shakespeare (see guides/repetition_study.py): at these
+# budgets pure AR's held-out loss turns upward at the highest R.
+QUICK = {
+    "ar_fractions": (0.0, 0.5, 1.0),
+    "repetitions": (1, 64),
+    "token_budget": 2**19,
+}
+DEFAULT = {
+    "ar_fractions": (0.0, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 1.0),
+    "repetitions": (1, 4, 16, 64),
+    "token_budget": 2**19,
+}
+
+
+def parse_fraction(text):
+    """`"63/64"` or `"0.5"` -> float.
+
+    Example:
+    >>> parse_fraction("63/64"), parse_fraction("0.25")
+    (0.984375, 0.25)
+    """
+    try:
+        return float(fractions.Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"α must be a number or a fraction like 63/64; received {text!r}."
+        ) from None
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "study",
+        help="α × repetitions grid at a fixed token budget (tables, plots, resumable)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--quick", action="store_true", help="the ≤ 10-minute grid: " + _describe(QUICK))
+    grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
+    grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
+    grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
+    setup = parser.add_argument_group("model, data and recipe (the same in every cell)")
+    setup.add_argument("--preset", default="small", help="model preset (default: small, 0.86M parameters)")
+    setup.add_argument("--source", default="auto", help="corpus: auto, tfds, text, jsonl or builtin (default: auto)")
+    setup.add_argument("--path", help="file or folder for --source text / jsonl")
+    setup.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
+    setup.add_argument("--data-dir", help="TFDS data directory")
+    setup.add_argument("--tokenizer", default="byte", help="byte or bpe (default: byte)")
+    setup.add_argument("--vocabulary-size", type=int, default=2048, help="BPE vocabulary size")
+    setup.add_argument("--sequence-length", type=int, default=128)
+    setup.add_argument("--batch-size", type=int, default=32)
+    setup.add_argument("--optimizer", default="adamw", help="adamw or muon (default: adamw)")
+    setup.add_argument("--learning-rate", type=float, default=3e-3)
+    setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves)")
+    setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
+    setup.add_argument("--elbo-samples", type=int, default=2, help="masks per held-out row for the MD ELBO")
+    setup.add_argument("--seed", type=int, default=0)
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
+    run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
+    parser.set_defaults(run=run_study_command)
+    return parser
+
+
+def _describe(grid):
+    alphas = ", ".join(str(fractions.Fraction(a).limit_denominator(1024)) for a in grid["ar_fractions"])
+    repetitions = ", ".join(str(r) for r in grid["repetitions"])
+    return f"α in {{{alphas}}} x R in {{{repetitions}}}, C = {grid['token_budget']:,}"
+
+
+def study_config(args):
+    """The `StudyConfig` of parsed arguments: `--quick` or default grid, then overrides."""
+    from keras_dualobj.study import StudyConfig
+
+    grid = dict(QUICK if args.quick else DEFAULT)
+    for name in grid:
+        if getattr(args, name) is not None:
+            grid[name] = getattr(args, name)
+    return StudyConfig(
+        ar_fractions=tuple(grid["ar_fractions"]),
+        repetitions=tuple(grid["repetitions"]),
+        token_budget=grid["token_budget"],
+        preset=args.preset,
+        source=args.source,
+        path=args.path,
+        local_copy=args.local_copy,
+        data_dir=args.data_dir,
+        tokenizer=args.tokenizer,
+        vocabulary_size=args.vocabulary_size,
+        sequence_length=args.sequence_length,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        evaluations=args.evaluations,
+        evaluation_batches=args.evaluation_batches,
+        elbo_samples=args.elbo_samples,
+        seed=args.seed,
+    )
+
+
+def run_study_command(args):
+    from keras_dualobj.study import run_study
+
+    try:
+        run_study(study_config(args), args.output, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-dualobj study: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,467 @@
+"""Runs an α × repetitions grid at a fixed token budget: one resumable model per cell.
+
+A study directory holds:
+
+    study.json                the study's configuration (its identity)
+    cells/<cell>/             one `keras_dualobj.training.train` run per cell, with
+                              checkpoints and logs, plus `result.json` once finished
+    results.csv, results.json one row per finished cell (see `CellResult`)
+    loss_vs_alpha.png, md_elbo_vs_alpha.png, heatmap_ar_loss.png, training_curves.png
+
+Every cell trains the same preset with the same recipe and seed for the same number of
+steps (`token_budget / (batch_size * sequence_length)`) on the first
+`U = token_budget / R` unique training tokens, R times, reshuffled every epoch, and is
+evaluated on the same held-out rows. A rerun skips finished cells and resumes a killed
+one from its last checkpoint, ending with the weights an uninterrupted run would have.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_dualobj.data import make_training_dataset
+from keras_dualobj.data import plan_repetition
+from keras_dualobj.data import prepare_data
+from keras_dualobj.models import DualLM
+from keras_dualobj.study.plots import write_plots
+from keras_dualobj.study.results import CellResult
+from keras_dualobj.study.results import cell_key
+from keras_dualobj.study.results import write_results
+from keras_dualobj.study.summary import summary_table
+from keras_dualobj.training import build_optimizer
+from keras_dualobj.training import train
+from keras_dualobj.training.callbacks import TrainingLogs
+from keras_dualobj.training.run import LOG_DIR
+from keras_dualobj.training.run import read_run_config
+from keras_dualobj.utils.validation import check_float
+from keras_dualobj.utils.validation import check_int
+
+STUDY_FILE = "study.json"
+CELLS_DIR = "cells"
+CELL_RESULT_FILE = "result.json"
+# The paper's grid of AR shares (Samuel & Charpentier, arXiv 2512.14549, §4).
+PAPER_AR_FRACTIONS = (0, 1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 63 / 64, 255 / 256, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """What a repetition study trains and how it evaluates.
+
+    Attributes:
+        ar_fractions: α values (AR share of rows), each in [0, 1].
+        repetitions: R values, each an integer >= 1.
+        token_budget: C, tokens each cell trains on; `C / (batch_size *
+            sequence_length)` steps must be a multiple of every R so that
+            `U = C / R` is a whole number of batches.
+        preset: model preset (`keras_dualobj.models.presets`).
+        source, path, local_copy, data_dir: the corpus (see `prepare_data`).
+        tokenizer, vocabulary_size: `"byte"` or `"bpe"` (trained on the training split).
+        sequence_length, batch_size: rows and rows per step.
+        optimizer, learning_rate, warmup_fraction, decay_fraction: the recipe
+            (`keras_dualobj.training.build_optimizer`, warmup-stable-decay).
+        evaluations: held-out evaluations per cell (the training curves).
+        evaluation_batches: held-out batches per evaluation (`None`: all).
+        elbo_samples: masks per held-out row for the MD ELBO (stratified t).
+        seed: initialisation, row split, masks and data order, the same in every cell.
+    """
+
+    ar_fractions: tuple
+    repetitions: tuple
+    token_budget: int
+    preset: str = "small"
+    source: str = "auto"
+    path: str = None
+    local_copy: str = None
+    data_dir: str = None
+    tokenizer: str = "byte"
+    vocabulary_size: int = 2048
+    sequence_length: int = 128
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    learning_rate: float = 3e-3
+    warmup_fraction: float = 0.05
+    decay_fraction: float = 0.25
+    evaluations: int = 8
+    evaluation_batches: int = 8
+    elbo_samples: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        fractions = tuple(
+            check_float("ar_fractions", a, minimum=0.0, maximum=1.0) for a in self.ar_fractions
+        )
+        repetitions = tuple(check_int("repetitions", r, minimum=1) for r in self.repetitions)
+        if not fractions or not repetitions:
+            raise ValueError(
+                "A study needs at least one α and one R; received "
+                f"ar_fractions={self.ar_fractions!r}, repetitions={self.repetitions!r}."
+            )
+        object.__setattr__(self, "ar_fractions", tuple(sorted(set(fractions))))
+        object.__setattr__(self, "repetitions", tuple(sorted(set(repetitions))))
+        check_int("token_budget", self.token_budget, minimum=1)
+        check_int("sequence_length", self.sequence_length, minimum=2)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("evaluations", self.evaluations, minimum=1)
+        check_int("elbo_samples", self.elbo_samples, minimum=1)
+        tokens_per_step = self.batch_size * self.sequence_length
+        steps, remainder = divmod(self.token_budget, tokens_per_step)
+        bad = [r for r in self.repetitions if steps % r] if not remainder else []
+        if remainder or not steps or bad:
+            step = math.lcm(*self.repetitions) * tokens_per_step
+            lower = max(step, self.token_budget // step * step)
+            raise ValueError(
+                f"token_budget={self.token_budget:,} must be a multiple of batch_size x "
+                f"sequence_length x every R (here {step:,} = lcm of R "
+                f"{list(self.repetitions)} x {tokens_per_step:,}), so that each cell runs "
+                f"whole epochs of whole batches; e.g. {lower:,} or {lower + step:,}."
+            )
+
+    @property
+    def num_steps(self):
+        return self.token_budget // (self.batch_size * self.sequence_length)
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyCell:
+    """One (α, R) cell: `unique_tokens * repetitions == token_budget`."""
+
+    ar_fraction: float
+    repetitions: int
+    unique_tokens: int
+    token_budget: int
+    num_steps: int
+    seed: int
+
+    @property
+    def key(self):
+        return cell_key(self.ar_fraction, self.repetitions)
+
+
+def plan_cells(config):
+    """The grid's cells, R-major (all α of the smallest R first).
+
+    Example:
+    >>> config = StudyConfig((0.0, 1.0), (1, 4), token_budget=4 * 32 * 128)
+    >>> [(c.ar_fraction, c.repetitions, c.unique_tokens, c.num_steps)
+    ...  for c in plan_cells(config)]
+    [(0.0, 1, 16384, 4), (1.0, 1, 16384, 4), (0.0, 4, 4096, 4), (1.0, 4, 4096, 4)]
+    """
+    return [
+        StudyCell(
+            ar_fraction=ar_fraction,
+            repetitions=repetitions,
+            unique_tokens=config.token_budget // repetitions,
+            token_budget=config.token_budget,
+            num_steps=config.num_steps,
+            seed=config.seed,
+        )
+        for repetitions in config.repetitions
+        for ar_fraction in config.ar_fractions
+    ]
+
+
+def _check_study_dir(study_dir, config, overwrite):
+    path = study_dir / STUDY_FILE
+    if path.is_file() and not overwrite:
+        stored = json.loads(path.read_text())
+        given = json.loads(json.dumps(config.to_json()))
+        differences = [
+            f"{name}: {stored.get(name)!r} there vs {given.get(name)!r} now"
+            for name in sorted(set(stored) | set(given))
+            if stored.get(name) != given.get(name)
+        ]
+        if differences:
+            raise ValueError(
+                f"{study_dir} holds a study with another configuration "
+                f"({'; '.join(differences)}). Use another --output folder, or "
+                "--overwrite to delete its cells and start again."
+            )
+    elif overwrite and study_dir.exists():
+        for name in (STUDY_FILE, CELLS_DIR, "results.csv", "results.json"):
+            target = study_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_json(), indent=1))
+
+
+def _read_curve(cell_dir, steps_per_epoch):
+    """Held-out losses logged during training: `[{"step", "epoch", "ar_loss", "md_elbo"}]`."""
+    path = cell_dir / LOG_DIR / TrainingLogs.CSV_FILE
+    curve = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val_ar_loss"):
+                step = int(row["step"])
+                curve.append(
+                    {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "ar_loss": float(row["val_ar_loss"]),
+                        "md_elbo": float(row["val_md_loss"]),
+                    }
+                )
+    return curve
+
+
+def _prefix_lm_loss(model, rows, batch_size):
+    """Held-out prefix-LM loss: bidirectional over each row's first half, scored after."""
+    prefix_lengths = np.full((rows.num_rows,), rows.sequence_length // 2, "int32")
+    total, count = 0.0, 0
+    for start in range(0, rows.num_rows, batch_size):
+        stop = start + batch_size
+        scores = model.score(
+            rows.token_ids[start:stop],
+            "prefix",
+            prefix_lengths=prefix_lengths[start:stop],
+            document_ids=rows.document_ids[start:stop],
+        )
+        total += float(scores["nll"].sum())
+        count += int(scores["num_tokens"].sum())
+    return total / max(count, 1)
+
+
+def run_cell(cell, config, data, cell_dir, on_step=None):
+    """Trains (or resumes) one cell and returns its `CellResult`."""
+    started = time.perf_counter()
+    plan = plan_repetition(
+        data.train_rows,
+        batch_size=config.batch_size,
+        repetitions=cell.repetitions,
+        unique_tokens=cell.unique_tokens,
+    )
+    if plan.total_steps != cell.num_steps:
+        raise ValueError(
+            f"Cell {cell.key} plans {plan.total_steps} steps instead of {cell.num_steps}; "
+            "token_budget, batch size and R disagree with the data plan."
+        )
+    keras.utils.set_random_seed(cell.seed)
+    model = DualLM.from_preset(
+        config.preset,
+        tokenizer=data.tokenizer,
+        max_sequence_length=config.sequence_length,
+        ar_fraction=cell.ar_fraction,
+        elbo_samples=config.elbo_samples,
+        seed=cell.seed,
+    )
+    model.compile(
+        optimizer=build_optimizer(
+            model,
+            optimizer=config.optimizer,
+            learning_rate=config.learning_rate,
+            total_steps=cell.num_steps,
+            warmup_fraction=config.warmup_fraction,
+            decay_fraction=config.decay_fraction,
+        )
+    )
+    log_every = math.gcd(cell.num_steps, max(1, cell.num_steps // (4 * config.evaluations)))
+    eval_every = max(log_every, cell.num_steps // config.evaluations // log_every * log_every)
+    run_config = {**config.to_json(), **dataclasses.asdict(cell)}
+    callbacks = [] if on_step is None else [_StepCallback(on_step)]
+    result = train(
+        model,
+        lambda start: make_training_dataset(data.train_rows, plan, seed=cell.seed, start_step=start),
+        cell.num_steps,
+        cell_dir,
+        tokens_per_step=config.batch_size * config.sequence_length,
+        validation_data=data.validation_dataset,
+        validation_steps=config.evaluation_batches,
+        run_config=run_config,
+        log_every=log_every,
+        eval_every=eval_every,
+        checkpoint_every=eval_every,
+        keep_checkpoints=1,
+        resume=read_run_config(cell_dir) is not None,
+        callbacks=callbacks,
+        stream=False,
+    )
+    curve = _read_curve(Path(cell_dir), plan.steps_per_epoch)
+    best = min(curve, key=lambda point: point["ar_loss"])
+    return CellResult(
+        ar_fraction=cell.ar_fraction,
+        repetitions=cell.repetitions,
+        unique_tokens=plan.unique_tokens,
+        token_budget=cell.token_budget,
+        num_steps=cell.num_steps,
+        seed=cell.seed,
+        final_ar_loss=float(result.evaluation["ar_loss"]),
+        best_ar_loss=best["ar_loss"],
+        best_ar_loss_epoch=best["epoch"],
+        final_md_elbo=float(result.evaluation["md_loss"]),
+        best_md_elbo=min(point["md_elbo"] for point in curve),
+        final_prefix_loss=_prefix_lm_loss(model, _evaluation_rows(data, config), config.batch_size),
+        wall_seconds=time.perf_counter() - started,
+        curve=curve,
+    )
+
+
+def _evaluation_rows(data, config):
+    """The held-out rows the evaluations use (`evaluation_batches` batches of them)."""
+    rows = data.validation_rows
+    if config.evaluation_batches is None:
+        return rows
+    count = min(rows.num_rows, config.evaluation_batches * config.batch_size)
+    return dataclasses.replace(
+        rows, token_ids=rows.token_ids[:count], document_ids=rows.document_ids[:count]
+    )
+
+
+class _StepCallback(keras.callbacks.Callback):
+    """Calls `on_step()` after every training step."""
+
+    def __init__(self, on_step):
+        super().__init__()
+        self.on_step = on_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_step()
+
+
+class _StudyProgress:
+    """One overall progress line (steps of all cells, elapsed, ETA) and a line per cell."""
+
+    def __init__(self, total_steps, done_steps, stream):
+        self.total_steps = total_steps
+        self.done_steps = done_steps
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.steps_this_session = 0
+        self.label = ""
+        self.last_write = 0.0
+        self.interactive = bool(getattr(stream, "isatty", lambda: False)())
+
+    def start_cell(self, label):
+        self.label = label
+        self._write(force=True)
+
+    def step(self):
+        self.done_steps += 1
+        self.steps_this_session += 1
+        self._write()
+
+    def line(self, text):
+        if self.interactive:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _write(self, force=False):
+        now = time.perf_counter()
+        if not force and now - self.last_write < (0.5 if self.interactive else 30.0):
+            return
+        self.last_write = now
+        elapsed = now - self.started
+        remaining = self.total_steps - self.done_steps
+        if self.steps_this_session:
+            eta = _duration(elapsed / self.steps_this_session * remaining)
+        else:
+            eta = "?"
+        text = (
+            f"[study] {self.done_steps}/{self.total_steps} steps "
+            f"({100 * self.done_steps / max(self.total_steps, 1):.0f}%) | {self.label} | "
+            f"elapsed {_duration(elapsed)} | ETA {eta}"
+        )
+        if self.interactive:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+        else:
+            self.line(text)
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_study(config, study_dir, overwrite=False, stream=None):
+    """Trains and evaluates every cell of `config` into `study_dir`; returns the results.
+
+    Finished cells (`cells/<cell>/result.json`) are read back, not retrained; a cell
+    killed mid-run resumes from its checkpoint. Writes `results.csv`, `results.json`,
+    the plots and `summary.txt` (the printed table).
+
+    Args:
+        config: a `StudyConfig`.
+        study_dir: the study's folder; refused if it holds a study with another
+            configuration unless `overwrite=True`.
+        overwrite: delete the folder's previous study first.
+        stream: where progress and the table go (default `sys.stdout`).
+
+    Returns:
+        list of `CellResult`, one per cell.
+    """
+    stream = sys.stdout if stream is None else stream
+    study_dir = Path(study_dir)
+    _check_study_dir(study_dir, config, overwrite)
+    cells = plan_cells(config)
+    # The largest U (the smallest R) must fit the corpus: prepare_data says how many
+    # unique tokens there are if not.
+    data = prepare_data(
+        config.source,
+        sequence_length=config.sequence_length,
+        batch_size=config.batch_size,
+        tokenizer=config.tokenizer,
+        vocabulary_size=config.vocabulary_size,
+        repetitions=min(config.repetitions),
+        token_budget=config.token_budget,
+        seed=config.seed,
+        path=config.path,
+        local_copy=config.local_copy,
+        data_dir=config.data_dir,
+        verbose=True,
+    )
+    results = {}
+    for cell in cells:
+        path = study_dir / CELLS_DIR / cell.key / CELL_RESULT_FILE
+        if path.is_file():
+            results[cell.key] = CellResult(**json.loads(path.read_text()))
+    progress = _StudyProgress(
+        total_steps=len(cells) * config.num_steps,
+        done_steps=len(results) * config.num_steps,
+        stream=stream,
+    )
+    progress.line(
+        f"[study] {len(cells)} cells ({len(config.ar_fractions)} α x "
+        f"{len(config.repetitions)} R), {config.num_steps} steps each; "
+        f"{len(results)} already finished in {study_dir}"
+    )
+    for index, cell in enumerate(cells, start=1):
+        if cell.key in results:
+            continue
+        cell_dir = study_dir / CELLS_DIR / cell.key
+        progress.start_cell(
+            f"cell {index}/{len(cells)}: α={cell.ar_fraction:g} R={cell.repetitions} "
+            f"U={cell.unique_tokens:,}"
+        )
+        result = run_cell(cell, config, data, cell_dir, on_step=progress.step)
+        (cell_dir / CELL_RESULT_FILE).write_text(json.dumps(dataclasses.asdict(result)))
+        results[cell.key] = result
+        write_results(list(results.values()), study_dir)
+        progress.line(
+            f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions}: "
+            f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
+            f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}, "
+            f"prefix-LM {result.final_prefix_loss:.3f}; {_duration(result.wall_seconds)}"
+        )
+    ordered = [results[cell.key] for cell in cells]
+    write_results(ordered, study_dir)
+    write_plots(ordered, study_dir)
+    table = summary_table(ordered)
+    (study_dir / "summary.txt").write_text(table + "\n")
+    progress.line(table)
+    return ordered

@@ -1,0 +1,43 @@
+"""The study's printed table: best α per R against both ends and the paper's rule."""
+
+from keras_dualobj.study.recommend import paper_ar_fraction
+from keras_dualobj.study.results import CellResult  # noqa: F401 (docstring example)
+from keras_dualobj.study.results import best_ar_fractions
+from keras_dualobj.study.results import format_fraction
+
+
+def summary_table(results):
+    """A plain-text table: best α per R for AR loss and MD ELBO vs both ends and the paper.
+
+    Example:
+    >>> cells = [CellResult(a, 4, 100, 400, 10, 0, l, l, 1.0, l + 1, l + 1, l, 1.0)
+    ...          for a, l in [(0.0, 3.0), (0.5, 2.0), (1.0, 2.5)]]
+    >>> print(summary_table(cells).splitlines()[2])
+      R |   best α (AR loss)  vs α=0  vs α=1 |   best α (MD ELBO)  vs α=0  vs α=1 | paper α
+    """
+    lines = [
+        "Held-out losses (nats/token); 'vs' columns: best minus that end (negative = better).",
+        "",
+        "  R |   best α (AR loss)  vs α=0  vs α=1 |   best α (MD ELBO)  vs α=0  vs α=1 | paper α",
+    ]
+    by_ar = best_ar_fractions(results, "final_ar_loss")
+    by_md = best_ar_fractions(results, "final_md_elbo")
+    for repetitions in sorted(by_ar):
+        row = [f"{repetitions:>3}"]
+        for summary, metric in ((by_ar, "final_ar_loss"), (by_md, "final_md_elbo")):
+            cells = summary[repetitions]
+            best = cells["best"]
+            if best is None:
+                row.append(f"{'n/a':>19} {'':>7} {'':>7}")
+                continue
+            value = getattr(best, metric)
+            deltas = []
+            for end in ("md_only", "ar_only"):
+                other = cells[end]
+                deltas.append(
+                    f"{value - getattr(other, metric):+7.3f}" if other is not None else f"{'n/a':>7}"
+                )
+            row.append(f"{format_fraction(best.ar_fraction):>9} = {value:7.3f} {deltas[0]} {deltas[1]}")
+        row.append(f"{format_fraction(paper_ar_fraction(repetitions)):>7}")
+        lines.append(" | ".join(row))
+    return "\n".join(lines)

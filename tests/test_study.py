@@ -1,0 +1,151 @@
+"""The repetition study: grid bookkeeping, outputs, resume, recommendations."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_dualobj.study import StudyConfig
+from keras_dualobj.study import paper_ar_fraction
+from keras_dualobj.study import plan_cells
+from keras_dualobj.study import read_results
+from keras_dualobj.study import recommend_ar_fraction
+from keras_dualobj.study import run_study
+from keras_dualobj.study.results import CSV_FIELDS
+
+# 8 steps of 16 x 64 tokens per cell, on the built-in corpus, with the tiny preset.
+TINY = dict(
+    ar_fractions=(0.0, 1.0),
+    repetitions=(1, 2),
+    token_budget=8 * 16 * 64,
+    preset="tiny",
+    source="builtin",
+    sequence_length=64,
+    batch_size=16,
+    evaluations=2,
+    evaluation_batches=2,
+    elbo_samples=1,
+)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    study_dir = tmp_path_factory.mktemp("study")
+    results = run_study(StudyConfig(**TINY), study_dir)
+    return study_dir, results
+
+
+def test_cells_share_budget_steps_and_seed():
+    config = StudyConfig(
+        ar_fractions=(1.0, 0.5, 0.0, 0.5),
+        repetitions=(4, 1, 16),
+        token_budget=16 * 32 * 128,
+        seed=3,
+    )
+    cells = plan_cells(config)
+    assert len(cells) == 3 * 3  # duplicates removed
+    assert {(c.unique_tokens * c.repetitions) for c in cells} == {config.token_budget}
+    assert {c.num_steps for c in cells} == {16}
+    assert {c.seed for c in cells} == {3}
+    assert [c.repetitions for c in cells] == [1, 1, 1, 4, 4, 4, 16, 16, 16]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"token_budget": 3 * 32 * 128, "repetitions": (1, 2)}, "multiple of"),
+        ({"token_budget": 1000}, "multiple of"),
+        ({"ar_fractions": (0.5, 1.5)}, "ar_fractions"),
+        ({"repetitions": (0,)}, "repetitions"),
+        ({"ar_fractions": ()}, "at least one"),
+    ],
+)
+def test_bad_grids_are_refused(overrides, message):
+    arguments = dict(ar_fractions=(0.0, 1.0), repetitions=(1, 4), token_budget=8 * 32 * 128)
+    arguments.update(overrides)
+    with pytest.raises(ValueError, match=message):
+        StudyConfig(**arguments)
+
+
+def test_outputs_have_the_documented_schema(study):
+    study_dir, results = study
+    with open(study_dir / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and list(rows[0]) == CSV_FIELDS
+    for row in rows:
+        assert int(row["unique_tokens"]) * int(row["repetitions"]) == TINY["token_budget"]
+        assert int(row["num_steps"]) == 8 and int(row["seed"]) == 0
+        for name in ("final_ar_loss", "best_ar_loss", "final_md_elbo", "final_prefix_loss"):
+            assert 0 < float(row[name]) < 10, (name, row[name])
+    stored = json.loads((study_dir / "results.json").read_text())
+    assert all(len(cell["curve"]) == 2 for cell in stored)
+    assert [c.key for c in read_results(study_dir)] == [r.key for r in results]
+    for name in ("loss_vs_alpha", "md_elbo_vs_alpha", "heatmap_ar_loss", "training_curves"):
+        png = (study_dir / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5_000
+    table = (study_dir / "summary.txt").read_text()
+    assert [line.split("|")[0].strip() for line in table.splitlines()[3:]] == ["1", "2"]
+    assert table.splitlines()[3].rstrip().endswith("63/64")
+
+
+def test_a_rerun_trains_only_unfinished_cells(study, capsys):
+    study_dir, results = study
+    untouched = {
+        r.key: (study_dir / "cells" / r.key / "result.json").stat().st_mtime_ns
+        for r in results[1:]
+    }
+    shutil.rmtree(study_dir / "cells" / results[0].key)  # as if killed before it began
+    capsys.readouterr()
+    rerun = run_study(StudyConfig(**TINY), study_dir)
+    output = capsys.readouterr().out
+    assert "3 already finished" in output
+    assert output.count("[study] cell ") == 1
+    for key, mtime in untouched.items():
+        assert (study_dir / "cells" / key / "result.json").stat().st_mtime_ns == mtime
+    # Same seed, same data: the retrained cell reproduces its losses.
+    np.testing.assert_allclose(rerun[0].final_ar_loss, results[0].final_ar_loss, rtol=1e-5)
+    np.testing.assert_allclose(rerun[0].final_md_elbo, results[0].final_md_elbo, rtol=1e-5)
+
+
+def test_a_different_study_in_the_folder_is_refused(study):
+    study_dir, _ = study
+    with pytest.raises(ValueError, match="another configuration.*seed"):
+        run_study(StudyConfig(**{**TINY, "seed": 1}), study_dir)
+
+
+@pytest.mark.parametrize(
+    "repetitions, expected",
+    [(1, 63 / 64), (4, 63 / 64), (16, 63 / 64), (32, 0.5), (64, 0.25), (128, 0.125)],
+)
+def test_paper_rule(repetitions, expected):
+    assert paper_ar_fraction(repetitions) == pytest.approx(expected)
+    if repetitions >= 32:
+        assert paper_ar_fraction(repetitions) * repetitions == pytest.approx(16)
+
+
+def test_recommend_reads_the_measured_alpha(study):
+    study_dir, results = study
+    recommendation = recommend_ar_fraction(2, study_dir)
+    at_two = [r for r in results if r.repetitions == 2]
+    best = min(at_two, key=lambda r: r.final_ar_loss)
+    assert recommendation["measured_ar_loss"] == best.ar_fraction
+    assert recommendation["measured_ar_loss_value"] == pytest.approx(best.final_ar_loss)
+    assert recommendation["paper"] == 63 / 64
+    with pytest.raises(ValueError, match=r"no cells at R = 8.*\[1, 2\]"):
+        recommend_ar_fraction(8, study_dir)
+    with pytest.raises(ValueError, match="repetitions"):
+        recommend_ar_fraction(0.5)
+
+
+def test_recommend_command():
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_dualobj", "recommend", "--repetitions", "64"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "α = 1/4" in completed.stdout
