@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from keras_dualobj.models.presets import get_preset
 from keras_dualobj.study import StudyConfig
 from keras_dualobj.study import paper_ar_fraction
 from keras_dualobj.study import plan_cells
@@ -52,6 +53,9 @@ def test_cells_share_budget_steps_and_seed():
     assert {c.num_steps for c in cells} == {16}
     assert {c.seed for c in cells} == {3}
     assert [c.repetitions for c in cells] == [1, 1, 1, 4, 4, 4, 16, 16, 16]
+    # The recipe defaults to the preset's (recorded concretely in study.json).
+    training = get_preset("small")["training"]
+    assert (config.optimizer, config.learning_rate) == (training["optimizer"], training["learning_rate"])
 
 
 @pytest.mark.parametrize(
@@ -62,6 +66,7 @@ def test_cells_share_budget_steps_and_seed():
         ({"ar_fractions": (0.5, 1.5)}, "ar_fractions"),
         ({"repetitions": (0,)}, "repetitions"),
         ({"ar_fractions": ()}, "at least one"),
+        ({"preset": "huge"}, "Unknown preset 'huge'"),
     ],
 )
 def test_bad_grids_are_refused(overrides, message):
@@ -87,9 +92,11 @@ def test_outputs_have_the_documented_schema(study):
     for name in ("loss_vs_alpha", "md_elbo_vs_alpha", "heatmap_ar_loss", "training_curves"):
         png = (study_dir / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5_000
-    table = (study_dir / "summary.txt").read_text()
-    assert [line.split("|")[0].strip() for line in table.splitlines()[3:]] == ["1", "2"]
-    assert table.splitlines()[3].rstrip().endswith("63/64")
+    lines = (study_dir / "summary.txt").read_text().splitlines()
+    assert "32 held-out rows of 64 tokens" in lines[1] and "masks per row: 1" in lines[1]
+    body = lines[lines.index(next(line for line in lines if line.startswith("  R |"))) + 1 :]
+    assert [line.split("|")[0].strip() for line in body] == ["1", "2"]
+    assert body[0].rstrip().endswith("63/64")
 
 
 def test_a_rerun_trains_only_unfinished_cells(study, capsys):

@@ -19,11 +19,11 @@ import sys
 # budgets pure AR's held-out loss turns upward at the highest R.
 QUICK = {
     "ar_fractions": (0.0, 0.5, 1.0),
-    "repetitions": (1, 64),
+    "repetitions": (1, 16),
     "token_budget": 2**19,
 }
 DEFAULT = {
-    "ar_fractions": (0.0, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 1.0),
+    "ar_fractions": (0.0, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 63 / 64, 1.0),
     "repetitions": (1, 4, 16, 64),
     "token_budget": 2**19,
 }
@@ -66,8 +66,8 @@ def add_parser(subparsers):
     setup.add_argument("--vocabulary-size", type=int, default=2048, help="BPE vocabulary size")
     setup.add_argument("--sequence-length", type=int, default=128)
     setup.add_argument("--batch-size", type=int, default=32)
-    setup.add_argument("--optimizer", default="adamw", help="adamw or muon (default: adamw)")
-    setup.add_argument("--learning-rate", type=float, default=3e-3)
+    setup.add_argument("--optimizer", help="muon (Muon + AdamW, the paper's) or adamw (default: the preset's)")
+    setup.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
     setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves)")
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
     setup.add_argument("--elbo-samples", type=int, default=2, help="masks per held-out row for the MD ELBO")

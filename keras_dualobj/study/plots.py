@@ -18,6 +18,13 @@ def _pyplot():
     return pyplot
 
 
+def _metric_name(metric):
+    """`"final_ar_loss"` -> `"AR loss"`, `"final_md_elbo"` -> `"MD ELBO"`."""
+    return {"ar_loss": "AR loss", "md_elbo": "MD ELBO", "prefix_loss": "prefix-LM loss"}.get(
+        metric.replace("final_", "").replace("best_", ""), metric
+    )
+
+
 def plot_loss_vs_alpha(results, path, metric="final_ar_loss", title=None):
     """One line per repetition level: held-out `metric` against α."""
     pyplot = _pyplot()
@@ -33,8 +40,8 @@ def plot_loss_vs_alpha(results, path, metric="final_ar_loss", title=None):
         axes.plot(xs, ys, marker="o", label=f"R = {repetitions}")
     axes.set_xticks(positions, labels, rotation=45)
     axes.set_xlabel("α (share of AR rows)")
-    axes.set_ylabel(f"held-out {metric.replace('final_', '').replace('_', ' ')} (nats/token)")
-    axes.set_title(title or f"Held-out {metric.replace('final_', '')} vs α")
+    axes.set_ylabel(f"held-out {_metric_name(metric)} (nats/token)")
+    axes.set_title(title or f"Held-out {_metric_name(metric)} vs α")
     axes.grid(alpha=0.3)
     axes.legend(title="repetitions")
     figure.tight_layout()
@@ -72,7 +79,7 @@ def plot_heatmap(results, path, metric="final_ar_loss"):
     axes.set_yticks(range(len(repetitions)), [str(r) for r in repetitions])
     axes.set_xlabel("α (share of AR rows)")
     axes.set_ylabel("repetitions R")
-    axes.set_title(f"Held-out {metric.replace('final_', '')} (red: best α per R)")
+    axes.set_title(f"Held-out {_metric_name(metric)} (red: best α per R)")
     figure.colorbar(image, ax=axes, label="nats/token")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -31,6 +31,7 @@ from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.data import prepare_data
 from keras_dualobj.models import DualLM
+from keras_dualobj.models.presets import get_preset
 from keras_dualobj.study.plots import write_plots
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
@@ -66,7 +67,9 @@ class StudyConfig:
         tokenizer, vocabulary_size: `"byte"` or `"bpe"` (trained on the training split).
         sequence_length, batch_size: rows and rows per step.
         optimizer, learning_rate, warmup_fraction, decay_fraction: the recipe
-            (`keras_dualobj.training.build_optimizer`, warmup-stable-decay).
+            (`keras_dualobj.training.build_optimizer`, warmup-stable-decay);
+            `optimizer` and `learning_rate` default to the preset's (the paper's
+            Muon + AdamW; 1e-2 for `tiny` and `small`).
         evaluations: held-out evaluations per cell (the training curves).
         evaluation_batches: held-out batches per evaluation (`None`: all).
         elbo_samples: masks per held-out row for the MD ELBO (stratified t).
@@ -85,8 +88,8 @@ class StudyConfig:
     vocabulary_size: int = 2048
     sequence_length: int = 128
     batch_size: int = 32
-    optimizer: str = "adamw"
-    learning_rate: float = 3e-3
+    optimizer: str = None
+    learning_rate: float = None
     warmup_fraction: float = 0.05
     decay_fraction: float = 0.25
     evaluations: int = 8
@@ -107,6 +110,11 @@ class StudyConfig:
         object.__setattr__(self, "ar_fractions", tuple(sorted(set(fractions))))
         object.__setattr__(self, "repetitions", tuple(sorted(set(repetitions))))
         check_int("token_budget", self.token_budget, minimum=1)
+        training_defaults = get_preset(self.preset)["training"]
+        if self.optimizer is None:
+            object.__setattr__(self, "optimizer", training_defaults["optimizer"])
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", training_defaults["learning_rate"])
         check_int("sequence_length", self.sequence_length, minimum=2)
         check_int("batch_size", self.batch_size, minimum=1)
         check_int("evaluations", self.evaluations, minimum=1)
@@ -461,7 +469,15 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     ordered = [results[cell.key] for cell in cells]
     write_results(ordered, study_dir)
     write_plots(ordered, study_dir)
-    table = summary_table(ordered)
+    rows = _evaluation_rows(data, config).num_rows
+    table = summary_table(
+        ordered,
+        estimator=(
+            f"{rows} held-out rows of {config.sequence_length} tokens; AR and prefix-LM "
+            "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
+            f"masks per row: {config.elbo_samples})."
+        ),
+    )
     (study_dir / "summary.txt").write_text(table + "\n")
     progress.line(table)
     return ordered

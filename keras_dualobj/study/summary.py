@@ -6,8 +6,13 @@ from keras_dualobj.study.results import best_ar_fractions
 from keras_dualobj.study.results import format_fraction
 
 
-def summary_table(results):
+def summary_table(results, estimator=None):
     """A plain-text table: best α per R for AR loss and MD ELBO vs both ends and the paper.
+
+    Args:
+        results: `CellResult`s of one study.
+        estimator: optional line saying how the held-out losses were measured
+            (printed under the heading).
 
     Example:
     >>> cells = [CellResult(a, 4, 100, 400, 10, 0, l, l, 1.0, l + 1, l + 1, l, 1.0)
@@ -17,6 +22,7 @@ def summary_table(results):
     """
     lines = [
         "Held-out losses (nats/token); 'vs' columns: best minus that end (negative = better).",
+        *([estimator] if estimator else []),
         "",
         "  R |   best α (AR loss)  vs α=0  vs α=1 |   best α (MD ELBO)  vs α=0  vs α=1 | paper α",
     ]
