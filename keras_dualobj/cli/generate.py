@@ -8,7 +8,6 @@
 """
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -32,9 +31,7 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"No saved model at {str(path)!r} (expected a `.keras` file).")
-    # Saved tokenizers are registered Keras objects: import their module if present.
-    if importlib.util.find_spec("keras_dualobj.data") is not None:
-        importlib.import_module("keras_dualobj.data")
+    # `import keras_dualobj` registers the saved tokenizer and optimizer classes.
     from keras_dualobj.models import DualLM
 
     model = keras.saving.load_model(path)
