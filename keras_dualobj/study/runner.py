@@ -457,6 +457,9 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"U={cell.unique_tokens:,}"
         )
         result = run_cell(cell, config, data, cell_dir, on_step=progress.step)
+        # Each cell builds and traces a fresh model: free the last one's graphs and
+        # caches so that memory stays flat over a long grid.
+        keras.backend.clear_session()
         (cell_dir / CELL_RESULT_FILE).write_text(json.dumps(dataclasses.asdict(result)))
         results[cell.key] = result
         write_results(list(results.values()), study_dir)
