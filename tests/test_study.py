@@ -156,3 +156,30 @@ def test_recommend_command():
         check=True,
     )
     assert "α = 1/4" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "flags, cells, fractions",
+    [
+        ([], 7 * 4, None),
+        (["--quick"], 3 * 2, (0.0, 0.5, 1.0)),
+        (["--paper-grid"], 11 * 8, None),
+        (["--quick", "--ar-fractions", "0", "63/64", "--repetitions", "2"], 2, (0.0, 63 / 64)),
+    ],
+)
+def test_study_command_grids(flags, cells, fractions):
+    from keras_dualobj.cli import build_parser
+    from keras_dualobj.cli.study import study_config
+
+    config = study_config(build_parser().parse_args(["study", "--output", "x", *flags]))
+    assert len(plan_cells(config)) == cells
+    if fractions is not None:
+        assert config.ar_fractions == fractions
+
+
+def test_study_command_rejects_bad_fractions(capsys):
+    from keras_dualobj.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["study", "--output", "x", "--ar-fractions", "2/0"])
+    assert "α must be a number or a fraction like 63/64; received '2/0'" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     keras-dualobj study --quick --output studies/quick     # ≤ 10 minutes on a 2-core CPU
     keras-dualobj study --output studies/default           # ≤ 60 minutes
+    keras-dualobj study --paper-grid --output studies/paper  # the paper's 11 α x 8 R
     keras-dualobj study --ar-fractions 0 1/2 63/64 1 --repetitions 1 16 64 \\
         --token-budget 1048576 --output studies/mine
 
@@ -25,6 +26,12 @@ QUICK = {
 DEFAULT = {
     "ar_fractions": (0.0, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 63 / 64, 1.0),
     "repetitions": (1, 4, 16, 64),
+    "token_budget": 2**19,
+}
+# The paper's full grid (11 α x 8 R = 88 cells; about 2 hours for `small` on 2 CPU cores).
+PAPER = {
+    "ar_fractions": (0, 1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 63 / 64, 255 / 256, 1),
+    "repetitions": (1, 2, 4, 8, 16, 32, 64, 128),
     "token_budget": 2**19,
 }
 
@@ -52,7 +59,9 @@ def add_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--quick", action="store_true", help="the ≤ 10-minute grid: " + _describe(QUICK))
+    sizes = grid.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="the ≤ 10-minute grid: " + _describe(QUICK))
+    sizes.add_argument("--paper-grid", action="store_true", help="the paper's grid: " + _describe(PAPER))
     grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
     grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
@@ -89,7 +98,7 @@ def study_config(args):
     """The `StudyConfig` of parsed arguments: `--quick` or default grid, then overrides."""
     from keras_dualobj.study import StudyConfig
 
-    grid = dict(QUICK if args.quick else DEFAULT)
+    grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
     for name in grid:
         if getattr(args, name) is not None:
             grid[name] = getattr(args, name)

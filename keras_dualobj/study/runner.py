@@ -48,8 +48,6 @@ from keras_dualobj.utils.validation import check_int
 STUDY_FILE = "study.json"
 CELLS_DIR = "cells"
 CELL_RESULT_FILE = "result.json"
-# The paper's grid of AR shares (Samuel & Charpentier, arXiv 2512.14549, §4).
-PAPER_AR_FRACTIONS = (0, 1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 15 / 16, 63 / 64, 255 / 256, 1)
 
 
 @dataclasses.dataclass(frozen=True)
