@@ -112,6 +112,8 @@ def test_generate_md_and_infill(saved_model, capsys):
         (["--prompt-ids", "1 20", "--max-new-tokens", "40"], "max_sequence_length"),
         (["--prompt-ids", "1 20", "--mode", "md", "--num-steps", "0"], "num_steps"),
         (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --mode md"),
+        (["--prompt-ids", "1 20", "--suffix-ids", "5", "--mode", "md", "--no-stop",
+          "--strip-prompt"], "--no-stop, --strip-prompt do not apply to infilling"),
         (["--prompt-ids", "1 20", "--top-k", "5"], "--sampler top_k"),
     ],
 )

@@ -1,6 +1,7 @@
 """Every docstring example in `keras_dualobj` runs and prints what it shows."""
 
 import doctest
+import inspect
 import importlib
 import pkgutil
 
@@ -29,3 +30,5 @@ def test_docstring_examples_run(name):
         verbose=False,
     )
     assert results.failed == 0, f"{results.failed} docstring example(s) failed in {name}"
+    if ">>>" in inspect.getsource(module):
+        assert results.attempted > 0, f"the examples in {name} were not collected"

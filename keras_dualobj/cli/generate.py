@@ -137,6 +137,20 @@ def _generate(args):
     if suffixes is not None:
         if args.mode != "md":
             raise ValueError("Infilling (--suffix / --suffix-ids) needs --mode md.")
+        ignored = [
+            flag
+            for flag, value in (
+                ("--sampler", args.sampler), ("--top-k", args.top_k), ("--top-p", args.top_p),
+                ("--stop-token-ids", args.stop_token_ids), ("--no-stop", args.no_stop),
+                ("--strip-prompt", args.strip_prompt),
+            )
+            if value not in (None, False)
+        ]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} do not apply to infilling (--suffix / --suffix-ids): "
+                "the span between prompt and suffix is always filled in full."
+            )
         if args.suffix_ids is not None:
             suffixes = [parse_ids(text, "--suffix-ids") for text in suffixes]
         outputs = model.infill(

@@ -23,6 +23,7 @@ def add_parser(subparsers):
 
 def run_recommend(args):
     from keras_dualobj.study import recommend_ar_fraction
+    from keras_dualobj.study.recommend import LOW_REPETITION_AR_FRACTION
     from keras_dualobj.study.results import format_fraction
 
     try:
@@ -32,7 +33,11 @@ def run_recommend(args):
         return 2
     repetitions = recommendation["repetitions"]
     paper = recommendation["paper"]
-    rule = "63/64 up to 16 repetitions" if repetitions <= 16 else "α · R ≈ 16 beyond 16 repetitions"
+    rule = (
+        "63/64 up to 16 repetitions"
+        if paper == LOW_REPETITION_AR_FRACTION
+        else "α · R ≈ 16 beyond 16 repetitions"
+    )
     print(f"R = {repetitions:g}: the paper's rule ({rule}) gives α = {format_fraction(paper)} ({paper:.4f})")
     if "measured_ar_loss" in recommendation:
         for name, label in (("ar_loss", "held-out AR loss"), ("md_elbo", "held-out MD ELBO")):

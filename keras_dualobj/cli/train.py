@@ -75,7 +75,7 @@ def add_parser(subparsers):
     model = parser.add_argument_group("model")
     model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
     model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
-    model.add_argument("--md-variant", help="shifted (MNTP, the paper's) or unshifted (MDLM)")
+    model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
     model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
     model.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 1)")

@@ -22,10 +22,11 @@ Estimator (`md_nll_bound`):
   which treats the stratified samples as independent and so over-states the error
   (conservative). With S = 1 the standard error is NaN.
 
-This differs from the training objective's masking (`sample_masked_positions`), whose
-`k = clip(floor(n t + u), 1, n)` is not uniform on `{1..n}` (ends have weight 1.5/n
-and 0.5/n) and whose weights use `t_hat` with a 1e-4 floor: fine for a training loss,
-but it is not exactly the bound.
+This is the rule of `sample_masked_positions(..., exact_bound=True)` (which
+`DualLM.evaluate` uses inside the compiled test step), here in NumPy for scoring
+arbitrary rows; the training default (`exact_bound=False`,
+`k = clip(floor(n t + u), 1, n)`, weights from `t_hat` with a 1e-4 floor) is fine for a
+training loss but not exactly the bound.
 """
 
 import math

@@ -125,18 +125,17 @@ def check_vocabulary(rows, vocabulary_size, name="prompts"):
 
 
 def pad_rows(rows, length, pad_token_id):
-    """Right-pads rows to `length`: `(token_ids [B, length], row_lengths [B])`.
+    """Right-pads rows to `length`: int32 `token_ids [B, length]`.
 
     Example:
     >>> import numpy as np
-    >>> token_ids, lengths = pad_rows([np.array([1, 7]), np.array([1])], 3, 0)
-    >>> token_ids.tolist(), lengths.tolist()
-    ([[1, 7, 0], [1, 0, 0]], [2, 1])
+    >>> pad_rows([np.array([1, 7]), np.array([1])], 3, 0).tolist()
+    [[1, 7, 0], [1, 0, 0]]
     """
     token_ids = np.full((len(rows), length), pad_token_id, dtype="int32")
     for i, row in enumerate(rows):
         token_ids[i, : len(row)] = row
-    return token_ids, np.array([len(row) for row in rows], dtype="int32")
+    return token_ids
 
 
 def truncate_at_stop(row, start, stop_token_ids):
@@ -159,8 +158,9 @@ def truncate_at_stop(row, start, stop_token_ids):
 def decode_outputs(rows, structure, tokenizer=None, special_token_ids=()):
     """Gives outputs the structure of the prompts (see `encode_prompts`).
 
-    Token ids come back as 1-D int32 arrays; for string prompts the special tokens
-    (`<s>`, `</s>`, `<pad>`, `<mask>`) are dropped before detokenizing.
+    Token ids come back as 1-D int32 arrays; for string prompts the ids in
+    `special_token_ids` (`DualLM` passes `<s>`, `</s>`, `<pad>`, `<mask>`) are dropped
+    before detokenizing.
 
     Example:
     >>> import numpy as np

@@ -663,7 +663,7 @@ class DualLM(keras.Model):
             f"the longest prompt ({int(prompt_lengths.max())} tokens) + max_new_tokens "
             f"({max_new_tokens})",
         )
-        token_ids, _ = pad_rows(rows, length, self.pad_token_id)
+        token_ids = pad_rows(rows, length, self.pad_token_id)
         positions = np.arange(length)[None, :]
         if mode == "ar":
             token_ids = self._generate_ar(
@@ -755,7 +755,7 @@ class DualLM(keras.Model):
         lengths = np.array([len(row) for row in rows])
         length = int(lengths.max())
         self._check_sequence_length(length, "prefix + span_length + suffix")
-        token_ids, _ = pad_rows(rows, length, self.pad_token_id)
+        token_ids = pad_rows(rows, length, self.pad_token_id)
         positions = np.arange(length)[None, :]
         starts = np.array([len(p) for p in prefixes])[:, None]
         fill_positions = (positions >= starts) & (positions < starts + span_length)

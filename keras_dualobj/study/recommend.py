@@ -68,6 +68,10 @@ def recommend_ar_fraction(repetitions, study_dir=None):
         )
     for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
         best = best_ar_fractions(results, metric)[int(repetitions)]["best"]
+        if best is None:
+            raise ValueError(
+                f"The study in {study_dir} has no finite {metric} at R = {repetitions:g}."
+            )
         recommendation[f"measured_{name}"] = best.ar_fraction
         recommendation[f"measured_{name}_value"] = getattr(best, metric)
     return recommendation

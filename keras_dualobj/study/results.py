@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 
-
 @dataclasses.dataclass
 class CellResult:
     """What one (α, R) cell of a repetition study measured.

@@ -15,7 +15,6 @@ evaluated on the same held-out rows. A rerun skips finished cells and resumes a 
 one from its last checkpoint, ending with the weights an uninterrupted run would have.
 """
 
-import csv
 import dataclasses
 import json
 import math
@@ -39,8 +38,11 @@ from keras_dualobj.study.results import write_results
 from keras_dualobj.study.summary import summary_table
 from keras_dualobj.training import build_optimizer
 from keras_dualobj.training import train
-from keras_dualobj.training.callbacks import TrainingLogs
+from keras_dualobj.training.callbacks import read_log_rows
+from keras_dualobj.training.callbacks import format_duration
 from keras_dualobj.training.run import LOG_DIR
+from keras_dualobj.training.run import _differences
+from keras_dualobj.training.run import _normalise
 from keras_dualobj.training.run import read_run_config
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -180,13 +182,7 @@ def plan_cells(config):
 def _check_study_dir(study_dir, config, overwrite):
     path = study_dir / STUDY_FILE
     if path.is_file() and not overwrite:
-        stored = json.loads(path.read_text())
-        given = json.loads(json.dumps(config.to_json()))
-        differences = [
-            f"{name}: {stored.get(name)!r} there vs {given.get(name)!r} now"
-            for name in sorted(set(stored) | set(given))
-            if stored.get(name) != given.get(name)
-        ]
+        differences = _differences(json.loads(path.read_text()), _normalise(config.to_json()))
         if differences:
             raise ValueError(
                 f"{study_dir} holds a study with another configuration "
@@ -206,21 +202,16 @@ def _check_study_dir(study_dir, config, overwrite):
 
 def _read_curve(cell_dir, steps_per_epoch):
     """Held-out losses logged during training: `[{"step", "epoch", "ar_loss", "md_elbo"}]`."""
-    path = cell_dir / LOG_DIR / TrainingLogs.CSV_FILE
-    curve = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("val_ar_loss"):
-                step = int(row["step"])
-                curve.append(
-                    {
-                        "step": step,
-                        "epoch": step / steps_per_epoch,
-                        "ar_loss": float(row["val_ar_loss"]),
-                        "md_elbo": float(row["val_md_loss"]),
-                    }
-                )
-    return curve
+    return [
+        {
+            "step": int(row["step"]),
+            "epoch": int(row["step"]) / steps_per_epoch,
+            "ar_loss": float(row["val_ar_loss"]),
+            "md_elbo": float(row["val_md_loss"]),
+        }
+        for row in read_log_rows(cell_dir / LOG_DIR)
+        if row.get("val_ar_loss")
+    ]
 
 
 def _prefix_lm_loss(model, rows, batch_size):
@@ -372,26 +363,19 @@ class _StudyProgress:
         elapsed = now - self.started
         remaining = self.total_steps - self.done_steps
         if self.steps_this_session:
-            eta = _duration(elapsed / self.steps_this_session * remaining)
+            eta = format_duration(elapsed / self.steps_this_session * remaining)
         else:
             eta = "?"
         text = (
             f"[study] {self.done_steps}/{self.total_steps} steps "
             f"({100 * self.done_steps / max(self.total_steps, 1):.0f}%) | {self.label} | "
-            f"elapsed {_duration(elapsed)} | ETA {eta}"
+            f"elapsed {format_duration(elapsed)} | ETA {eta}"
         )
         if self.interactive:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()
         else:
             self.line(text)
-
-
-def _duration(seconds):
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def run_study(config, study_dir, overwrite=False, stream=None):
@@ -465,7 +449,7 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions}: "
             f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
             f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}, "
-            f"prefix-LM {result.final_prefix_loss:.3f}; {_duration(result.wall_seconds)}"
+            f"prefix-LM {result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
     ordered = [results[cell.key] for cell in cells]
     write_results(ordered, study_dir)

@@ -135,7 +135,8 @@ class ThroughputMeter(_StepTracking):
         return self._rate(self.tokens_per_step * self.timed_steps, self.training_seconds)
 
 
-def _format_duration(seconds):
+def format_duration(seconds):
+    """`75` -> `'1:15'`, `3725` -> `'1:02:05'`."""
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -203,7 +204,7 @@ class TrainingProgress(_StepTracking):
         rate = self.meter.average_tokens_per_second
         if rate and step < self.total_steps:
             remaining = (self.total_steps - step) * self.meter.tokens_per_step / rate
-            parts.append(f"eta {_format_duration(remaining)}")
+            parts.append(f"eta {format_duration(remaining)}")
         return " | ".join(parts)
 
     def _write(self, text, permanent):
@@ -306,10 +307,7 @@ class TrainingLogs(_StepTracking):
 
     def read_rows(self):
         """The CSV rows written so far (dicts of strings)."""
-        if not self.csv_path.is_file():
-            return []
-        with open(self.csv_path, newline="") as file:
-            return list(csv.DictReader(file))
+        return read_log_rows(self.log_dir)
 
     def log_row(self, step, logs, learning_rate=None, tokens_per_second=None):
         """Appends one row (and TensorBoard scalars) for `step`."""
@@ -447,3 +445,12 @@ class PeriodicCheckpoint(_StepTracking):
             metadata = self.metadata(self.step) if self.metadata else None
             self.checkpoint_manager.save(self.model, self.step, metadata)
             self.last_saved_step = self.step
+
+
+def read_log_rows(log_dir):
+    """The rows of a run's `training_log.csv` in `log_dir` (dicts of strings), or `[]`."""
+    path = Path(log_dir) / TrainingLogs.CSV_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
