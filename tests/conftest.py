@@ -12,20 +12,24 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA_DIR = Path(
-    os.environ.get("KERAS_DUALOBJ_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
-)
+
+
+def prose_text():
+    """Real English prose that every CPython installs: the language reference
+    (`pydoc_data.topics`, ~465 kB), topics in a fixed order, blank-line separated.
+    The tests make their data from it (or generate it); nothing outside the
+    checkout and the installed packages is read."""
+    from pydoc_data import topics
+
+    return "\n\n".join(topics.topics[key].strip() for key in sorted(topics.topics))
 
 
 @pytest.fixture(scope="session")
-def shared_data_dir():
-    """`../shared/data` beside the checkout (read-only in CI)."""
-    if not SHARED_DATA_DIR.is_dir():
-        pytest.fail(
-            f"Shared data directory {SHARED_DATA_DIR} is missing; set "
-            "KERAS_DUALOBJ_SHARED_DATA to the folder holding tinyshakespeare/."
-        )
-    return SHARED_DATA_DIR
+def prose_file(tmp_path_factory):
+    """`prose_text()` written to a UTF-8 text file."""
+    path = tmp_path_factory.mktemp("prose") / "prose.txt"
+    path.write_text(prose_text(), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import pytest
 
 from keras_dualobj.cli import build_parser
 from keras_dualobj.cli import main
+from keras_dualobj.cli.train import resolve_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The built-in corpus is always there and offline; 8,192 tokens = 8 steps of 16 x 64.
@@ -104,6 +105,25 @@ def test_bad_arguments_fail_with_a_message_naming_the_value(tmp_path, capsys, ar
     budget = [] if "--token-budget" in arguments else ["--token-budget", "8192"]
     assert main(TINY_BASE + budget + arguments + ["--output-dir", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments, fits",
+    [
+        ([], True),
+        (["--token-budget", "8192"], False),
+        (["--repetitions", "1"], False),
+        (["--unique-tokens", "8192"], False),
+    ],
+)
+def test_only_the_presets_own_budget_may_raise_repetitions(tmp_path, arguments, fits):
+    # The offline fallback corpus is smaller than the small preset's budget at
+    # R = 1: the default plan may repeat data to run anyway; a budget or R the
+    # user chose is kept exactly (and is an error if it does not fit).
+    args = build_parser().parse_args(
+        ["train", "--output-dir", str(tmp_path)] + arguments
+    )
+    assert resolve_config(args)["fit_repetitions"] is fits
 
 
 def test_mutually_exclusive_budget_arguments_are_refused(tmp_path, capsys):

@@ -17,9 +17,47 @@ from keras_dualobj.data import (
 TFDS_NAME = "tiny_shakespeare"
 
 
+PROSE_TFDS_NAME = "keras_dualobj_test_prose"
+
+
+def _define_prose_builder():
+    """A TFDS dataset defined here, laid out like tiny_shakespeare (one text file
+    in the manual directory, cut at 90% / 95% of its characters into train /
+    validation / test). TFDS's advice for code that must not download: test
+    with a builder of your own; the real tiny_shakespeare checksum is tested
+    separately (`integration_tests/`, with the real file)."""
+    import tensorflow_datasets as tfds
+
+    class KerasDualobjTestProse(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+        MANUAL_DOWNLOAD_INSTRUCTIONS = "Place input.txt in the manual directory."
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()})
+            )
+
+        def _split_generators(self, dl_manager):
+            text = (dl_manager.manual_dir / "input.txt").read_text(encoding="utf-8")
+            first, second = int(len(text) * 0.9), int(len(text) * 0.95)
+            parts = {"train": text[:first], "validation": text[first:second], "test": text[second:]}
+            return {name: self._generate_examples(part) for name, part in parts.items()}
+
+        def _generate_examples(self, text):
+            yield 0, {"text": text}
+
+    return KerasDualobjTestProse
+
+
+_define_prose_builder()
+
+
 @pytest.fixture(scope="module")
-def shakespeare_file(shared_data_dir):
-    return shared_data_dir / "tinyshakespeare" / "input.txt"
+def prose_copy(tmp_path_factory, prose_file):
+    """A raw download folder for the test dataset (what a user points `local_copy` at)."""
+    folder = tmp_path_factory.mktemp("raw")
+    (folder / "input.txt").write_bytes(prose_file.read_bytes())
+    return folder
 
 
 @pytest.fixture
@@ -36,8 +74,8 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def offline_tfds_dir(tmp_path_factory, shakespeare_file):
-    """tiny_shakespeare built once per module, offline, in a temporary data_dir."""
+def offline_tfds_dir(tmp_path_factory, prose_copy):
+    """The test dataset built once per module, offline, in a temporary data_dir."""
     data_dir = tmp_path_factory.mktemp("tfds")
     with pytest.MonkeyPatch.context() as patch:
         def refuse(*args, **kwargs):
@@ -46,7 +84,7 @@ def offline_tfds_dir(tmp_path_factory, shakespeare_file):
         patch.setattr(socket, "create_connection", refuse)
         patch.setattr(socket.socket, "connect", refuse)
         tfds_source.build_tfds_dataset(
-            TFDS_NAME, data_dir=data_dir, local_copy=shakespeare_file
+            PROSE_TFDS_NAME, data_dir=data_dir, local_copy=prose_copy
         )
     return data_dir
 
@@ -55,40 +93,42 @@ def offline_tfds_dir(tmp_path_factory, shakespeare_file):
 
 
 def test_tfds_builds_offline_and_matches_the_local_text(
-    offline_tfds_dir, shakespeare_file, no_network
+    offline_tfds_dir, prose_copy, no_network
 ):
-    text = shakespeare_file.read_text(encoding="utf-8")
+    text = (prose_copy / "input.txt").read_text(encoding="utf-8")
     raw_splits = {
         split: load_corpus(
-            "tfds", split=split, data_dir=offline_tfds_dir, document_split="none",
-            verbose=False,
+            "tfds", tfds_name=PROSE_TFDS_NAME, split=split, data_dir=offline_tfds_dir,
+            document_split="none", verbose=False,
         ).documents
         for split in ("train", "validation", "test")
     }
-    # TFDS cuts the file at 90% / 95% of its characters, one example per split.
     assert "".join(raw_splits["train"] + raw_splits["validation"] + raw_splits["test"]) == text
     cut = int(len(text) * 0.9)
     assert raw_splits["train"] == (text[:cut],)
 
-    tfds_train = load_corpus("tfds", split="train", data_dir=offline_tfds_dir, verbose=False)
+    tfds_train = load_corpus(
+        "tfds", tfds_name=PROSE_TFDS_NAME, split="train", data_dir=offline_tfds_dir,
+        verbose=False,
+    )
     local_train = load_corpus("iterable", texts=[text[:cut]], verbose=False)
     assert tfds_train.documents == local_train.documents
-    assert tfds_train.documents[0].startswith("First Citizen:\nBefore we proceed")
-    whole_file = load_corpus("text", path=shakespeare_file, verbose=False)
+    assert len(tfds_train.documents) > 1000
+    whole_file = load_corpus("text", path=prose_copy / "input.txt", verbose=False)
     assert whole_file.documents[: len(tfds_train.documents) - 1] == tfds_train.documents[:-1]
 
 
-def test_tfds_with_a_local_copy_under_another_name_builds_offline(
-    tmp_path, shakespeare_file, no_network, capsys
-):
+def test_a_local_copy_under_another_name_is_linked_under_the_expected_name(tmp_path):
+    # tiny_shakespeare's registered raw file is input.txt; a copy named otherwise
+    # (a read-only shared copy, say) is linked under that name in data_dir.
     renamed = tmp_path / "my_shakespeare.txt"
-    renamed.write_bytes(shakespeare_file.read_bytes())
-    corpus = load_corpus(
-        "tfds", data_dir=tmp_path / "tfds", local_copy=renamed, split="validation"
-    )
-    assert corpus.source == "tfds"
-    assert "built offline from" in corpus.origin and "validation" in corpus.origin
-    assert "corpus source: tfds" in capsys.readouterr().out
+    renamed.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    builder = tfds_source.tfds_builder(TFDS_NAME, tmp_path / "tfds")
+    manual_dir = tfds_source._manual_dir_for(renamed, builder, tmp_path / "tfds")
+    assert (manual_dir / "input.txt").read_bytes() == renamed.read_bytes()
+    assert manual_dir.is_relative_to(tmp_path / "tfds")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        tfds_source._manual_dir_for(tmp_path / "missing.txt", builder, tmp_path / "tfds")
 
 
 def test_tfds_rejects_a_local_copy_with_the_wrong_content(tmp_path, no_network):
@@ -170,19 +210,19 @@ def test_auto_falls_back_when_the_download_fails(tmp_path, monkeypatch, capsys):
 
 
 def test_auto_prefers_the_configured_local_copy(
-    offline_tfds_dir, shakespeare_file, no_network, monkeypatch, capsys
+    offline_tfds_dir, prose_copy, no_network, monkeypatch, capsys
 ):
-    monkeypatch.setenv(LOCAL_COPY_ENV_VAR, str(shakespeare_file))
-    corpus = load_corpus("auto", data_dir=offline_tfds_dir)
+    monkeypatch.setenv(LOCAL_COPY_ENV_VAR, str(prose_copy))
+    corpus = load_corpus("auto", tfds_name=PROSE_TFDS_NAME, data_dir=offline_tfds_dir)
     assert corpus.source == "tfds"
-    assert str(shakespeare_file) in capsys.readouterr().out
-    monkeypatch.setenv(LOCAL_COPY_ENV_VAR, str(shakespeare_file) + ".missing")
+    assert str(prose_copy) in capsys.readouterr().out
+    monkeypatch.setenv(LOCAL_COPY_ENV_VAR, str(prose_copy) + ".missing")
     with pytest.raises(FileNotFoundError, match=r"\.missing"):
-        choose_source("auto", data_dir=offline_tfds_dir)
+        choose_source("auto", tfds_name=PROSE_TFDS_NAME, data_dir=offline_tfds_dir)
 
 
 def test_auto_reuses_an_already_prepared_dataset(offline_tfds_dir, no_network):
-    choice = choose_source("auto", data_dir=offline_tfds_dir)
+    choice = choose_source("auto", tfds_name=PROSE_TFDS_NAME, data_dir=offline_tfds_dir)
     assert choice.source == "tfds" and "already prepared" in choice.reason
 
 

@@ -16,10 +16,8 @@ BOS, EOS = 1, 2
 
 
 @pytest.fixture(scope="module")
-def documents(shared_data_dir):
-    corpus = load_corpus(
-        "text", path=shared_data_dir / "tinyshakespeare" / "input.txt", verbose=False
-    )
+def documents(prose_file):
+    corpus = load_corpus("text", path=prose_file, verbose=False)
     return list(corpus.documents[:1500])
 
 

@@ -9,6 +9,7 @@ from keras_dualobj.data import (
     pack_documents,
     plan_repetition,
     prepare_data,
+    repetitions_to_fit,
     training_row_order,
 )
 
@@ -168,6 +169,34 @@ def test_plan_arithmetic(rows):
     assert plan.fit_arguments(20) == {"epochs": 8, "initial_epoch": 2, "steps_per_epoch": 10}
     with pytest.raises(ValueError, match="not at an epoch boundary"):
         plan.fit_arguments(15)
+
+
+def test_repetitions_to_fit_is_the_smallest_r_that_fits():
+    for budget in (1, 999, 1000, 1001, 2000, 2001, 8000, 524_288):
+        for asked in (1, 3, 8):
+            for available in (1, 7, 1000):
+                fitted = repetitions_to_fit(budget, asked, available)
+                brute = next(
+                    r for r in range(asked, asked + budget + 2) if budget // r <= available
+                )
+                assert fitted == brute, (budget, asked, available)
+    with pytest.raises(ValueError, match="available_tokens=0"):
+        repetitions_to_fit(10, 1, 0)
+
+
+def test_fit_repetitions_raises_r_only_when_the_budget_does_not_fit(rows):
+    # 1,000 usable tokens; C = 8,000 at R = 4 needs 2,000 unique tokens.
+    fitted = plan_repetition(
+        rows, batch_size=4, token_budget=8000, repetitions=4, fit_repetitions=True
+    )
+    assert (fitted.repetitions, fitted.requested_repetitions) == (8, 4)
+    assert (fitted.unique_tokens, fitted.total_tokens) == (1000, 8000)
+    assert "R = 8 times (R raised from 4" in fitted.describe()
+    fits = plan_repetition(
+        rows, batch_size=4, token_budget=800, repetitions=2, fit_repetitions=True
+    )
+    assert fits == plan_repetition(rows, batch_size=4, token_budget=800, repetitions=2)
+    assert fits.requested_repetitions is None and "raised" not in fits.describe()
 
 
 def test_plan_rejects_bad_input(rows):

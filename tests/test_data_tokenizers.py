@@ -35,16 +35,14 @@ TRICKY_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def shakespeare_documents(shared_data_dir):
-    corpus = load_corpus(
-        "text", path=shared_data_dir / "tinyshakespeare" / "input.txt", verbose=False
-    )
+def prose_documents(prose_file):
+    corpus = load_corpus("text", path=prose_file, verbose=False)
     return list(corpus.documents)
 
 
 @pytest.fixture(scope="module")
-def bpe(shakespeare_documents):
-    return train_bpe_tokenizer(shakespeare_documents, vocabulary_size=1024)
+def bpe(prose_documents):
+    return train_bpe_tokenizer(prose_documents, vocabulary_size=1024)
 
 
 def _special_ids(tokenizer):
@@ -108,8 +106,8 @@ def test_bpe_reserves_special_ids_then_bytes(bpe):
     assert ids.min() >= 16, "text produced a special id (e.g. the literal '<s>')"
 
 
-def test_bpe_round_trips_the_corpus_and_compresses_it(bpe, shakespeare_documents):
-    documents = shakespeare_documents
+def test_bpe_round_trips_the_corpus_and_compresses_it(bpe, prose_documents):
+    documents = prose_documents
     arrays = tokenize_documents(bpe, documents)
     assert bpe.detokenize([a.tolist() for a in arrays]) == documents
     num_tokens = sum(a.size for a in arrays)
@@ -119,10 +117,10 @@ def test_bpe_round_trips_the_corpus_and_compresses_it(bpe, shakespeare_documents
         assert bpe.detokenize(bpe.tokenize(text)) == text
 
 
-def test_bpe_eager_batch_and_tf_data_paths_agree(bpe, shakespeare_documents):
+def test_bpe_eager_batch_and_tf_data_paths_agree(bpe, prose_documents):
     # keras-hub's own eager path skips pre-splitting (see BytePairTokenizer);
     # ours must give the tf.data ids.
-    sample = shakespeare_documents[:40] + TRICKY_TEXTS[:-1]
+    sample = prose_documents[:40] + TRICKY_TEXTS[:-1]
     eager = [list(ids) for ids in bpe.tokenize(sample)]
     fast = [a.tolist() for a in bpe.tokenize_batch_to_arrays(sample)]
     dataset = tf.data.Dataset.from_tensor_slices(sample).batch(64).map(bpe.tokenize)
@@ -130,9 +128,9 @@ def test_bpe_eager_batch_and_tf_data_paths_agree(bpe, shakespeare_documents):
     assert eager == fast == graph
 
 
-def test_bpe_training_is_deterministic(shakespeare_documents):
-    first = train_bpe_tokenizer(shakespeare_documents[:2000], vocabulary_size=600)
-    second = train_bpe_tokenizer(shakespeare_documents[:2000], vocabulary_size=600)
+def test_bpe_training_is_deterministic(prose_documents):
+    first = train_bpe_tokenizer(prose_documents[:2000], vocabulary_size=600)
+    second = train_bpe_tokenizer(prose_documents[:2000], vocabulary_size=600)
     assert first.vocabulary == second.vocabulary
     assert first.merges == second.merges
 

@@ -158,6 +158,10 @@ def resolve_config(args):
             config[name] = training[name]
     if config["token_budget"] is None and config["unique_tokens"] is None:
         config["token_budget"] = training["token_budget"]
+    # The preset's own budget must run on whatever corpus `auto` found (the
+    # offline fallback is smaller than tiny Shakespeare): R is raised to fit it.
+    # A budget or R the user gave stays exact (an error if it does not fit).
+    config["fit_repetitions"] = not {"token_budget", "unique_tokens", "repetitions"} & set(given)
     config["format"] = RUN_FORMAT
     return config
 
@@ -214,6 +218,7 @@ def _run_train(args):
         repetitions=config["repetitions"],
         unique_tokens=config["unique_tokens"],
         token_budget=config["token_budget"],
+        fit_repetitions=config.get("fit_repetitions", False),
         seed=config["seed"],
         path=config["path"],
         tfds_name=config["tfds_name"],

@@ -25,7 +25,7 @@ from keras_dualobj.data.pipeline import (
     training_row_order,
 )
 from keras_dualobj.data.prepare import PreparedData, prepare_data
-from keras_dualobj.data.repetition import RepetitionPlan, plan_repetition
+from keras_dualobj.data.repetition import RepetitionPlan, plan_repetition, repetitions_to_fit
 from keras_dualobj.data.tfds_source import build_tfds_dataset, is_host_reachable
 from keras_dualobj.data.tokenizer_storage import load_tokenizer, save_tokenizer
 
@@ -50,6 +50,7 @@ __all__ = [
     "make_training_dataset",
     "pack_documents",
     "plan_repetition",
+    "repetitions_to_fit",
     "prepare_data",
     "save_tokenizer",
     "special_tokens",

@@ -114,6 +114,7 @@ def prepare_data(
     unique_tokens=None,
     unique_fraction=None,
     token_budget=None,
+    fit_repetitions=False,
     validation_fraction=0.1,
     seed=0,
     start_step=0,
@@ -149,8 +150,9 @@ def prepare_data(
         tokenizer: `"bpe"` (trained here, `vocabulary_size` ids), `"byte"`
             (272 ids), a folder from `save_tokenizer`, or a tokenizer layer.
         vocabulary_size: BPE vocabulary size.
-        repetitions, unique_tokens, unique_fraction, token_budget: see
-            `plan_repetition` (U defaults to the whole training split).
+        repetitions, unique_tokens, unique_fraction, token_budget,
+            fit_repetitions: see `plan_repetition` (U defaults to the whole
+            training split).
         validation_fraction: held-out share of characters for sources without
             splits (or for TFDS with `validation_split=None`); 0 for none.
         seed: shuffling seed.
@@ -232,7 +234,16 @@ def prepare_data(
         unique_tokens=unique_tokens,
         unique_fraction=unique_fraction,
         token_budget=token_budget,
+        fit_repetitions=fit_repetitions,
     )
+    if verbose and plan.requested_repetitions is not None:
+        print(
+            f"[keras_dualobj.data] note: the {corpus.source} corpus holds "
+            f"{plan.corpus_tokens:,} training tokens, fewer than the budget of "
+            f"{token_budget:,} tokens needs at R = {plan.requested_repetitions}; "
+            f"repeating {plan.unique_tokens:,} unique tokens R = {plan.repetitions} "
+            "times instead (give --token-budget / --repetitions to choose)."
+        )
     data = PreparedData(
         tokenizer=tokenizer,
         corpus_source=corpus.source,

@@ -29,6 +29,8 @@ class RepetitionPlan:
         corpus_tokens: tokens in the training split's packed stream
             (whole rows plus the packing remainder).
         requested_unique_tokens: U as asked for (before rounding).
+        requested_repetitions: the R asked for when `plan_repetition` raised
+            it to fit the budget into the training split, else `None`.
 
     Example:
 
@@ -48,6 +50,7 @@ class RepetitionPlan:
     available_rows: int
     corpus_tokens: int
     requested_unique_tokens: int
+    requested_repetitions: int | None = None
 
     @property
     def unique_tokens(self):
@@ -79,11 +82,18 @@ class RepetitionPlan:
                 f" (requested {self.requested_unique_tokens:,}, rounded down to whole "
                 f"batches of {self.batch_size} x {self.sequence_length} tokens)"
             )
+        raised = ""
+        if self.requested_repetitions is not None:
+            raised = (
+                f" (R raised from {self.requested_repetitions}: the token budget at "
+                f"R = {self.requested_repetitions} needs more unique tokens than the "
+                "training split holds)"
+            )
         return (
             f"repetition plan: U = {self.unique_tokens:,} unique tokens{rounding} "
             f"= {self.rows_per_epoch:,} rows of the {self.available_rows:,} in the "
             f"training split ({self.corpus_tokens:,} tokens), seen R = "
-            f"{self.repetitions} times: {self.steps_per_epoch:,} steps/epoch, "
+            f"{self.repetitions} times{raised}: {self.steps_per_epoch:,} steps/epoch, "
             f"{self.total_steps:,} steps, C = {self.total_tokens:,} tokens"
         )
 
@@ -145,6 +155,7 @@ def plan_repetition(
     unique_tokens=None,
     unique_fraction=None,
     token_budget=None,
+    fit_repetitions=False,
 ):
     """Plans R epochs over the first U unique tokens of the training rows.
 
@@ -160,6 +171,12 @@ def plan_repetition(
         unique_tokens: U, int >= 1.
         unique_fraction: float in (0, 1].
         token_budget: C, int >= 1.
+        fit_repetitions: with `token_budget`, raise R to the smallest value
+            whose C / R fits into the training split (see
+            `repetitions_to_fit`) instead of raising an error; the plan
+            records the R asked for and `describe()` says so. For defaults
+            that must run on any corpus; keep it off for a budget a user
+            chose.
 
     Returns:
         A `RepetitionPlan`.
@@ -197,6 +214,7 @@ def plan_repetition(
             "Give at most one of `unique_tokens`, `unique_fraction`, "
             f"`token_budget`. Received: {given}"
         )
+    requested_repetitions = None
     length = rows.sequence_length
     usable_tokens = rows.num_rows * length
     corpus_tokens = usable_tokens + rows.num_remainder_tokens
@@ -209,6 +227,10 @@ def plan_repetition(
         asked = f"unique_tokens={requested:,}"
     elif token_budget is not None:
         _positive_int("token_budget", token_budget)
+        if fit_repetitions:
+            fitted = repetitions_to_fit(token_budget, repetitions, usable_tokens)
+            if fitted != repetitions:
+                requested_repetitions, repetitions = repetitions, fitted
         requested = token_budget // repetitions
         asked = (
             f"token_budget={token_budget:,} / repetitions={repetitions} = "
@@ -243,4 +265,29 @@ def plan_repetition(
         available_rows=rows.num_rows,
         corpus_tokens=corpus_tokens,
         requested_unique_tokens=requested,
+        requested_repetitions=requested_repetitions,
     )
+
+
+def repetitions_to_fit(token_budget, repetitions, available_tokens):
+    """The smallest R >= `repetitions` with `token_budget // R <= available_tokens`.
+
+    A budget C needs U = C // R unique tokens; when the corpus holds fewer,
+    repeating the data more often keeps C (the compute) and fits the corpus.
+
+    Example:
+
+    >>> repetitions_to_fit(524_288, 1, 417_077)
+    2
+    >>> repetitions_to_fit(1_000, 1, 5_000)
+    1
+    """
+    _positive_int("token_budget", token_budget)
+    _positive_int("repetitions", repetitions)
+    if available_tokens < 1:
+        raise ValueError(
+            f"No whole row of training tokens to fit the budget into. Received "
+            f"available_tokens={available_tokens}"
+        )
+    # C // R <= A  <=>  C < (A + 1) * R  <=>  R >= C // (A + 1) + 1.
+    return max(repetitions, token_budget // (available_tokens + 1) + 1)

@@ -95,7 +95,7 @@ def _manual_dir_for(local_copy, builder, data_dir):
             f"single file {str(local_copy)!r} cannot stand for them. Pass a folder "
             "holding those files."
         )
-    # The shared copy is read-only and may be named differently: link it,
+    # A local copy may be read-only and named differently: link it,
     # under the name TFDS expects, inside the (writable) data_dir.
     manual_dir = Path(data_dir) / "manual" / builder.name
     manual_dir.mkdir(parents=True, exist_ok=True)
@@ -126,13 +126,13 @@ def build_tfds_dataset(name=DEFAULT_TFDS_NAME, *, data_dir=None, local_copy=None
     Returns:
         The prepared `tfds.core.DatasetBuilder`.
 
-    Example (builds in about 3 s from the shared copy; no network):
+    Example (builds in about 3 s from a local copy of the raw download; no network):
 
     ```python
     builder = build_tfds_dataset(
         "tiny_shakespeare",
         data_dir=tmp_dir,
-        local_copy="../shared/data/tinyshakespeare/input.txt",
+        local_copy="path/to/tinyshakespeare/input.txt",
     )
     builder.info.splits["train"].num_examples  # 1
     ```
