@@ -19,8 +19,8 @@ class UnscaledRMSNormalization(keras.layers.Layer):
     >>> import numpy as np
     >>> from keras import ops
     >>> out = UnscaledRMSNormalization(epsilon=0.0)(np.array([[3.0, 4.0]], "float32"))
-    >>> np.round(ops.convert_to_numpy(out), 4).tolist()
-    [[0.8485, 1.1314]]
+    >>> [round(float(v), 4) for v in ops.convert_to_numpy(out)[0]]
+    [0.8485, 1.1314]
     """
 
     def __init__(self, epsilon=1e-7, **kwargs):

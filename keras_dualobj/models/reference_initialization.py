@@ -21,7 +21,7 @@ def reference_initialization_stddevs(hidden_dim, vocabulary_size, layer_index):
     Example:
     >>> stddevs = reference_initialization_stddevs(1024, 51200, layer_index=1)
     >>> round(stddevs["embedding"], 6), round(stddevs["query"], 6), stddevs["attention_output"]
-    (0.006189, 0.019764, 0.0)
+    (0.006188, 0.019764, 0.0)
     >>> round(stddevs["feed_forward_up"] / stddevs["query"], 4)  # sqrt(1 / 4)
     0.5
     """
