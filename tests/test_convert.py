@@ -362,3 +362,37 @@ def test_cli_converts_a_torch_checkpoint_that_loads_generates_and_scores(
     assert np.isfinite(prefix_result["nll"]).all()
     code = main(["convert", str(checkpoint), "--output", str(tmp_path / "x.keras")])
     assert code == 2 and "pass `config=`" in capsys.readouterr().err
+
+
+LARGE_JSON = {  # configs/large.json of the reference repository
+    "attention_pre_norm_affine": True, "classifier_pre_norm_affine": True, "d_h": 64,
+    "feed_forward_pre_norm_affine": True, "hidden_size": 1024, "intermediate_size": 3554,
+    "max_sequence_length": 2048, "model": "Base", "norm_eps": 1e-07,
+    "num_attention_heads": 16, "num_layers": 24, "rope_theta": 160000,
+    "vocab_size": 51200, "tie_weights": False,
+}
+
+
+def reference_parameter_count(config):
+    """The reference model's parameters, counted from its description."""
+    h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    per_layer = 3 * h * h + h * h + 2 * i * h + i * h
+    per_layer += h * (config["attention_pre_norm_affine"] + config["feed_forward_pre_norm_affine"])
+    head = h * config["classifier_pre_norm_affine"] + h * h + v  # norm, projection, bias
+    head += 0 if config["tie_weights"] else v * h
+    return v * h + config["num_layers"] * per_layer + head
+
+
+def test_paper_preset_is_the_reference_large_architecture_with_its_parameter_count():
+    from keras_dualobj.convert import backbone_arguments
+    from keras_dualobj.models import DualBackbone
+    from keras_dualobj.models.presets import get_preset, parameter_counts
+
+    preset = get_preset("paper-470m")["backbone"]
+    assert preset == backbone_arguments(LARGE_JSON)
+    assert reference_parameter_count(LARGE_JSON) == 468_700_160
+    assert parameter_counts(preset)["total"] == reference_parameter_count(LARGE_JSON)
+    # The real widths, one layer and a small vocabulary, built: the same count.
+    small = dict(LARGE_JSON, num_layers=1, vocab_size=300)
+    backbone = DualBackbone(**dict(backbone_arguments(small), initialization="normal"))
+    assert backbone.count_params() == reference_parameter_count(small)
