@@ -388,8 +388,14 @@ def test_paper_preset_is_the_reference_large_architecture_with_its_parameter_cou
     from keras_dualobj.models import DualBackbone
     from keras_dualobj.models.presets import get_preset, parameter_counts
 
+    import inspect
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(DualBackbone.__init__).parameters.items()
+    }
     preset = get_preset("paper-470m")["backbone"]
-    assert preset == backbone_arguments(LARGE_JSON)
+    assert {**defaults, **preset, "dtype": None} == {**defaults, **backbone_arguments(LARGE_JSON)}
     assert reference_parameter_count(LARGE_JSON) == 468_700_160
     assert parameter_counts(preset)["total"] == reference_parameter_count(LARGE_JSON)
     # The real widths, one layer and a small vocabulary, built: the same count.
