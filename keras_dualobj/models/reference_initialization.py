@@ -46,12 +46,15 @@ def _draw(variable, stddev, seed_generator):
     if stddev == 0.0:
         variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
         return
-    # keras.random.truncated_normal drops values beyond two standard deviations,
-    # the reference's bounds a = -2 std, b = 2 std.
-    values = keras.random.truncated_normal(
-        variable.shape, stddev=stddev, dtype=variable.dtype, seed=seed_generator
+    # Inverse-CDF sampling of a normal truncated at the reference's bounds
+    # (a = -2 std, b = 2 std). keras.random.truncated_normal is not bounded
+    # exactly on every backend (values beyond 2.6 std under PyTorch).
+    bound = 0.5 * (1.0 + math.erf(-2.0 / math.sqrt(2.0)))
+    uniform = keras.random.uniform(
+        variable.shape, minval=bound, maxval=1.0 - bound, dtype="float32", seed=seed_generator
     )
-    variable.assign(values)
+    values = math.sqrt(2.0) * stddev * ops.erfinv(2.0 * uniform - 1.0)
+    variable.assign(ops.cast(ops.clip(values, -2.0 * stddev, 2.0 * stddev), variable.dtype))
 
 
 def apply_reference_initialization(backbone, seed=None):
