@@ -402,3 +402,15 @@ def test_paper_preset_is_the_reference_large_architecture_with_its_parameter_cou
     small = dict(LARGE_JSON, num_layers=1, vocab_size=300)
     backbone = DualBackbone(**dict(backbone_arguments(small), initialization="normal"))
     assert backbone.count_params() == reference_parameter_count(small)
+
+
+def test_a_pickled_object_outside_the_allow_list_needs_trust(tmp_path):
+    path = tmp_path / "state_dict.bin"
+    torch.save({"model": {"x": torch.ones(2)}, "scheduler": _Unlisted()}, path)
+    with pytest.raises(ValueError, match="trust_pickle=True"):
+        load_state_dict(path)
+    assert load_state_dict(path, trust_pickle=True)["x"].tolist() == [1.0, 1.0]
+
+
+class _Unlisted:
+    """A pickled class torch's weights-only loader does not allow."""

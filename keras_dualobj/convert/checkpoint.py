@@ -1,5 +1,6 @@
 """Reading and writing reference checkpoints: `torch.save` files and safetensors."""
 
+import pickle
 from pathlib import Path
 
 TORCH_SUFFIXES = (".bin", ".pt", ".pth")
@@ -73,7 +74,14 @@ def load_state_dict(path, trust_pickle=False):
             return safetensors.torch.load_file(str(path))
     if suffix in TORCH_SUFFIXES:
         torch = _import_torch(path)
-        loaded = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+        try:
+            loaded = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+        except pickle.UnpicklingError as error:
+            # A full training checkpoint may pickle objects outside torch's allow-list.
+            raise ValueError(
+                f"{str(path)!r} holds objects that a weights-only load refuses ({error}). "
+                "If you trust the file, pass trust_pickle=True (CLI: --trust-pickle)."
+            ) from None
         return _state_dict_of(loaded, path)
     raise ValueError(
         f"Unknown checkpoint format {suffix!r} for {str(path)!r}; accepted are "
