@@ -97,40 +97,9 @@ class DualBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        check_int("vocabulary_size", vocabulary_size, minimum=2)
-        check_int("num_layers", num_layers, minimum=1)
-        check_int("num_heads", num_heads, minimum=1)
-        check_int("hidden_dim", hidden_dim, minimum=2)
-        check_int("intermediate_dim", intermediate_dim, minimum=1)
-        check_int("max_sequence_length", max_sequence_length, minimum=2)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
-                f"hidden_dim={hidden_dim}."
-            )
+        arguments = dict(locals())
+        _check_arguments(arguments)
         head_dim = hidden_dim // num_heads
-        if head_dim % 2:
-            raise ValueError(
-                "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
-                f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
-                f"(head width {head_dim})."
-            )
-        check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
-        check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
-        check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
-        check_float("initializer_range", initializer_range, minimum=0.0)
-        flags = {
-            "tie_word_embeddings": tie_word_embeddings,
-            "head_projection": head_projection,
-            "head_bias": head_bias,
-            "attention_norm_affine": attention_norm_affine,
-            "feed_forward_norm_affine": feed_forward_norm_affine,
-            "head_norm_affine": head_norm_affine,
-        }
-        for flag, value in flags.items():
-            if not isinstance(value, bool):
-                raise TypeError(f"`{flag}` must be True or False; received {flag}={value!r}.")
-        check_choice("initialization", initialization, ("normal", "reference"))
 
         # === Layers ===
         initializer = keras.initializers.RandomNormal(stddev=initializer_range)
@@ -274,3 +243,47 @@ class DualBackbone(Backbone):
                 "directory, or a Kaggle / Hugging Face handle."
             )
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def _check_arguments(arguments):
+    """Validates `DualBackbone`'s constructor arguments (a dict of them)."""
+    vocabulary_size = arguments["vocabulary_size"]
+    num_layers = arguments["num_layers"]
+    num_heads = arguments["num_heads"]
+    hidden_dim = arguments["hidden_dim"]
+    intermediate_dim = arguments["intermediate_dim"]
+    max_sequence_length = arguments["max_sequence_length"]
+    rope_max_wavelength = arguments["rope_max_wavelength"]
+    layer_norm_epsilon = arguments["layer_norm_epsilon"]
+    dropout = arguments["dropout"]
+    initializer_range = arguments["initializer_range"]
+    initialization = arguments["initialization"]
+    check_int("vocabulary_size", vocabulary_size, minimum=2)
+    check_int("num_layers", num_layers, minimum=1)
+    check_int("num_heads", num_heads, minimum=1)
+    check_int("hidden_dim", hidden_dim, minimum=2)
+    check_int("intermediate_dim", intermediate_dim, minimum=1)
+    check_int("max_sequence_length", max_sequence_length, minimum=2)
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
+            f"hidden_dim={hidden_dim}."
+        )
+    head_dim = hidden_dim // num_heads
+    if head_dim % 2:
+        raise ValueError(
+            "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
+            f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
+            f"(head width {head_dim})."
+        )
+    check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
+    check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
+    check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+    check_float("initializer_range", initializer_range, minimum=0.0)
+    flags = ("tie_word_embeddings", "head_projection", "head_bias",
+             "attention_norm_affine", "feed_forward_norm_affine", "head_norm_affine")
+    for flag in flags:
+        value = arguments[flag]
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be True or False; received {flag}={value!r}.")
+    check_choice("initialization", initialization, ("normal", "reference"))
