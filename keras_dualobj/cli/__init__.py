@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # Module names under keras_dualobj.cli, in the order `--help` lists them.
-SUBCOMMANDS = ("train", "generate", "evaluate", "study", "recommend")
+SUBCOMMANDS = ("train", "generate", "evaluate", "study", "recommend", "convert")
 
 
 def build_parser():

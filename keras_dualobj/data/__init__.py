@@ -17,6 +17,7 @@ from keras_dualobj.data.corpus import (
 )
 from keras_dualobj.data.document_split import DOCUMENT_SPLIT_MODES, split_documents
 from keras_dualobj.data.document_tokenization import tokenize_documents
+from keras_dualobj.data.json_bpe_tokenizer import TokenizerJsonBytePairTokenizer
 from keras_dualobj.data.packing import PackedRows, pack_documents, unpack_rows
 from keras_dualobj.data.pipeline import (
     epoch_row_order,
@@ -40,6 +41,7 @@ __all__ = [
     "PreparedData",
     "RepetitionPlan",
     "SourceChoice",
+    "TokenizerJsonBytePairTokenizer",
     "build_tfds_dataset",
     "choose_source",
     "epoch_row_order",

@@ -5,3 +5,5 @@ from keras_dualobj.layers.attention_mask import dual_attention_mask
 from keras_dualobj.layers.dual_attention import DualAttention
 from keras_dualobj.layers.swiglu import SwiGLUFeedForward
 from keras_dualobj.layers.transformer_block import DualTransformerBlock
+from keras_dualobj.layers.embedding_head import EmbeddingWithOutputHead
+from keras_dualobj.layers.rms_norm import UnscaledRMSNormalization

@@ -4,6 +4,7 @@ import keras
 
 from keras_dualobj.layers.dual_attention import DualAttention
 from keras_dualobj.layers.initializers import clone_initializer
+from keras_dualobj.layers.rms_norm import rms_normalization
 from keras_dualobj.layers.swiglu import SwiGLUFeedForward
 
 
@@ -23,6 +24,10 @@ class DualTransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float. RMSNorm epsilon.
         dropout: float. Dropout after attention and feed-forward.
         kernel_initializer: initializer of the projection matrices.
+        attention_norm_affine: bool. Whether the attention RMSNorm has a learned
+            scale. Defaults to `True`.
+        feed_forward_norm_affine: bool. Whether the feed-forward RMSNorm has a
+            learned scale. Defaults to `True`.
 
     Example:
     >>> import numpy as np
@@ -41,9 +46,13 @@ class DualTransformerBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-7,
         dropout=0.0,
         kernel_initializer="glorot_uniform",
+        attention_norm_affine=True,
+        feed_forward_norm_affine=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.attention_norm_affine = attention_norm_affine
+        self.feed_forward_norm_affine = feed_forward_norm_affine
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.intermediate_dim = intermediate_dim
@@ -53,8 +62,11 @@ class DualTransformerBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, inputs_shape):
-        self.attention_norm = keras.layers.RMSNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_norm"
+        self.attention_norm = rms_normalization(
+            self.attention_norm_affine,
+            self.layer_norm_epsilon,
+            dtype=self.dtype_policy,
+            name="attention_norm",
         )
         self.attention_norm.build(inputs_shape)
         self.attention = DualAttention(
@@ -66,8 +78,9 @@ class DualTransformerBlock(keras.layers.Layer):
             name="attention",
         )
         self.attention.build(inputs_shape)
-        self.feed_forward_norm = keras.layers.RMSNormalization(
-            epsilon=self.layer_norm_epsilon,
+        self.feed_forward_norm = rms_normalization(
+            self.feed_forward_norm_affine,
+            self.layer_norm_epsilon,
             dtype=self.dtype_policy,
             name="feed_forward_norm",
         )
@@ -115,6 +128,8 @@ class DualTransformerBlock(keras.layers.Layer):
                 "rope_max_wavelength": self.rope_max_wavelength,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "dropout": self.dropout,
+                "attention_norm_affine": self.attention_norm_affine,
+                "feed_forward_norm_affine": self.feed_forward_norm_affine,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

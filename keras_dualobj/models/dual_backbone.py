@@ -4,7 +4,11 @@ import keras
 from keras_hub.models import Backbone
 
 from keras_dualobj.layers.attention_mask import DualAttentionMask
+from keras_dualobj.layers.embedding_head import EmbeddingWithOutputHead
+from keras_dualobj.layers.rms_norm import rms_normalization
 from keras_dualobj.layers.transformer_block import DualTransformerBlock
+from keras_dualobj.models.reference_initialization import apply_reference_initialization
+from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
@@ -25,6 +29,10 @@ class DualBackbone(Backbone):
     The backbone returns the final hidden states `[batch, length, hidden_dim]`;
     `token_embedding(hidden, reverse=True)` maps them to logits through the output
     head, which is a separate (untied) matrix unless `tie_word_embeddings=True`.
+    With `head_projection=True, head_bias=True` the head is the reference
+    implementation's: `hidden x hidden` projection (no bias) -> tanh-GELU ->
+    vocabulary projection with a bias (`EmbeddingWithOutputHead`); tying then
+    shares only the vocabulary matrix. The defaults keep a single linear head.
 
     Args:
         vocabulary_size: int. Number of token ids.
@@ -39,7 +47,18 @@ class DualBackbone(Backbone):
         dropout: float. Residual dropout rate. Defaults to `0`.
         tie_word_embeddings: bool. Share the input embedding with the output head.
             Defaults to `False` (the paper's untied head).
-        initializer_range: float. Standard deviation of the normal initializer.
+        initializer_range: float. Standard deviation of the normal initializer
+            (`initialization="normal"`).
+        head_projection: bool. Add the reference head's `hidden x hidden` projection
+            and tanh-GELU before the vocabulary projection. Defaults to `False`.
+        head_bias: bool. Give the vocabulary projection a bias. Defaults to `False`.
+        attention_norm_affine: bool. Learned scale in each attention RMSNorm.
+        feed_forward_norm_affine: bool. Learned scale in each feed-forward RMSNorm.
+        head_norm_affine: bool. Learned scale in the final RMSNorm. The three norm
+            options default to `True` (the reference's `*_pre_norm_affine`).
+        initialization: `"normal"` (every matrix from a normal with
+            `initializer_range`) or `"reference"` (the reference implementation's
+            scheme, see `apply_reference_initialization`). Defaults to `"normal"`.
         dtype: string or `keras.DTypePolicy`, the computation and weight dtype.
 
     Example:
@@ -69,40 +88,22 @@ class DualBackbone(Backbone):
         dropout=0.0,
         tie_word_embeddings=False,
         initializer_range=0.02,
+        head_projection=False,
+        head_bias=False,
+        attention_norm_affine=True,
+        feed_forward_norm_affine=True,
+        head_norm_affine=True,
+        initialization="normal",
         dtype=None,
         **kwargs,
     ):
-        check_int("vocabulary_size", vocabulary_size, minimum=2)
-        check_int("num_layers", num_layers, minimum=1)
-        check_int("num_heads", num_heads, minimum=1)
-        check_int("hidden_dim", hidden_dim, minimum=2)
-        check_int("intermediate_dim", intermediate_dim, minimum=1)
-        check_int("max_sequence_length", max_sequence_length, minimum=2)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
-                f"hidden_dim={hidden_dim}."
-            )
+        arguments = dict(locals())
+        _check_arguments(arguments)
         head_dim = hidden_dim // num_heads
-        if head_dim % 2:
-            raise ValueError(
-                "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
-                f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
-                f"(head width {head_dim})."
-            )
-        check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
-        check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
-        check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
-        check_float("initializer_range", initializer_range, minimum=0.0)
-        if not isinstance(tie_word_embeddings, bool):
-            raise TypeError(
-                "`tie_word_embeddings` must be True or False; received "
-                f"tie_word_embeddings={tie_word_embeddings!r}."
-            )
 
         # === Layers ===
         initializer = keras.initializers.RandomNormal(stddev=initializer_range)
-        self.token_embedding = keras.layers.ReversibleEmbedding(
+        embedding_arguments = dict(
             input_dim=vocabulary_size,
             output_dim=hidden_dim,
             tie_weights=tie_word_embeddings,
@@ -110,6 +111,17 @@ class DualBackbone(Backbone):
             dtype=dtype,
             name="token_embedding",
         )
+        if head_projection or head_bias:
+            self.token_embedding = EmbeddingWithOutputHead(
+                head_projection=head_projection,
+                head_bias=head_bias,
+                head_projection_initializer=initializer,
+                **embedding_arguments,
+            )
+        else:
+            # The plain layer keeps the weight names of models saved before the
+            # head options existed.
+            self.token_embedding = keras.layers.ReversibleEmbedding(**embedding_arguments)
         self.attention_mask_layer = DualAttentionMask(dtype=dtype, name="attention_mask")
         self.transformer_layers = [
             DualTransformerBlock(
@@ -120,13 +132,15 @@ class DualBackbone(Backbone):
                 layer_norm_epsilon=layer_norm_epsilon,
                 dropout=dropout,
                 kernel_initializer=initializer,
+                attention_norm_affine=attention_norm_affine,
+                feed_forward_norm_affine=feed_forward_norm_affine,
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
             for i in range(num_layers)
         ]
-        self.final_norm = keras.layers.RMSNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        self.final_norm = rms_normalization(
+            head_norm_affine, layer_norm_epsilon, dtype=dtype, name="final_norm"
         )
 
         # === Functional Model ===
@@ -161,6 +175,14 @@ class DualBackbone(Backbone):
         self.dropout = dropout
         self.tie_word_embeddings = tie_word_embeddings
         self.initializer_range = initializer_range
+        self.head_projection = head_projection
+        self.head_bias = head_bias
+        self.attention_norm_affine = attention_norm_affine
+        self.feed_forward_norm_affine = feed_forward_norm_affine
+        self.head_norm_affine = head_norm_affine
+        self.initialization = initialization
+        if initialization == "reference":
+            apply_reference_initialization(self)
 
     @property
     def head_dim(self):
@@ -181,6 +203,12 @@ class DualBackbone(Backbone):
                 "dropout": self.dropout,
                 "tie_word_embeddings": self.tie_word_embeddings,
                 "initializer_range": self.initializer_range,
+                "head_projection": self.head_projection,
+                "head_bias": self.head_bias,
+                "attention_norm_affine": self.attention_norm_affine,
+                "feed_forward_norm_affine": self.feed_forward_norm_affine,
+                "head_norm_affine": self.head_norm_affine,
+                "initialization": self.initialization,
             }
         )
         return config
@@ -215,3 +243,47 @@ class DualBackbone(Backbone):
                 "directory, or a Kaggle / Hugging Face handle."
             )
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def _check_arguments(arguments):
+    """Validates `DualBackbone`'s constructor arguments (a dict of them)."""
+    vocabulary_size = arguments["vocabulary_size"]
+    num_layers = arguments["num_layers"]
+    num_heads = arguments["num_heads"]
+    hidden_dim = arguments["hidden_dim"]
+    intermediate_dim = arguments["intermediate_dim"]
+    max_sequence_length = arguments["max_sequence_length"]
+    rope_max_wavelength = arguments["rope_max_wavelength"]
+    layer_norm_epsilon = arguments["layer_norm_epsilon"]
+    dropout = arguments["dropout"]
+    initializer_range = arguments["initializer_range"]
+    initialization = arguments["initialization"]
+    check_int("vocabulary_size", vocabulary_size, minimum=2)
+    check_int("num_layers", num_layers, minimum=1)
+    check_int("num_heads", num_heads, minimum=1)
+    check_int("hidden_dim", hidden_dim, minimum=2)
+    check_int("intermediate_dim", intermediate_dim, minimum=1)
+    check_int("max_sequence_length", max_sequence_length, minimum=2)
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
+            f"hidden_dim={hidden_dim}."
+        )
+    head_dim = hidden_dim // num_heads
+    if head_dim % 2:
+        raise ValueError(
+            "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
+            f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
+            f"(head width {head_dim})."
+        )
+    check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
+    check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
+    check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+    check_float("initializer_range", initializer_range, minimum=0.0)
+    flags = ("tie_word_embeddings", "head_projection", "head_bias",
+             "attention_norm_affine", "feed_forward_norm_affine", "head_norm_affine")
+    for flag in flags:
+        value = arguments[flag]
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be True or False; received {flag}={value!r}.")
+    check_choice("initialization", initialization, ("normal", "reference"))

@@ -9,10 +9,15 @@ command uses (sequence length, batch size, optimiser, learning rate, tokenizer).
 | `tiny` | 2 x 64 | 4 | 172 | 10,000 | 272 (bytes) | 133,952 | 99,136 |
 | `small` | 4 x 128 | 4 | 344 | 10,000 | 272 (bytes) | 861,312 | 791,680 |
 | `base` | 12 x 768 | 12 | 2,048 | 160,000 | 51,200 (tied) | 124,275,456 | 84,953,856 |
-| `paper-470m` | 24 x 1,024 | 16 | 3,554 | 160,000 | 51,200 | 467,600,384 | 362,742,784 |
+| `paper-470m` | 24 x 1,024 | 16 | 3,554 | 160,000 | 51,200 | 468,700,160 | 362,742,784 |
 
-"Non-embedding" leaves out the input embedding and the output head, as the paper's
-"360M non-embedding parameters" does; `paper-470m` is the paper's model (470M total).
+"Non-embedding" leaves out the input embedding and the output head (vocabulary
+matrix, and with the reference head its bias and projection), as the paper's
+"360M non-embedding parameters" does. `paper-470m`
+is the paper's model exactly as the reference implementation builds it (470M
+total): its head is RMSNorm -> `1024 x 1024` projection -> tanh-GELU -> vocabulary
+projection with a bias, its weights start from the reference initialisation, and
+its parameter count equals the reference's for `configs/large.json`.
 `base` is the only preset with a tied head, which puts it at GPT-2-small size
 (~125M); the others keep the paper's untied head. `parameter_counts` computes these
 numbers from a config without building the model.
@@ -94,6 +99,9 @@ PRESETS = {
             "max_sequence_length": 2048,
             "rope_max_wavelength": 160000,
             "layer_norm_epsilon": 1e-7,
+            "head_projection": True,
+            "head_bias": True,
+            "initialization": "reference",
         },
         "training": {
             # 2048 sequences of 2048 tokens per step, 8192 steps: 2^35 tokens.
@@ -134,31 +142,36 @@ def parameter_counts(backbone_config):
     """Parameter counts of a `DualBackbone` config, without building it.
 
     Per block: q, k, v, o (`4 * hidden^2`, bias-free), SwiGLU gate, up, down
-    (`3 * hidden * intermediate`) and two RMSNorm scales (`2 * hidden`); plus the
-    token embedding (`vocabulary * hidden`), the output head (the same again unless
-    tied) and the final RMSNorm scale.
+    (`3 * hidden * intermediate`) and the affine RMSNorm scales (`hidden` each);
+    plus the token embedding (`vocabulary * hidden`), the vocabulary matrix (the
+    same again unless tied), its bias (`head_bias`), the head projection
+    (`hidden^2` with `head_projection`) and the final RMSNorm scale if affine.
 
     Args:
         backbone_config: dict with `vocabulary_size`, `num_layers`, `hidden_dim`,
             `intermediate_dim` and optionally `tie_word_embeddings`.
 
     Returns:
-        dict with `total`, `embedding` (input embedding + untied head) and
-        `non_embedding`.
+        dict with `total`, `embedding` (input embedding + the output head: untied
+        vocabulary matrix, bias, projection) and `non_embedding`.
 
     Example:
     >>> counts = parameter_counts(get_preset("paper-470m")["backbone"])
     >>> round(counts["total"] / 1e6), round(counts["non_embedding"] / 1e6)
-    (468, 363)
+    (469, 363)
     """
     vocabulary = backbone_config["vocabulary_size"]
     layers = backbone_config["num_layers"]
     hidden = backbone_config["hidden_dim"]
     intermediate = backbone_config["intermediate_dim"]
     tied = backbone_config.get("tie_word_embeddings", False)
-    per_block = 4 * hidden * hidden + 3 * hidden * intermediate + 2 * hidden
-    non_embedding = layers * per_block + hidden
+    norms = [backbone_config.get(f"{kind}_norm_affine", True) for kind in ("attention", "feed_forward")]
+    per_block = 4 * hidden * hidden + 3 * hidden * intermediate + sum(norms) * hidden
+    non_embedding = layers * per_block
+    non_embedding += hidden if backbone_config.get("head_norm_affine", True) else 0
     embedding = vocabulary * hidden * (1 if tied else 2)
+    embedding += hidden * hidden if backbone_config.get("head_projection", False) else 0
+    embedding += vocabulary if backbone_config.get("head_bias", False) else 0
     return {
         "total": non_embedding + embedding,
         "embedding": embedding,
