@@ -103,6 +103,13 @@ class DualLMPreprocessor(Preprocessor):
             pieces.append(tf.fill([batch, 1], self.eos_token_id))
         tokens = tf.concat(pieces, axis=1)
         lengths = tokens.row_lengths()
+        if tf.executing_eagerly() and int(tf.reduce_max(lengths)) > self.sequence_length:
+            row = int(tf.argmax(lengths))
+            raise ValueError(
+                f"String {row} is {int(lengths[row])} tokens with <s>, longer than "
+                f"sequence_length={self.sequence_length}; split the text or raise "
+                "sequence_length (it is never truncated)."
+            )
         checks = [
             tf.debugging.assert_less_equal(
                 tf.cast(lengths, "int32"),

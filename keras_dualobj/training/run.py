@@ -78,11 +78,25 @@ class TrainingResult:
     checkpoint: Path
 
 
-def _normalise(config):
+def normalise_config(config):
+    """`config` as it reads back from JSON (a `RunSpec` becomes its dict).
+
+    Example:
+    >>> normalise_config({"b": (1, 2), "a": None})
+    {'a': None, 'b': [1, 2]}
+    """
+    if hasattr(config, "to_json"):
+        config = config.to_json()
     return json.loads(json.dumps(config, sort_keys=True))
 
 
-def _differences(stored, given):
+def config_differences(stored, given):
+    """One line per key whose value differs between two normalised configs.
+
+    Example:
+    >>> config_differences({"seed": 0}, {"seed": 1})
+    ['seed: 0 in the directory vs 1 now']
+    """
     keys = sorted(set(stored) | set(given))
     return [
         f"{key}: {stored.get(key, '<absent>')!r} in the directory vs {given.get(key, '<absent>')!r} now"
@@ -126,9 +140,9 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
     if not entries:
         return "new"
     stored = read_run_config(output_dir)
-    given = _normalise(run_config)
+    given = normalise_config(run_config)
     if stored is not None and resume:
-        differences = _differences(stored, given)
+        differences = config_differences(stored, given)
         if differences:
             raise ValueError(
                 f"Cannot resume the run in {str(output_dir)!r} with a different "
@@ -156,7 +170,7 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
         if checkpoints
         else "no checkpoint yet"
     )
-    differences = _differences(stored, given)
+    differences = config_differences(stored, given)
     which = (
         "the same configuration"
         if not differences
@@ -219,8 +233,9 @@ def train(
         validation_data: optional held-out dataset; evaluated every `eval_every`
             steps and at the end.
         validation_steps: optional int, batches per evaluation (default: all).
-        run_config: JSON-serialisable dict identifying the run (model, data,
-            optimiser, seed). Stored as `run.json`; a resume must match it.
+        run_config: a `RunSpec` or a JSON-serialisable dict identifying the run
+            (model, data, optimiser, seed). Stored as `run.json`; a resume must
+            match it.
         log_every: int. Steps per log segment (a Keras epoch).
         eval_every: int multiple of `log_every`, or `None` for `10 * log_every`.
         checkpoint_every: int multiple of `log_every`, or `None` for `eval_every`.
@@ -272,7 +287,7 @@ def train(
         )
     stream = sys.stdout if stream is None else stream
     quiet = stream is False
-    run_config = _normalise(run_config or {})
+    run_config = normalise_config(run_config or {})
 
     output_dir = Path(output_dir)
     mode = check_output_dir(output_dir, run_config, resume=resume, overwrite=overwrite)
