@@ -193,9 +193,12 @@ def test_a_training_step_is_one_forward_pass():
         calls.append(1)
         return original(*args, **kwargs)
 
+    batch = np.random.default_rng(0).integers(16, 272, (4, 8)).astype("int32")
+    model.train_on_batch(batch)  # the first call also builds metrics and optimizer
     model.backbone.call = counting_call
     try:
-        model.train_on_batch(np.random.default_rng(0).integers(16, 272, (8, 16)).astype("int32"))
+        logs = model.train_on_batch(batch, return_dict=True)
     finally:
         model.backbone.call = original
-    assert len(calls) == 1
+    # α = 1/2 with 4 rows: both objectives' terms come out of the single pass.
+    assert len(calls) == 1 and np.isfinite(logs["loss"])

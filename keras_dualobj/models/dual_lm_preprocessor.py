@@ -64,6 +64,11 @@ class DualLMPreprocessor(Preprocessor):
     ):
         super().__init__(**kwargs)
         self.tokenizer = tokenizer
+        # No weights here: marked built, so that Keras's trainer (which checks every
+        # sublayer of the model) does not re-trace the model before each step.
+        self.built = True
+        if isinstance(tokenizer, keras.layers.Layer):
+            tokenizer.built = True
         self.sequence_length = check_int("sequence_length", sequence_length, minimum=2)
         if not isinstance(add_end_token, bool):
             raise TypeError(f"`add_end_token` must be True or False; received {add_end_token!r}.")
