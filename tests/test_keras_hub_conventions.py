@@ -202,3 +202,20 @@ def test_a_training_step_is_one_forward_pass():
         model.backbone.call = original
     # α = 1/2 with 4 rows: both objectives' terms come out of the single pass.
     assert len(calls) == 1 and np.isfinite(logs["loss"])
+
+
+def test_a_bpe_model_round_trips_through_a_preset(tmp_path):
+    from pydoc_data.topics import topics
+
+    from keras_dualobj.data.bpe_tokenizer import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(list(topics.values())[:40], 400)
+    model = DualLM.from_preset("tiny", tokenizer=tokenizer, seed=0)
+    model.save_to_preset(tmp_path)
+    assert {"vocabulary.json", "merges.txt"} <= {p.name for p in (tmp_path / "assets" / "tokenizer").iterdir()}
+    restored = DualLM.from_preset(str(tmp_path))
+    rows = model.preprocessor(["The import statement"])
+    np.testing.assert_array_equal(restored.preprocessor(["The import statement"])["token_ids"], rows["token_ids"])
+    assert restored.generate("The", max_new_tokens=3, stop_token_ids=None) == model.generate(
+        "The", max_new_tokens=3, stop_token_ids=None
+    )
