@@ -66,21 +66,34 @@ def add_parser(subparsers):
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
     grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
     setup = parser.add_argument_group("model, data and recipe (the same in every cell)")
-    setup.add_argument("--preset", default="small", help="model preset (default: small, 0.86M parameters)")
-    setup.add_argument("--source", default="auto", help="corpus: auto, tfds, text, jsonl or builtin (default: auto)")
+    # No defaults here: unset settings take RunSpec's (those of `keras-dualobj train`)
+    # and the preset's; see `StudyConfig`.
+    setup.add_argument("--preset", help="model preset (default: small, 0.86M parameters)")
+    setup.add_argument("--source", help="corpus: auto, tfds, text, jsonl or builtin (default: auto)")
     setup.add_argument("--path", help="file or folder for --source text / jsonl")
+    setup.add_argument("--tfds-name", help="TFDS dataset (default: tiny_shakespeare)")
     setup.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
     setup.add_argument("--data-dir", help="TFDS data directory")
-    setup.add_argument("--tokenizer", default="byte", help="byte or bpe (default: byte)")
-    setup.add_argument("--vocabulary-size", type=int, default=2048, help="BPE vocabulary size")
-    setup.add_argument("--sequence-length", type=int, default=128)
-    setup.add_argument("--batch-size", type=int, default=32)
+    setup.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
+    setup.add_argument("--tokenizer", help="byte or bpe (default: the preset's)")
+    setup.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
+    setup.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
+    setup.add_argument("--batch-size", type=int, help="rows per step (default: the preset's)")
+    setup.add_argument("--md-variant", help="shifted (the paper's; default) or unshifted")
+    setup.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0)")
+    setup.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0)")
+    setup.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
     setup.add_argument("--optimizer", help="muon (Muon + AdamW, the paper's) or adamw (default: the preset's)")
     setup.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
+    setup.add_argument("--warmup-fraction", type=float, help="share of steps warming up (default: 0.01)")
+    setup.add_argument("--decay-fraction", type=float, help="share of steps decaying (default: 0.25)")
+    setup.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
+    setup.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
+    setup.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
     setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves)")
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
-    setup.add_argument("--elbo-samples", type=int, default=2, help="masks per held-out row for the MD ELBO")
-    setup.add_argument("--seed", type=int, default=0)
+    setup.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 2)")
+    setup.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
     run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
@@ -102,25 +115,23 @@ def study_config(args):
     for name in grid:
         if getattr(args, name) is not None:
             grid[name] = getattr(args, name)
+    recipe_names = (
+        "preset", "source", "path", "tfds_name", "local_copy", "document_split", "tokenizer",
+        "vocabulary_size", "sequence_length", "batch_size", "md_variant", "ar_loss_weight",
+        "z_loss_weight", "dropout", "optimizer", "learning_rate", "warmup_fraction",
+        "decay_fraction", "decay_shape", "weight_decay", "clip_norm", "elbo_samples", "seed",
+    )
+    settings = {
+        name: getattr(args, name) for name in recipe_names if getattr(args, name) is not None
+    }
     return StudyConfig(
         ar_fractions=tuple(grid["ar_fractions"]),
         repetitions=tuple(grid["repetitions"]),
         token_budget=grid["token_budget"],
-        preset=args.preset,
-        source=args.source,
-        path=args.path,
-        local_copy=args.local_copy,
-        data_dir=args.data_dir,
-        tokenizer=args.tokenizer,
-        vocabulary_size=args.vocabulary_size,
-        sequence_length=args.sequence_length,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
         evaluations=args.evaluations,
         evaluation_batches=args.evaluation_batches,
-        elbo_samples=args.elbo_samples,
-        seed=args.seed,
+        data_dir=args.data_dir,
+        **settings,
     )
 
 

@@ -20,38 +20,9 @@ import time
 from pathlib import Path
 
 RUN_FORMAT = 1
-# Arguments that define a run: a `--resume` must not change them. The others
-# (how often to evaluate, checkpoint or sample) may differ between the two calls.
-IDENTITY_DEFAULTS = {
-    "preset": "small",
-    "source": "auto",
-    "path": None,
-    "tfds_name": "tiny_shakespeare",
-    "local_copy": None,
-    "document_split": "paragraphs",
-    "tokenizer": None,  # the preset's
-    "vocabulary_size": 2048,
-    "ar_fraction": 0.5,
-    "md_variant": "shifted",
-    "ar_loss_weight": 1.0,
-    "z_loss_weight": 0.0,
-    "elbo_samples": 1,
-    "repetitions": 1,
-    "unique_tokens": None,
-    "token_budget": None,  # the preset's, unless --unique-tokens is given
-    "sequence_length": None,  # the preset's
-    "batch_size": None,  # the preset's
-    "optimizer": None,  # the preset's
-    "learning_rate": None,  # the preset's
-    "warmup_fraction": 0.01,
-    "decay_fraction": 0.25,
-    "decay_shape": "linear",
-    "weight_decay": 0.1,
-    "clip_norm": None,
-    "dropout": 0.0,
-    "seed": 0,
-    "log_every": 10,
-}
+# The arguments that define a run are the fields of `RunSpec` (a `--resume` must not
+# change them; their defaults live there). The others (how often to evaluate,
+# checkpoint or sample) may differ between the two calls.
 OPERATIONAL_DEFAULTS = {
     "eval_every": None,
     "checkpoint_every": None,
@@ -131,12 +102,13 @@ def resolve_config(args):
     """The run's configuration: explicit arguments, else a stored run's, else defaults.
 
     With `--resume`, the stored configuration of the run in `--output-dir` is the
-    base and an explicit argument that differs from it is an error.
+    base and an explicit argument that differs from it is an error. Defaults are
+    `RunSpec`'s, then the preset's (`RunSpec.resolved`).
     """
-    from keras_dualobj.models.presets import get_preset
+    from keras_dualobj.training import RunSpec
     from keras_dualobj.training.run import read_run_config
 
-    given = _explicit(args, IDENTITY_DEFAULTS)
+    given = _explicit(args, RunSpec.field_names())
     stored = read_run_config(args.output_dir) if args.resume else None
     if stored is not None:
         conflicts = [
@@ -150,18 +122,7 @@ def resolve_config(args):
                 f"drop or correct: {'; '.join(conflicts)}."
             )
         return dict(stored)
-    config = dict(IDENTITY_DEFAULTS, **given)
-    preset = get_preset(config["preset"])
-    training = preset["training"]
-    for name in ("tokenizer", "sequence_length", "batch_size", "optimizer", "learning_rate"):
-        if config[name] is None:
-            config[name] = training[name]
-    if config["token_budget"] is None and config["unique_tokens"] is None:
-        config["token_budget"] = training["token_budget"]
-    # The preset's own budget must run on whatever corpus `auto` found (the
-    # offline fallback is smaller than tiny Shakespeare): R is raised to fit it.
-    # A budget or R the user gave stays exact (an error if it does not fit).
-    config["fit_repetitions"] = not {"token_budget", "unique_tokens", "repetitions"} & set(given)
+    config = RunSpec(**given).resolved().to_json()
     config["format"] = RUN_FORMAT
     return config
 
@@ -192,76 +153,30 @@ def _run_train(args):
     import keras
 
     from keras_dualobj.data import make_training_dataset
-    from keras_dualobj.data import prepare_data
     from keras_dualobj.data import save_tokenizer
-    from keras_dualobj.models import DualLM
-    from keras_dualobj.models.presets import get_preset
     from keras_dualobj.models.presets import parameter_counts
+    from keras_dualobj.training import RunSpec
     from keras_dualobj.training import TrainingDivergedError
-    from keras_dualobj.training import build_optimizer
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
 
+    spec = RunSpec.from_json(config)
     # Refuse a foreign output directory before spending minutes on data.
     mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
     tokenizer_dir = output_dir / "tokenizer"
-    tokenizer = config["tokenizer"]
+    tokenizer = None
     if mode == "resume" and tokenizer_dir.is_dir():
         # A retrained BPE could differ; the run's own tokenizer is authoritative.
         tokenizer = str(tokenizer_dir)
-    data = prepare_data(
-        config["source"],
-        sequence_length=config["sequence_length"],
-        batch_size=config["batch_size"],
-        tokenizer=tokenizer,
-        vocabulary_size=config["vocabulary_size"],
-        repetitions=config["repetitions"],
-        unique_tokens=config["unique_tokens"],
-        token_budget=config["token_budget"],
-        fit_repetitions=config.get("fit_repetitions", False),
-        seed=config["seed"],
-        path=config["path"],
-        tfds_name=config["tfds_name"],
-        local_copy=config["local_copy"],
-        document_split=config["document_split"],
-        data_dir=options["data_dir"],
-        verbose=True,
-    )
+    data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
     plan = data.plan
     total_steps = plan.total_steps
     log_every = min(config["log_every"], total_steps)
     eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
     checkpoint_every = options["checkpoint_every"] or eval_every
 
-    keras.utils.set_random_seed(config["seed"])
-    preset = get_preset(config["preset"])
-    model = DualLM.from_preset(
-        config["preset"],
-        tokenizer=data.tokenizer,
-        max_sequence_length=max(
-            config["sequence_length"], preset["backbone"]["max_sequence_length"]
-        ),
-        dropout=config["dropout"],
-        ar_fraction=config["ar_fraction"],
-        md_variant=config["md_variant"],
-        ar_loss_weight=config["ar_loss_weight"],
-        z_loss_weight=config["z_loss_weight"],
-        elbo_samples=config["elbo_samples"],
-        seed=config["seed"],
-    )
-    model.compile(
-        optimizer=build_optimizer(
-            model,
-            optimizer=config["optimizer"],
-            learning_rate=config["learning_rate"],
-            total_steps=total_steps,
-            warmup_fraction=config["warmup_fraction"],
-            decay_fraction=config["decay_fraction"],
-            decay_shape=config["decay_shape"],
-            weight_decay=config["weight_decay"],
-            clip_norm=config["clip_norm"],
-        )
-    )
+    model = spec.build_model(tokenizer=data.tokenizer)
+    spec.compile(model, total_steps)
     counts = parameter_counts(model.backbone.get_config())
     print(
         f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
@@ -274,7 +189,7 @@ def _run_train(args):
     def dataset_fn(start_step):
         return make_training_dataset(data.train_rows, plan, seed=config["seed"], start_step=start_step)
 
-    tokens_per_step = config["batch_size"] * config["sequence_length"]
+    tokens_per_step = spec.tokens_per_step
 
     class SaveTokenizer(keras.callbacks.Callback):
         # Saved once the run owns the folder (train() has checked it and written

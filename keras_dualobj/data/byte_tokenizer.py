@@ -230,6 +230,15 @@ class ByteTokenizer(Tokenizer):
         )
         return tf.squeeze(text, 0) if unbatched else text
 
+    def save_assets(self, dir_path):
+        """Nothing to write: the byte vocabulary is fixed (keras-hub's preset hook)."""
+
+    def load_assets(self, dir_path):
+        """Nothing to read (see `save_assets`)."""
+
+    def load_preset_assets(self, preset):
+        """Nothing to read from a keras-hub preset (see `save_assets`)."""
+
     def get_config(self):
         config = super().get_config()
         config.update({"errors": self.errors})

@@ -82,7 +82,9 @@ def target_cross_entropy(logits, token_ids):
     return np.pad(cross_entropy, ((0, 0), (1, 0)))
 
 
-def sequence_nll(logits_fn, token_ids, target_mask, prefix_lengths=None, document_ids=None):
+def sequence_nll(
+    logits_fn, token_ids, target_mask, prefix_lengths=None, document_ids=None, checked=False
+):
     """Exact negative log-likelihood (nats) of the target tokens of each row.
 
     `-sum over targets j of log p(x_j | x_<j)` under causal attention, or under
@@ -98,6 +100,8 @@ def sequence_nll(logits_fn, token_ids, target_mask, prefix_lengths=None, documen
             inside the prefix).
         prefix_lengths: optional int `[B]`; `None` = causal.
         document_ids: optional int `[B, L]`.
+        checked: the three arrays already passed `check_scoring_inputs` (a caller
+            that validated them at its own boundary, e.g. `DualLM.score`).
 
     Returns:
         dict of NumPy `[B]` arrays: `nll`, `num_tokens`, `standard_error` (zeros:
@@ -110,9 +114,10 @@ def sequence_nll(logits_fn, token_ids, target_mask, prefix_lengths=None, documen
     >>> round(float(result["nll"][0]), 4)  # 2 * log(8)
     4.1589
     """
-    token_ids, target_mask, document_ids = check_scoring_inputs(
-        token_ids, target_mask, document_ids
-    )
+    if not checked:
+        token_ids, target_mask, document_ids = check_scoring_inputs(
+            token_ids, target_mask, document_ids
+        )
     batch_size, length = token_ids.shape
     if prefix_lengths is None:
         prefix_lengths = np.zeros((batch_size,), "int32")

@@ -64,6 +64,7 @@ def md_nll_bound(
     seed=0,
     shifted=True,
     document_ids=None,
+    checked=False,
 ):
     """Monte-Carlo estimate of the MD bound on `-log p` of the target tokens, per row.
 
@@ -81,6 +82,7 @@ def md_nll_bound(
         seed: int (or a sequence of ints, for `numpy.random.default_rng`).
         shifted: whether the logits at `j - 1` predict the token at `j`.
         document_ids: optional int `[B, L]`.
+        checked: the arrays already passed `check_scoring_inputs`.
 
     Returns:
         dict of NumPy `[B]` arrays: `nll` (the bound's estimate, nats),
@@ -94,9 +96,10 @@ def md_nll_bound(
     >>> round(float(result["nll"][0]), 4), float(result["standard_error"][0])
     (4.1589, 0.0)
     """
-    token_ids, target_mask, document_ids = check_scoring_inputs(
-        token_ids, target_mask, document_ids
-    )
+    if not checked:
+        token_ids, target_mask, document_ids = check_scoring_inputs(
+            token_ids, target_mask, document_ids
+        )
     check_int("num_samples", num_samples, minimum=1)
     rng = np.random.default_rng(seed)
     batch_size, length = token_ids.shape

@@ -28,21 +28,18 @@ import numpy as np
 
 from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
-from keras_dualobj.data import prepare_data
-from keras_dualobj.models import DualLM
-from keras_dualobj.models.presets import get_preset
 from keras_dualobj.study.plots import write_plots
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
 from keras_dualobj.study.summary import summary_table
-from keras_dualobj.training import build_optimizer
+from keras_dualobj.training import RunSpec
 from keras_dualobj.training import train
 from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.callbacks import format_duration
 from keras_dualobj.training.run import LOG_DIR
-from keras_dualobj.training.run import _differences
-from keras_dualobj.training.run import _normalise
+from keras_dualobj.training.run import config_differences
+from keras_dualobj.training.run import normalise_config
 from keras_dualobj.training.run import read_run_config
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -52,92 +49,139 @@ CELLS_DIR = "cells"
 CELL_RESULT_FILE = "result.json"
 
 
-@dataclasses.dataclass(frozen=True)
+# The study's own default beside `RunSpec`'s: it measures the held-out MD ELBO, so it
+# draws two stratified masks per held-out row (a training run logs one).
+STUDY_DEFAULTS = {"elbo_samples": 2}
+# Set per cell by the grid, never in the shared recipe.
+GRID_SETTINGS = ("ar_fraction", "repetitions", "unique_tokens", "token_budget")
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class StudyConfig:
     """What a repetition study trains and how it evaluates.
 
-    Attributes:
+    Every cell trains `recipe` (a `keras_dualobj.training.RunSpec`: the model, the
+    corpus and the optimiser recipe, with the same defaults as `keras-dualobj
+    train`) with the cell's α and R. Recipe settings may be given directly as keyword
+    arguments (`preset="tiny"`, `dropout=0.1`, ...) or as `recipe=RunSpec(...)`.
+
+    Args:
         ar_fractions: α values (AR share of rows), each in [0, 1].
         repetitions: R values, each an integer >= 1.
         token_budget: C, tokens each cell trains on; `C / (batch_size *
             sequence_length)` steps must be a multiple of every R so that
             `U = C / R` is a whole number of batches.
-        preset: model preset (`keras_dualobj.models.presets`).
-        source, path, local_copy, data_dir: the corpus (see `prepare_data`).
-        tokenizer, vocabulary_size: `"byte"` or `"bpe"` (trained on the training split).
-        sequence_length, batch_size: rows and rows per step.
-        optimizer, learning_rate, warmup_fraction, decay_fraction: the recipe
-            (`keras_dualobj.training.build_optimizer`, warmup-stable-decay);
-            `optimizer` and `learning_rate` default to the preset's (the paper's
-            Muon + AdamW; 1e-2 for `tiny` and `small`).
         evaluations: held-out evaluations per cell (the training curves).
         evaluation_batches: held-out batches per evaluation (`None`: all).
-        elbo_samples: masks per held-out row for the MD ELBO (stratified t).
-        seed: initialisation, row split, masks and data order, the same in every cell.
+        data_dir: TFDS data directory.
+        recipe: optional `RunSpec`; defaults to `RunSpec()` with `elbo_samples=2`
+            (`STUDY_DEFAULTS`).
+        **settings: `RunSpec` fields overriding the recipe's, except the grid's own
+            (`ar_fraction`, `repetitions`, `unique_tokens`, `token_budget`).
+
+    Attribute access falls through to the resolved recipe: `config.preset`,
+    `config.sequence_length`, `config.seed`, ...
+
+    Example:
+    >>> config = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
+    >>> config.num_steps, config.batch_size, config.warmup_fraction, config.elbo_samples
+    (4, 16, 0.01, 2)
     """
 
     ar_fractions: tuple
     repetitions: tuple
     token_budget: int
-    preset: str = "small"
-    source: str = "auto"
-    path: str = None
-    local_copy: str = None
-    data_dir: str = None
-    tokenizer: str = "byte"
-    vocabulary_size: int = 2048
-    sequence_length: int = 128
-    batch_size: int = 32
-    optimizer: str = None
-    learning_rate: float = None
-    warmup_fraction: float = 0.05
-    decay_fraction: float = 0.25
-    evaluations: int = 8
-    evaluation_batches: int = 8
-    elbo_samples: int = 2
-    seed: int = 0
+    evaluations: int
+    evaluation_batches: int
+    data_dir: str
+    recipe: RunSpec
 
-    def __post_init__(self):
+    def __init__(
+        self,
+        ar_fractions,
+        repetitions,
+        token_budget,
+        *,
+        evaluations=8,
+        evaluation_batches=8,
+        data_dir=None,
+        recipe=None,
+        **settings,
+    ):
+        grid = sorted(set(settings) & set(GRID_SETTINGS))
+        if grid:
+            raise ValueError(
+                f"{grid} are set per cell by the grid (ar_fractions, repetitions, "
+                "token_budget), not in the study's recipe."
+            )
+        if recipe is None:
+            recipe = RunSpec(**{**STUDY_DEFAULTS, **settings})
+        elif settings:
+            recipe = recipe.replace(**settings)
         fractions = tuple(
-            check_float("ar_fractions", a, minimum=0.0, maximum=1.0) for a in self.ar_fractions
+            check_float("ar_fractions", a, minimum=0.0, maximum=1.0) for a in ar_fractions
         )
-        repetitions = tuple(check_int("repetitions", r, minimum=1) for r in self.repetitions)
+        repetitions = tuple(check_int("repetitions", r, minimum=1) for r in repetitions)
         if not fractions or not repetitions:
             raise ValueError(
                 "A study needs at least one α and one R; received "
-                f"ar_fractions={self.ar_fractions!r}, repetitions={self.repetitions!r}."
+                f"ar_fractions={ar_fractions!r}, repetitions={repetitions!r}."
             )
-        object.__setattr__(self, "ar_fractions", tuple(sorted(set(fractions))))
-        object.__setattr__(self, "repetitions", tuple(sorted(set(repetitions))))
-        check_int("token_budget", self.token_budget, minimum=1)
-        training_defaults = get_preset(self.preset)["training"]
-        if self.optimizer is None:
-            object.__setattr__(self, "optimizer", training_defaults["optimizer"])
-        if self.learning_rate is None:
-            object.__setattr__(self, "learning_rate", training_defaults["learning_rate"])
-        check_int("sequence_length", self.sequence_length, minimum=2)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("evaluations", self.evaluations, minimum=1)
-        check_int("elbo_samples", self.elbo_samples, minimum=1)
-        tokens_per_step = self.batch_size * self.sequence_length
-        steps, remainder = divmod(self.token_budget, tokens_per_step)
-        bad = [r for r in self.repetitions if steps % r] if not remainder else []
-        if remainder or not steps or bad:
-            step = math.lcm(*self.repetitions) * tokens_per_step
-            lower = max(step, self.token_budget // step * step)
-            raise ValueError(
-                f"token_budget={self.token_budget:,} must be a multiple of batch_size x "
-                f"sequence_length x every R (here {step:,} = lcm of R "
-                f"{list(self.repetitions)} x {tokens_per_step:,}), so that each cell runs "
-                f"whole epochs of whole batches; e.g. {lower:,} or {lower + step:,}."
-            )
+        check_int("token_budget", token_budget, minimum=1)
+        check_int("evaluations", evaluations, minimum=1)
+        recipe = recipe.replace(token_budget=token_budget).resolved()
+        check_int("sequence_length", recipe.sequence_length, minimum=2)
+        check_int("batch_size", recipe.batch_size, minimum=1)
+        check_int("elbo_samples", recipe.elbo_samples, minimum=1)
+        values = dict(
+            ar_fractions=tuple(sorted(set(fractions))),
+            repetitions=tuple(sorted(set(repetitions))),
+            token_budget=token_budget,
+            evaluations=evaluations,
+            evaluation_batches=evaluation_batches,
+            data_dir=data_dir,
+            recipe=recipe,
+        )
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        _check_budget(self)
+
+    def __getattr__(self, name):
+        if name != "recipe" and name in RunSpec.field_names():
+            return getattr(self.recipe, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def num_steps(self):
-        return self.token_budget // (self.batch_size * self.sequence_length)
+        return self.token_budget // self.recipe.tokens_per_step
 
     def to_json(self):
-        return dataclasses.asdict(self)
+        config = {
+            name: getattr(self, name)
+            for name in ("ar_fractions", "repetitions", "token_budget", "evaluations",
+                         "evaluation_batches", "data_dir")
+        }
+        config["recipe"] = self.recipe.to_json()
+        return config
+
+    def cell_spec(self, cell):
+        """The `RunSpec` of one cell: the recipe with the cell's α, R and budget."""
+        return self.recipe.replace(ar_fraction=cell.ar_fraction, repetitions=cell.repetitions)
+
+
+def _check_budget(config):
+    tokens_per_step = config.recipe.tokens_per_step
+    steps, remainder = divmod(config.token_budget, tokens_per_step)
+    bad = [r for r in config.repetitions if steps % r] if not remainder else []
+    if remainder or not steps or bad:
+        step = math.lcm(*config.repetitions) * tokens_per_step
+        lower = max(step, config.token_budget // step * step)
+        raise ValueError(
+            f"token_budget={config.token_budget:,} must be a multiple of batch_size x "
+            f"sequence_length x every R (here {step:,} = lcm of R "
+            f"{list(config.repetitions)} x {tokens_per_step:,}), so that each cell runs "
+            f"whole epochs of whole batches; e.g. {lower:,} or {lower + step:,}."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +226,7 @@ def plan_cells(config):
 def _check_study_dir(study_dir, config, overwrite):
     path = study_dir / STUDY_FILE
     if path.is_file() and not overwrite:
-        differences = _differences(json.loads(path.read_text()), _normalise(config.to_json()))
+        differences = config_differences(json.loads(path.read_text()), normalise_config(config.to_json()))
         if differences:
             raise ValueError(
                 f"{study_dir} holds a study with another configuration "
@@ -245,25 +289,9 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
             f"Cell {cell.key} plans {plan.total_steps} steps instead of {cell.num_steps}; "
             "token_budget, batch size and R disagree with the data plan."
         )
-    keras.utils.set_random_seed(cell.seed)
-    model = DualLM.from_preset(
-        config.preset,
-        tokenizer=data.tokenizer,
-        max_sequence_length=config.sequence_length,
-        ar_fraction=cell.ar_fraction,
-        elbo_samples=config.elbo_samples,
-        seed=cell.seed,
-    )
-    model.compile(
-        optimizer=build_optimizer(
-            model,
-            optimizer=config.optimizer,
-            learning_rate=config.learning_rate,
-            total_steps=cell.num_steps,
-            warmup_fraction=config.warmup_fraction,
-            decay_fraction=config.decay_fraction,
-        )
-    )
+    spec = config.cell_spec(cell)
+    model = spec.build_model(tokenizer=data.tokenizer)
+    spec.compile(model, cell.num_steps)
     log_every = math.gcd(cell.num_steps, max(1, cell.num_steps // (4 * config.evaluations)))
     eval_every = max(log_every, cell.num_steps // config.evaluations // log_every * log_every)
     run_config = {**config.to_json(), **dataclasses.asdict(cell)}
@@ -273,7 +301,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
         lambda start: make_training_dataset(data.train_rows, plan, seed=cell.seed, start_step=start),
         cell.num_steps,
         cell_dir,
-        tokens_per_step=config.batch_size * config.sequence_length,
+        tokens_per_step=spec.tokens_per_step,
         validation_data=data.validation_dataset,
         validation_steps=config.evaluation_batches,
         run_config=run_config,
@@ -401,19 +429,8 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     cells = plan_cells(config)
     # The largest U (the smallest R) must fit the corpus: prepare_data says how many
     # unique tokens there are if not.
-    data = prepare_data(
-        config.source,
-        sequence_length=config.sequence_length,
-        batch_size=config.batch_size,
-        tokenizer=config.tokenizer,
-        vocabulary_size=config.vocabulary_size,
-        repetitions=min(config.repetitions),
-        token_budget=config.token_budget,
-        seed=config.seed,
-        path=config.path,
-        local_copy=config.local_copy,
-        data_dir=config.data_dir,
-        verbose=True,
+    data = config.recipe.prepare_data(
+        data_dir=config.data_dir, repetitions=min(config.repetitions)
     )
     results = {}
     for cell in cells:

@@ -12,6 +12,7 @@ from keras_dualobj.training.optimizers import MatrixMuon
 from keras_dualobj.training.optimizers import build_optimizer
 from keras_dualobj.training.optimizers import muon_matrix_shapes
 from keras_dualobj.training.run import TrainingDivergedError
+from keras_dualobj.training.run_spec import RunSpec
 from keras_dualobj.training.run import TrainingResult
 from keras_dualobj.training.run import check_output_dir
 from keras_dualobj.training.run import train

@@ -78,11 +78,25 @@ class TrainingResult:
     checkpoint: Path
 
 
-def _normalise(config):
+def normalise_config(config):
+    """`config` as it reads back from JSON (a `RunSpec` becomes its dict).
+
+    Example:
+    >>> normalise_config({"b": (1, 2), "a": None})
+    {'a': None, 'b': [1, 2]}
+    """
+    if hasattr(config, "to_json"):
+        config = config.to_json()
     return json.loads(json.dumps(config, sort_keys=True))
 
 
-def _differences(stored, given):
+def config_differences(stored, given):
+    """One line per key whose value differs between two normalised configs.
+
+    Example:
+    >>> config_differences({"seed": 0}, {"seed": 1})
+    ['seed: 0 in the directory vs 1 now']
+    """
     keys = sorted(set(stored) | set(given))
     return [
         f"{key}: {stored.get(key, '<absent>')!r} in the directory vs {given.get(key, '<absent>')!r} now"
@@ -126,9 +140,9 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
     if not entries:
         return "new"
     stored = read_run_config(output_dir)
-    given = _normalise(run_config)
+    given = normalise_config(run_config)
     if stored is not None and resume:
-        differences = _differences(stored, given)
+        differences = config_differences(stored, given)
         if differences:
             raise ValueError(
                 f"Cannot resume the run in {str(output_dir)!r} with a different "
@@ -156,7 +170,7 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
         if checkpoints
         else "no checkpoint yet"
     )
-    differences = _differences(stored, given)
+    differences = config_differences(stored, given)
     which = (
         "the same configuration"
         if not differences
@@ -185,6 +199,61 @@ class _RestoreGlobalGenerators(keras.callbacks.Callback):
         if self.states:
             restore_global_generator_states(self.states)
             self.states = {}
+
+
+def _check_run_arguments(
+    model, train_dataset_fn, total_steps, tokens_per_step, log_every, eval_every,
+    checkpoint_every,
+):
+    """Validates `train()`'s arguments; returns `(eval_every, checkpoint_every)`."""
+    check_int("total_steps", total_steps, minimum=1)
+    check_int("tokens_per_step", tokens_per_step, minimum=1)
+    check_int("log_every", log_every, minimum=1)
+    eval_every = 10 * log_every if eval_every is None else eval_every
+    check_int("eval_every", eval_every, minimum=1)
+    checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
+    check_int("checkpoint_every", checkpoint_every, minimum=1)
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if value % log_every:
+            raise ValueError(
+                f"`{name}` must be a multiple of `log_every` (checkpoints and evaluations "
+                f"fall on log-segment ends); received {name}={value}, log_every={log_every}."
+            )
+    if model.optimizer is None:
+        raise ValueError("Compile the model before `train()` (model.compile(optimizer=...)).")
+    if not callable(train_dataset_fn):
+        raise TypeError(
+            "`train_dataset_fn` must be a callable start_step -> dataset; received "
+            f"{type(train_dataset_fn).__name__}."
+        )
+    return eval_every, checkpoint_every
+
+
+def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, log_every, stream):
+    """Restores the latest checkpoint of a resumed run, or records a new run's config.
+
+    Returns `(start_step, global_generator_states)`.
+    """
+    start_step = 0
+    generator_states = {}
+    if mode == "resume" and manager.latest() is not None:
+        record = manager.restore(model, restore_global_generators=False)
+        start_step = int(record["step"])
+        generator_states = record["global_generator_states"]
+        if stream is not None:
+            stream.write(f"Resuming from {manager.latest()} (step {start_step}).\n")
+    elif mode == "resume" and stream is not None:
+        stream.write(f"No checkpoint in {output_dir}; starting the run from step 0.\n")
+    if mode == "new":
+        (output_dir / RUN_FILE).write_text(
+            json.dumps({"config": run_config, "total_steps": total_steps}, indent=1)
+        )
+    if start_step > total_steps or (start_step % log_every and start_step != total_steps):
+        raise ValueError(
+            f"The latest checkpoint is at step {start_step}, which is not a log-segment "
+            f"end of this run (log_every={log_every}, total_steps={total_steps})."
+        )
+    return start_step, generator_states
 
 
 def train(
@@ -219,8 +288,9 @@ def train(
         validation_data: optional held-out dataset; evaluated every `eval_every`
             steps and at the end.
         validation_steps: optional int, batches per evaluation (default: all).
-        run_config: JSON-serialisable dict identifying the run (model, data,
-            optimiser, seed). Stored as `run.json`; a resume must match it.
+        run_config: a `RunSpec` or a JSON-serialisable dict identifying the run
+            (model, data, optimiser, seed). Stored as `run.json`; a resume must
+            match it.
         log_every: int. Steps per log segment (a Keras epoch).
         eval_every: int multiple of `log_every`, or `None` for `10 * log_every`.
         checkpoint_every: int multiple of `log_every`, or `None` for `eval_every`.
@@ -250,53 +320,22 @@ def train(
     (8, 'step_00000008')
     """
     started = time.perf_counter()
-    check_int("total_steps", total_steps, minimum=1)
-    check_int("tokens_per_step", tokens_per_step, minimum=1)
-    check_int("log_every", log_every, minimum=1)
-    eval_every = 10 * log_every if eval_every is None else eval_every
-    check_int("eval_every", eval_every, minimum=1)
-    checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
-    check_int("checkpoint_every", checkpoint_every, minimum=1)
-    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        if value % log_every:
-            raise ValueError(
-                f"`{name}` must be a multiple of `log_every` (checkpoints and evaluations "
-                f"fall on log-segment ends); received {name}={value}, log_every={log_every}."
-            )
-    if model.optimizer is None:
-        raise ValueError("Compile the model before `train()` (model.compile(optimizer=...)).")
-    if not callable(train_dataset_fn):
-        raise TypeError(
-            "`train_dataset_fn` must be a callable start_step -> dataset; received "
-            f"{type(train_dataset_fn).__name__}."
-        )
+    eval_every, checkpoint_every = _check_run_arguments(
+        model, train_dataset_fn, total_steps, tokens_per_step, log_every, eval_every,
+        checkpoint_every,
+    )
     stream = sys.stdout if stream is None else stream
     quiet = stream is False
-    run_config = _normalise(run_config or {})
+    run_config = normalise_config(run_config or {})
 
     output_dir = Path(output_dir)
     mode = check_output_dir(output_dir, run_config, resume=resume, overwrite=overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
     manager = CheckpointManager(output_dir / CHECKPOINT_DIR, keep_last=keep_checkpoints)
-    start_step = 0
-    generator_states = {}
-    if mode == "resume" and manager.latest() is not None:
-        record = manager.restore(model, restore_global_generators=False)
-        start_step = int(record["step"])
-        generator_states = record["global_generator_states"]
-        if not quiet:
-            stream.write(f"Resuming from {manager.latest()} (step {start_step}).\n")
-    elif mode == "resume" and not quiet:
-        stream.write(f"No checkpoint in {output_dir}; starting the run from step 0.\n")
-    if mode == "new":
-        (output_dir / RUN_FILE).write_text(
-            json.dumps({"config": run_config, "total_steps": total_steps}, indent=1)
-        )
-    if start_step > total_steps or (start_step % log_every and start_step != total_steps):
-        raise ValueError(
-            f"The latest checkpoint is at step {start_step}, which is not a log-segment "
-            f"end of this run (log_every={log_every}, total_steps={total_steps})."
-        )
+    start_step, generator_states = _start_or_resume(
+        model, manager, mode, output_dir, run_config, total_steps, log_every,
+        None if quiet else stream,
+    )
 
     segment = log_every
     meter = ThroughputMeter(tokens_per_step, segment)

@@ -1,0 +1,242 @@
+"""The dual objective as a training task: row split, corruption, loss terms, metrics.
+
+`DualObjective` is the part of `DualLM` that `fit()` and `evaluate()` run. In training
+mode the model's forward pass (`_dual_training_forward`) draws which rows are AR and
+which MD, masks the MD rows, and runs **one** backbone pass with a per-row attention
+mask (causal for AR rows, bidirectional for MD rows); `compute_loss` turns that into
+`α · ar_loss_weight · L_AR + (1 − α) · L_MD (+ z-loss)` and updates the metrics. In
+evaluation both held-out losses are computed for every row whatever α: the exact AR
+loss and a stratified Monte-Carlo estimate of the MD ELBO.
+
+The maths lives in `keras_dualobj.objectives` (pure functions); this mixin wires it to
+Keras's `compute_loss` / `compute_metrics`. It expects the host model to provide
+`logits`, `special_token_ids`, the `*_token_id`s, `ar_fraction`, `md_variant`,
+`ar_loss_weight`, `z_loss_weight`, `elbo_samples`, `elbo_seed`, the seed generators and
+the metric trackers (see `DualLM.__init__`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dualobj.models.task_inputs import unpack_features
+from keras_dualobj.objectives.losses import ar_loss
+from keras_dualobj.objectives.losses import md_loss
+from keras_dualobj.objectives.losses import token_accuracy
+from keras_dualobj.objectives.losses import z_loss
+from keras_dualobj.objectives.masking import maskable_positions
+from keras_dualobj.objectives.masking import next_token_targets
+from keras_dualobj.objectives.masking import sample_ar_rows
+from keras_dualobj.objectives.masking import sample_masked_positions
+
+
+class DualObjective:
+    """Mixin: the dual training objective of `DualLM` (see the module docstring)."""
+
+    @property
+    def md_shifted(self):
+        """Whether the MD logit at i predicts token i + 1 (the paper's MNTP)."""
+        return self.md_variant == "shifted"
+
+    def corrupt(self, token_ids, document_ids, seed, mask_rate=None, exact_bound=False):
+        """Masks every row for the MD objective.
+
+        Returns a dict with `input_ids` (masked positions replaced by `<mask>`),
+        `masked_positions`, `maskable_positions` and `mask_fraction`; `mask_rate` and
+        `exact_bound` are those of `keras_dualobj.objectives.sample_masked_positions`
+        (training uses the reference rule, evaluation the exact-bound one).
+        """
+        maskable = maskable_positions(
+            token_ids, document_ids, self.special_token_ids, shifted=self.md_shifted
+        )
+        masked, mask_fraction = sample_masked_positions(
+            maskable, seed, mask_rate=mask_rate, exact_bound=exact_bound
+        )
+        return {
+            "input_ids": ops.where(masked, self.mask_token_id, token_ids),
+            "masked_positions": masked,
+            "maskable_positions": maskable,
+            "mask_fraction": mask_fraction,
+        }
+
+    def _dual_training_forward(self, token_ids, document_ids):
+        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        # α = 0 and α = 1 are decided statically, so the pure objectives are exact and
+        # pay nothing for the other one.
+        if self.ar_fraction == 1.0:
+            ar_rows = ops.ones((batch_size,), dtype="bool")
+        elif self.ar_fraction == 0.0:
+            ar_rows = ops.zeros((batch_size,), dtype="bool")
+        else:
+            ar_rows = sample_ar_rows(batch_size, self.ar_fraction, self.seed_generator)
+        forward = {"token_ids": token_ids, "document_ids": document_ids, "ar_rows": ar_rows}
+        input_ids = token_ids
+        prefix_lengths = ops.zeros((batch_size,), dtype="int32")
+        if self.ar_fraction < 1.0:
+            corruption = self.corrupt(token_ids, document_ids, self.seed_generator)
+            md_rows = ops.logical_not(ar_rows)
+            corruption["masked_positions"] = ops.logical_and(
+                corruption["masked_positions"], md_rows[:, None]
+            )
+            input_ids = ops.where(
+                corruption["masked_positions"], self.mask_token_id, token_ids
+            )
+            prefix_lengths = ops.where(ar_rows, 0, length)
+            forward.update(corruption)
+        forward["logits"] = self.logits(input_ids, document_ids, prefix_lengths)
+        return forward
+
+    # --- Loss -----------------------------------------------------------------
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is not None or sample_weight is not None:
+            raise ValueError(
+                "`DualLM` builds its own targets from the token ids: pass only inputs "
+                "(token ids or a dict with `token_ids` and optional `document_ids`), "
+                f"no labels or sample weights; received y={type(y).__name__}, "
+                f"sample_weight={type(sample_weight).__name__}."
+            )
+        if training:
+            terms = self._training_terms(y_pred)
+        else:
+            terms = self._evaluation_terms(x, y_pred)
+        ar_share, md_share = terms["ar_share"], terms["md_share"]
+        loss = ar_share * self.ar_loss_weight * terms["ar_loss"]
+        loss = loss + md_share * terms["md_loss"]
+        for name, tracker in (
+            ("ar_loss", self.ar_loss_tracker),
+            ("ar_accuracy", self.ar_accuracy_tracker),
+        ):
+            tracker.update_state(terms[name], sample_weight=terms["ar_rows"])
+        for name, tracker in (
+            ("md_loss", self.md_loss_tracker),
+            ("md_accuracy", self.md_accuracy_tracker),
+        ):
+            tracker.update_state(terms[name], sample_weight=terms["md_rows"])
+        if self.z_loss_tracker is not None:
+            loss = loss + self.z_loss_weight * terms["z_loss"]
+            self.z_loss_tracker.update_state(terms["z_loss"])
+        return loss
+
+    def _training_terms(self, forward):
+        token_ids, document_ids = forward["token_ids"], forward["document_ids"]
+        logits, ar_rows = forward["logits"], forward["ar_rows"]
+        batch_size = ops.cast(ops.shape(token_ids)[0], "float32")
+        num_ar_rows = ops.sum(ops.cast(ar_rows, "float32"))
+        terms = {
+            "ar_rows": num_ar_rows,
+            "md_rows": batch_size - num_ar_rows,
+            "ar_share": num_ar_rows / batch_size,
+            "md_share": 1.0 - num_ar_rows / batch_size,
+        }
+        zero = ops.zeros((), "float32")
+        terms.update(ar_loss=zero, ar_accuracy=zero, md_loss=zero, md_accuracy=zero)
+        z_terms = []
+        if self.ar_fraction > 0.0:
+            ar_targets = ops.logical_and(
+                next_token_targets(token_ids, document_ids, (self.pad_token_id,)),
+                ar_rows[:, None],
+            )
+            terms["ar_loss"] = ar_loss(
+                token_ids, logits, document_ids, self.pad_token_id, row_mask=ar_rows
+            )
+            terms["ar_accuracy"] = token_accuracy(logits, token_ids, ar_targets)
+            z_terms.append((terms["ar_share"], logits, ar_targets, True))
+        if self.ar_fraction < 1.0:
+            md_rows = ops.logical_not(ar_rows)
+            terms["md_loss"] = md_loss(
+                token_ids,
+                logits,
+                forward["masked_positions"],
+                forward["mask_fraction"],
+                forward["maskable_positions"],
+                shifted=self.md_shifted,
+                row_mask=md_rows,
+            )
+            terms["md_accuracy"] = token_accuracy(
+                logits, token_ids, forward["masked_positions"], shifted=self.md_shifted
+            )
+            z_terms.append(
+                (terms["md_share"], logits, forward["masked_positions"], self.md_shifted)
+            )
+        if self.z_loss_tracker is not None:
+            terms["z_loss"] = sum(
+                share * z_loss(z_logits, positions, shifted)
+                for share, z_logits, positions, shifted in z_terms
+            )
+        return terms
+
+    def _evaluation_terms(self, x, causal_logits):
+        features = unpack_features(x)
+        token_ids, document_ids = features["token_ids"], features["document_ids"]
+        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        ar_targets = next_token_targets(token_ids, document_ids, (self.pad_token_id,))
+
+        md_token_ids = ops.tile(token_ids, (self.elbo_samples, 1))
+        md_document_ids = ops.tile(document_ids, (self.elbo_samples, 1))
+        # Stratified mask rates: the S samples of a row cover t in [s/S, (s+1)/S).
+        num_md_rows = ops.shape(md_token_ids)[0]
+        stratum = ops.repeat(ops.arange(self.elbo_samples, dtype="float32"), batch_size)
+        mask_rate = (
+            stratum + keras.random.uniform((num_md_rows,), seed=self.elbo_seed_generator)
+        ) / self.elbo_samples
+        corruption = self.corrupt(
+            md_token_ids,
+            md_document_ids,
+            self.elbo_seed_generator,
+            mask_rate=mask_rate,
+            exact_bound=True,
+        )
+        md_logits = self.logits(
+            corruption["input_ids"],
+            md_document_ids,
+            ops.full((ops.shape(md_token_ids)[0],), length, dtype="int32"),
+        )
+        rows = ops.cast(batch_size, "float32")
+        terms = {
+            "ar_rows": rows,
+            "md_rows": rows,
+            "ar_share": self.ar_fraction,
+            "md_share": 1.0 - self.ar_fraction,
+            "ar_loss": ar_loss(token_ids, causal_logits, document_ids, self.pad_token_id),
+            "ar_accuracy": token_accuracy(causal_logits, token_ids, ar_targets),
+            "md_loss": md_loss(
+                md_token_ids,
+                md_logits,
+                corruption["masked_positions"],
+                corruption["mask_fraction"],
+                corruption["maskable_positions"],
+                shifted=self.md_shifted,
+            ),
+            "md_accuracy": token_accuracy(
+                md_logits,
+                md_token_ids,
+                corruption["masked_positions"],
+                shifted=self.md_shifted,
+            ),
+        }
+        if self.z_loss_tracker is not None:
+            terms["z_loss"] = self.ar_fraction * z_loss(causal_logits, ar_targets) + (
+                1.0 - self.ar_fraction
+            ) * z_loss(md_logits, corruption["masked_positions"], self.md_shifted)
+        return terms
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        logs = super().compute_metrics(x, y, y_pred, sample_weight)
+        # A training forward (a dict) has only the objectives α gives rows to; their
+        # metrics would read 0 otherwise. Evaluation always reports both.
+        if isinstance(y_pred, dict):
+            absent = ()
+            if self.ar_fraction == 0.0:
+                absent = ("ar_loss", "ar_accuracy")
+            elif self.ar_fraction == 1.0:
+                absent = ("md_loss", "md_accuracy")
+            logs = {name: value for name, value in logs.items() if name not in absent}
+        return logs
+
+    def evaluate(self, *args, **kwargs):
+        # The same masks on every call make held-out MD estimates comparable.
+        self.elbo_seed_generator.state.assign(
+            np.array([self.elbo_seed, 0], dtype=self.elbo_seed_generator.state.dtype)
+        )
+        return super().evaluate(*args, **kwargs)

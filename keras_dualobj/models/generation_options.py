@@ -1,0 +1,194 @@
+"""`generate()`'s options, validated and given their defaults in one place, once per call.
+
+Each mode has its own options (AR: `sampler`, `use_cache`; MD: `num_steps`,
+`block_length`, `remasking`); passing one to the other mode is an error, not ignored.
+`temperature` means a sampler's temperature for AR (default: the sampler's, 1.0) and
+the proposal temperature for MD (default 0, argmax).
+"""
+
+import dataclasses
+
+from keras_dualobj.generation.ar_decoding import check_sampler_options
+from keras_dualobj.generation.md_decoding import check_md_options
+from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_int
+
+GENERATION_MODES = ("ar", "md")
+MODE_OPTIONS = {
+    "ar": ("sampler", "use_cache"),
+    "md": ("num_steps", "block_length", "remasking"),
+}
+DEFAULT_MAX_NEW_TOKENS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationOptions:
+    """Resolved options of one `generate()` call (see `resolve_generation_options`)."""
+
+    mode: str
+    max_new_tokens: int = None
+    max_length: int = None
+    stop_token_ids: tuple = None
+    strip_prompt: bool = False
+    temperature: float = None
+    seed: int = None
+    sampler: object = "greedy"
+    sampler_kwargs: dict = None
+    use_cache: bool = True
+    num_steps: int = None
+    block_length: int = None
+    remasking: str = "confidence"
+    schedule: tuple = None
+
+    def new_tokens(self, longest_prompt):
+        """New tokens per row for MD (every row gets the same number)."""
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return self.max_length - longest_prompt
+
+
+def resolve_stop_token_ids(stop_token_ids, eos_token_id, pad_token_id):
+    """`"auto"` -> `(eos,)`; `None` -> `None`; an id or ids -> a tuple of ints.
+
+    Example:
+    >>> resolve_stop_token_ids("auto", eos_token_id=2, pad_token_id=3)
+    (2,)
+    """
+    if stop_token_ids is None:
+        return None
+    if isinstance(stop_token_ids, str):
+        check_choice("stop_token_ids", stop_token_ids, ("auto",))
+        return (eos_token_id,)
+    try:
+        stop_token_ids = tuple(stop_token_ids)
+    except TypeError:
+        stop_token_ids = (stop_token_ids,)
+    for token_id in stop_token_ids:
+        check_int("stop_token_ids", token_id, minimum=0)
+    if pad_token_id in stop_token_ids:
+        # Rows are padded with it before decoding: every row would look finished.
+        raise ValueError(
+            f"`stop_token_ids` must not contain the padding id {pad_token_id}; "
+            f"received stop_token_ids={stop_token_ids}."
+        )
+    return tuple(int(token_id) for token_id in stop_token_ids) or None
+
+
+def resolve_generation_options(
+    mode,
+    *,
+    max_length,
+    max_new_tokens,
+    stop_token_ids,
+    strip_prompt,
+    eos_token_id,
+    pad_token_id,
+    default_sampler=None,
+    **options,
+):
+    """Validates `generate()`'s options and fills in every default.
+
+    Args:
+        mode: `"ar"` or `"md"`.
+        max_length, max_new_tokens: at most one; neither means 32 new tokens.
+        stop_token_ids, strip_prompt: as in `DualLM.generate`.
+        eos_token_id, pad_token_id: the model's.
+        default_sampler: the sampler given to `compile(sampler=...)`, if any.
+        **options: `temperature`, `seed`, `sampler`, `use_cache`, `num_steps`,
+            `block_length`, `remasking` (`None` = default).
+
+    Returns:
+        A `GenerationOptions`.
+
+    Example:
+    >>> options = resolve_generation_options("md", max_length=None, max_new_tokens=8,
+    ...     stop_token_ids=None, strip_prompt=False, eos_token_id=2, pad_token_id=3,
+    ...     num_steps=4)
+    >>> options.remasking, options.temperature, options.schedule
+    ('confidence', 0.0, ((0, 2), (0, 2), (0, 2), (0, 2)))
+    """
+    check_choice("mode", mode, GENERATION_MODES)
+    if not isinstance(strip_prompt, bool):
+        raise TypeError(f"`strip_prompt` must be True or False; received {strip_prompt!r}.")
+    for other_mode, names in MODE_OPTIONS.items():
+        given = sorted(name for name in names if options.get(name) is not None)
+        if other_mode != mode and given:
+            raise ValueError(
+                f"{given} only apply to mode={other_mode!r}; received them with "
+                f"mode={mode!r}."
+            )
+    if max_length is not None and max_new_tokens is not None:
+        raise ValueError(
+            "Pass at most one of `max_length` (total tokens per row, keras-hub's) and "
+            f"`max_new_tokens`; received max_length={max_length!r}, "
+            f"max_new_tokens={max_new_tokens!r}."
+        )
+    if max_length is not None:
+        check_int("max_length", max_length, minimum=2)
+    else:
+        max_new_tokens = DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
+        check_int("max_new_tokens", max_new_tokens, minimum=1)
+    resolved = dict(
+        mode=mode,
+        max_length=max_length,
+        max_new_tokens=max_new_tokens,
+        stop_token_ids=resolve_stop_token_ids(stop_token_ids, eos_token_id, pad_token_id),
+        strip_prompt=strip_prompt,
+        seed=options.get("seed"),
+    )
+    temperature = options.get("temperature")
+    if mode == "ar":
+        sampler = options.get("sampler")
+        if sampler is None:
+            sampler = "greedy" if default_sampler is None else default_sampler
+        use_cache = True if options.get("use_cache") is None else options["use_cache"]
+        if not isinstance(use_cache, bool):
+            raise ValueError(f"`use_cache` must be True or False; received {use_cache!r}.")
+        sampler_kwargs = check_sampler_options(sampler, temperature, resolved["seed"])
+        return GenerationOptions(
+            **resolved,
+            temperature=temperature,
+            sampler=sampler,
+            sampler_kwargs=sampler_kwargs,
+            use_cache=use_cache,
+        )
+    md_options = resolve_md_options(
+        num_steps=options.get("num_steps"),
+        block_length=options.get("block_length"),
+        remasking=options.get("remasking"),
+        temperature=temperature,
+        seed=resolved.pop("seed"),
+    )
+    schedule = None
+    if max_new_tokens is not None:
+        # Known before the prompts are read: checked now, so a typo is reported
+        # before any length problem, and computed once.
+        num_steps = max_new_tokens if md_options.num_steps is None else md_options.num_steps
+        schedule = tuple(reveal_schedule(max_new_tokens, num_steps, md_options.block_length))
+    return dataclasses.replace(md_options, **resolved, schedule=schedule)
+
+
+def resolve_md_options(num_steps=None, block_length=None, remasking=None, temperature=None,
+                       seed=None):
+    """The MD decoding options of `generate`, `infill` and `md_decode`, validated.
+
+    `num_steps` and `block_length` are checked against the number of tokens to fill
+    when it is known (`reveal_schedule`).
+
+    Example:
+    >>> resolve_md_options(remasking="random", temperature=1).temperature
+    1.0
+    """
+    if seed is not None:
+        check_int("seed", seed, minimum=0)
+    remasking = "confidence" if remasking is None else remasking
+    temperature = check_md_options(remasking, 0.0 if temperature is None else temperature)
+    return GenerationOptions(
+        mode="md",
+        temperature=temperature,
+        seed=seed,
+        num_steps=num_steps,
+        block_length=block_length,
+        remasking=remasking,
+    )

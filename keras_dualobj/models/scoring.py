@@ -1,0 +1,202 @@
+"""Scoring: per-row log-likelihoods in the AR, prefix-LM and MD modes, and multiple choice.
+
+The estimators live in `keras_dualobj.evaluation` and take the model's `logits`
+function (compiled once per shape here), as keras-hub samplers take `next`.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_dualobj.evaluation.likelihood import check_scoring_inputs
+from keras_dualobj.evaluation.likelihood import sequence_nll
+from keras_dualobj.evaluation.md_elbo import md_nll_bound
+from keras_dualobj.evaluation.multiple_choice import SCORING_MODES
+from keras_dualobj.evaluation.multiple_choice import evaluate_multiple_choice
+from keras_dualobj.generation.compiled import compile_decoding_function
+from keras_dualobj.generation.prompts import check_vocabulary
+from keras_dualobj.models.task_inputs import check_sequence_length
+from keras_dualobj.objectives.masking import next_token_targets
+from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_int
+
+
+class Scoring:
+    """Mixin: `score` and `evaluate_multiple_choice` of `DualLM`."""
+
+    def score(
+        self,
+        token_ids,
+        mode="ar",
+        *,
+        target_mask=None,
+        prefix_lengths=None,
+        document_ids=None,
+        num_samples=None,
+        seed=None,
+    ):
+        """Negative log-likelihood of chosen tokens per row, in one of three modes.
+
+        - `"ar"`: causal attention; exact `-log p`.
+        - `"prefix"`: bidirectional over the first `prefix_lengths[b]` tokens of
+          row b, causal after; exact `-log p` of targets after the prefix (the
+          paper's prefix-LM evaluation, no extra training).
+        - `"md"`: the masked-diffusion upper bound (ELBO) on `-log p`, estimated
+          with `num_samples` stratified masks per row from `seed` (see
+          `keras_dualobj.evaluation.md_elbo` for the estimator).
+
+        Args:
+            token_ids: int `[batch, length]`.
+            mode: `"ar"`, `"prefix"` or `"md"`.
+            target_mask: bool `[batch, length]`, the positions scored. Defaults to
+                every position after the first (and after the prefix) whose token
+                is not special (`<s>`, `</s>`, `<pad>`, `<mask>`) and whose left
+                neighbour is in the same document.
+            prefix_lengths: int `[batch]`; required by, and only for, `"prefix"`.
+            document_ids: optional int `[batch, length]`.
+            num_samples: `"md"` only; int >= 1, defaults to 16.
+            seed: `"md"` only; int (or sequence of ints), defaults to 0.
+
+        Returns:
+            dict of NumPy `[batch]` arrays: `nll` (nats), `standard_error` (0 when
+            exact) and `num_tokens`; perplexity is `exp(nll.sum() / num_tokens.sum())`.
+
+        Example:
+        >>> import numpy as np
+        >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
+        ...                         hidden_dim=32, intermediate_dim=64)
+        >>> model = DualLM(backbone)
+        >>> token_ids = np.array([[1, 20, 21, 22, 23]])
+        >>> model.score(token_ids)["num_tokens"].tolist()
+        [4]
+        >>> model.score(token_ids, "prefix", prefix_lengths=[3])["num_tokens"].tolist()
+        [2]
+        >>> result = model.score(token_ids, "md", num_samples=4, seed=0)
+        >>> bool(result["standard_error"][0] >= 0)
+        True
+        """
+        check_choice("mode", mode, SCORING_MODES)
+        if mode != "md" and (num_samples is not None or seed is not None):
+            raise ValueError(
+                "`num_samples` and `seed` only apply to mode='md'; received "
+                f"num_samples={num_samples!r}, seed={seed!r} with mode={mode!r}."
+            )
+        if (mode == "prefix") != (prefix_lengths is not None):
+            raise ValueError(
+                "Pass `prefix_lengths` exactly when mode='prefix'; received "
+                f"mode={mode!r} with prefix_lengths={prefix_lengths!r}."
+            )
+        default_mask = target_mask is None
+        token_ids, target_mask, document_ids = check_scoring_inputs(
+            token_ids,
+            np.zeros(np.shape(token_ids), bool) if default_mask else target_mask,
+            document_ids,
+        )
+        check_vocabulary(list(token_ids), self.backbone.vocabulary_size, "token_ids")
+        check_sequence_length(self.backbone, token_ids.shape[1], "`token_ids`")
+        if default_mask:
+            target_mask = ops.convert_to_numpy(
+                next_token_targets(token_ids, document_ids, self.special_token_ids)
+            )
+            if mode == "prefix":
+                prefix = np.asarray(prefix_lengths).reshape(-1, 1)
+                target_mask = target_mask & (np.arange(token_ids.shape[1]) >= prefix)
+        logits_fn = self._scoring_logits_function()
+        if mode == "md":
+            return md_nll_bound(
+                logits_fn,
+                token_ids,
+                target_mask,
+                self.mask_token_id,
+                num_samples=16 if num_samples is None else num_samples,
+                seed=0 if seed is None else seed,
+                shifted=self.md_shifted,
+                document_ids=document_ids,
+                checked=True,
+            )
+        return sequence_nll(
+            logits_fn, token_ids, target_mask, prefix_lengths, document_ids, checked=True
+        )
+
+    def evaluate_multiple_choice(
+        self,
+        examples,
+        modes=("ar",),
+        *,
+        length_normalization=None,
+        num_samples=None,
+        seed=None,
+        batch_size=32,
+    ):
+        """Zero-shot multiple-choice accuracy in each scoring mode.
+
+        Args:
+            examples: path of a JSON Lines file or a list of dicts with `context`,
+                `choices` and `label` (format in
+                `keras_dualobj.evaluation.multiple_choice`).
+            modes: any of `"ar"`, `"prefix"`, `"md"`.
+            length_normalization: `None`, `"tokens"` or `"bytes"`.
+            num_samples, seed: for `"md"`, as in `score` (masks also depend on the
+                batch index).
+            batch_size: choices scored per forward pass.
+
+        Returns:
+            dict with `num_examples`, `labels`, `length_normalization` and, per mode,
+            `accuracy`, `predictions`, `scores` and `standard_errors`.
+
+        Example:
+        >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
+        ...                         hidden_dim=32, intermediate_dim=64)
+        >>> model = DualLM(backbone)
+        >>> examples = [{"context": [1, 20], "choices": [[21], [22]], "label": 0}]
+        >>> result = model.evaluate_multiple_choice(examples, modes=("ar", "md"))
+        >>> sorted(result["modes"]), result["num_examples"]
+        (['ar', 'md'], 1)
+        """
+
+        if num_samples is not None:
+            check_int("num_samples", num_samples, minimum=1)
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+
+        def score_fn(token_ids, mode, batch_index, **kwargs):
+            if mode == "md":
+                kwargs.update(num_samples=num_samples, seed=[base_seed, batch_index])
+            return self.score(token_ids, mode, **kwargs)
+
+        base_seed = 0 if seed is None else seed
+        return evaluate_multiple_choice(
+            score_fn,
+            examples,
+            modes=modes,
+            length_normalization=length_normalization,
+            tokenize=None if self.tokenizer is None else self.tokenizer.tokenize,
+            bos_token_id=self.bos_token_id,
+            pad_token_id=self.pad_token_id,
+            batch_size=batch_size,
+        )
+
+    def _scoring_logits_function(self):
+        """`self.logits`, compiled once per shape: JAX's and TF's eager modes dispatch
+        (and on JAX compile) op by op, which dominates scoring many small batches."""
+
+        def build():
+            def logits(inputs):
+                return self.logits(
+                    inputs["token_ids"], inputs["document_ids"], inputs["prefix_lengths"]
+                )
+
+            return compile_decoding_function(logits, self)
+
+        compiled = self._decoding_function(("logits",), build)
+
+        def logits_fn(token_ids, document_ids, prefix_lengths):
+            inputs = {
+                "token_ids": token_ids,
+                "document_ids": document_ids,
+                "prefix_lengths": prefix_lengths,
+            }
+            return compiled(inputs)
+
+        return logits_fn

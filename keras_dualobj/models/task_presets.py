@@ -1,0 +1,68 @@
+"""Saving and loading a `DualLM` as a keras-hub preset directory.
+
+The layout is keras-hub's (`keras_hub.src.utils.preset_utils`), so a preset can be
+uploaded with `keras_hub.upload_preset` and its backbone loaded by
+`keras_hub.models.Backbone.from_preset`:
+
+    preset_dir/
+      config.json          the DualBackbone config       (Backbone.save_to_preset)
+      model.weights.h5     the backbone's weights
+      metadata.json        keras / keras-hub versions, parameter count
+      task.json            the DualLM config (α, objective options, special ids)
+      preprocessor.json    the DualLMPreprocessor        (Preprocessor.save_to_preset)
+      tokenizer.json       the tokenizer's config
+      assets/tokenizer/    its vocabulary files, if any (BPE)
+
+Named presets (`keras_dualobj.models.presets`) are architectures with fresh weights;
+these directories hold trained weights.
+"""
+
+import os
+
+from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE
+from keras_hub.src.utils.preset_utils import check_config_class
+from keras_hub.src.utils.preset_utils import check_file_exists
+from keras_hub.src.utils.preset_utils import get_preset_loader
+from keras_hub.src.utils.preset_utils import get_preset_saver
+from keras_hub.src.utils.preset_utils import load_json
+
+from keras_dualobj.models.presets import PRESETS
+
+
+def is_named_architecture(preset):
+    """Whether `preset` names one of our architectures (not a saved directory).
+
+    Example:
+    >>> is_named_architecture("small"), is_named_architecture("/tmp/my_preset")
+    (True, False)
+    """
+    return isinstance(preset, str) and preset in PRESETS
+
+
+def save_task_preset(task, preset_dir, max_shard_size=10):
+    """Writes `task` (a `DualLM`) into `preset_dir` in keras-hub's layout."""
+    get_preset_saver(str(preset_dir)).save_task(task, max_shard_size=max_shard_size)
+
+
+def load_task_preset(cls, preset, load_weights=True, **kwargs):
+    """Loads a `DualLM` saved by `save_task_preset`; `kwargs` override its config.
+
+    Raises a `ValueError` naming the directory when it holds no `task.json` of a
+    `DualLM` (for example a bare backbone preset: use `DualBackbone.from_preset`).
+    """
+    preset = str(preset)
+    if "://" not in preset and ":" not in preset and not os.path.isdir(preset):
+        raise ValueError(
+            f"Unknown preset {preset!r}; accepted are {list(PRESETS)}, a saved preset "
+            "directory, or a Kaggle / Hugging Face handle."
+        )
+    loader = get_preset_loader(preset)
+    if not check_file_exists(preset, TASK_CONFIG_FILE) or not issubclass(
+        check_config_class(load_json(preset, TASK_CONFIG_FILE)), cls
+    ):
+        raise ValueError(
+            f"{preset!r} is not a saved {cls.__name__} preset (no {TASK_CONFIG_FILE} of a "
+            f"{cls.__name__}); accepted are a directory written by `save_to_preset` or "
+            f"one of {list(PRESETS)}."
+        )
+    return loader.load_task(cls, load_weights, load_task_weights=False, **kwargs)
