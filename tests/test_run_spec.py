@@ -38,10 +38,11 @@ def test_the_study_uses_the_same_defaults_and_can_set_every_option():
     config = StudyConfig((0.0, 1.0), (1, 2), token_budget=2 * 16 * 64, preset="tiny")
     train_spec = RunSpec(preset="tiny").resolved()
     for name in RunSpec.field_names():
-        if name in ("elbo_samples", "token_budget", "repetitions"):
-            continue  # the grid's own, and the study's one documented default
+        if name in ("elbo_samples", "token_budget", "repetitions", "fit_repetitions"):
+            continue  # the grid's own (its budget is exact), and the study's one default
         assert getattr(config.recipe, name) == getattr(train_spec, name), name
     assert config.elbo_samples == 2  # the study's one documented default of its own
+    assert train_spec.fit_repetitions is True and config.recipe.fit_repetitions is False
     tuned = StudyConfig(
         (0.5,), (1,), token_budget=16 * 64, preset="tiny", dropout=0.1, md_variant="unshifted",
         ar_loss_weight=2.0, z_loss_weight=1e-4, decay_shape="cosine", weight_decay=0.0,

@@ -53,7 +53,7 @@ CELL_RESULT_FILE = "result.json"
 # draws two stratified masks per held-out row (a training run logs one).
 STUDY_DEFAULTS = {"elbo_samples": 2}
 # Set per cell by the grid, never in the shared recipe.
-GRID_SETTINGS = ("ar_fraction", "repetitions", "unique_tokens", "token_budget")
+GRID_SETTINGS = ("ar_fraction", "repetitions", "unique_tokens", "token_budget", "fit_repetitions")
 
 
 @dataclasses.dataclass(frozen=True, init=False)
