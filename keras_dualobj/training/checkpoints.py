@@ -12,20 +12,26 @@ A checkpoint is a folder `step_<8 digits>/` holding
   resumes at a step), the variable paths and shapes (checked on restore) and any
   caller metadata.
 
-Folders are written under a temporary name and renamed into place, so a run killed
-while saving leaves the previous checkpoints intact and never a half-written one.
-Only the last `keep_last` checkpoints are kept.
+Folders are written under a hidden temporary name, synced to disk and renamed into
+place (`atomic_files.atomic_path`), so a run killed while saving leaves the previous
+checkpoints intact and never a half-written one that `CheckpointManager` would pick
+up; old checkpoints are renamed aside before they are deleted, for the same reason.
+A failed write (a full disk) raises `CheckpointWriteError` and keeps the previous
+checkpoint. Only the last `keep_last` checkpoints are kept.
 """
 
+import errno
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from keras_dualobj.training.atomic_files import atomic_path
+from keras_dualobj.training.atomic_files import remove_leftovers
+from keras_dualobj.training.atomic_files import remove_path
 from keras_dualobj.utils.validation import check_int
 
 STATE_FILE = "state.npz"
@@ -33,6 +39,10 @@ METADATA_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"^step_(\d{8,})$")
 _NAME_NUMBER = re.compile(r"_\d+$")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. a full disk); the previous one is kept."""
 
 
 def checkpoint_name(step):
@@ -124,12 +134,20 @@ def save_training_state(model, directory, step, metadata=None):
         "metadata": metadata or {},
     }
     directory.mkdir(parents=True)
-    with open(directory / STATE_FILE, "wb") as file:
+    _write_arrays(directory / STATE_FILE, arrays)
+    # Written last: a folder holding checkpoint.json holds a complete state.npz.
+    with open(directory / METADATA_FILE, "w") as file:
+        file.write(json.dumps(record, indent=1))
+        file.flush()
+        os.fsync(file.fileno())
+    return directory
+
+
+def _write_arrays(path, arrays):
+    with open(path, "wb") as file:
         np.savez(file, **arrays)
         file.flush()
         os.fsync(file.fileno())
-    (directory / METADATA_FILE).write_text(json.dumps(record, indent=1))
-    return directory
 
 
 def _layout_key(path, shape):
@@ -248,20 +266,43 @@ class CheckpointManager:
         return found[-1] if found else None
 
     def save(self, model, step, metadata=None):
-        """Saves a checkpoint for `step` and prunes old ones; returns its folder."""
+        """Saves a checkpoint for `step` and prunes old ones; returns its folder.
+
+        Raises:
+            CheckpointWriteError: the write failed (e.g. the disk is full); nothing
+                was changed on disk, the previous checkpoints are intact.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Temporary folders of a killed writer (the run lock makes us the only one).
+        remove_leftovers(self.directory)
         final = self.directory / checkpoint_name(step)
-        staging = self.directory / f".{final.name}.partial-{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        save_training_state(model, staging, step, metadata)
-        if final.exists():
-            # A resumed run passes the steps again; the new state replaces the old.
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        try:
+            # A resumed run may pass a saved step again: the new state replaces the old.
+            with atomic_path(final) as staging:
+                save_training_state(model, staging, step, metadata)
+        except OSError as error:
+            raise self._write_error(step, error) from error
         for old in self.checkpoints()[: -self.keep_last]:
-            shutil.rmtree(old)
+            trash = old.parent / f".{old.name}.trash-{os.getpid()}"
+            os.replace(old, trash)
+            remove_path(trash)
         return final
+
+    def _write_error(self, step, error):
+        latest = self.latest()
+        kept = (
+            f"the last good checkpoint, {latest} (step {self.step_of(latest)}), is intact"
+            if latest is not None
+            else "there is no earlier checkpoint"
+        )
+        cause = "the disk is full" if error.errno == errno.ENOSPC else "the write failed"
+        return CheckpointWriteError(
+            error.errno,
+            f"Could not save the checkpoint of step {step} in {str(self.directory)!r}: "
+            f"{cause} ({error.strerror or error}); nothing was left half-written and "
+            f"{kept}. Free some space (or fix the folder), then resume the run with "
+            "--resume (resume=True).",
+        )
 
     def restore(self, model, checkpoint=None, restore_global_generators=True):
         """Restores `checkpoint` (default: the latest); returns its record."""
