@@ -38,6 +38,8 @@ STATE_FILE = "state.npz"
 METADATA_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"^step_(\d{8,})$")
+# A checkpoint moved aside to be replaced or pruned (see `CheckpointManager.save`).
+_ASIDE_NAME = re.compile(r"^\.step_(\d{8,})\.trash-\d+$")
 _NAME_NUMBER = re.compile(r"_\d+$")
 
 
@@ -244,21 +246,33 @@ class CheckpointManager:
     @staticmethod
     def step_of(path):
         """The step a checkpoint folder was taken at."""
-        match = _CHECKPOINT_NAME.match(Path(path).name)
+        name = Path(path).name
+        match = _CHECKPOINT_NAME.match(name) or _ASIDE_NAME.match(name)
         if match is None:
             raise ValueError(f"{str(path)!r} is not named like a checkpoint (step_<digits>).")
         return int(match.group(1))
 
     def checkpoints(self):
-        """Complete checkpoint folders, oldest first."""
+        """Complete checkpoint folders, oldest first.
+
+        A complete checkpoint that a killed writer had moved aside to replace it
+        with a newer state of the same step (and died before the new one was in
+        place) still counts, under its hidden name, until the next save restores it.
+        """
         if not self.directory.is_dir():
             return []
-        found = [
-            path
-            for path in self.directory.iterdir()
-            if _CHECKPOINT_NAME.match(path.name) and (path / METADATA_FILE).is_file()
-        ]
-        return sorted(found, key=self.step_of)
+        complete = {}
+        aside = {}
+        for path in self.directory.iterdir():
+            if not ((path / METADATA_FILE).is_file() and (path / STATE_FILE).is_file()):
+                continue
+            if _CHECKPOINT_NAME.match(path.name):
+                complete[self.step_of(path)] = path
+            elif _ASIDE_NAME.match(path.name):
+                aside[self.step_of(path)] = path
+        for step, path in aside.items():
+            complete.setdefault(step, path)
+        return [complete[step] for step in sorted(complete)]
 
     def latest(self):
         """The newest checkpoint folder, or `None`."""
@@ -273,7 +287,11 @@ class CheckpointManager:
                 was changed on disk, the previous checkpoints are intact.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Temporary folders of a killed writer (the run lock makes us the only one).
+        # What a killed writer left (the run lock makes us the only writer): a
+        # checkpoint moved aside goes back in place, temporary folders go.
+        for path in self.checkpoints():
+            if _ASIDE_NAME.match(path.name):
+                os.replace(path, self.directory / checkpoint_name(self.step_of(path)))
         remove_leftovers(self.directory)
         final = self.directory / checkpoint_name(step)
         try:
