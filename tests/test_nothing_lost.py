@@ -413,7 +413,7 @@ def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tm
     assert main(arguments) == 130
     error = capsys.readouterr().err
     stopped = int(re.search(r"Interrupted at step (\d+); saved checkpoint", error).group(1))
-    assert 5 <= stopped < 16 and "run the same command again" in error
+    assert 5 <= stopped < 16 and "run the same command again to resume" in error
     cell = tmp_path / "study" / "cells" / "alpha0.5_R1"
     assert not (cell / "result.json").exists()
     assert CheckpointManager.step_of(CheckpointManager(cell / "checkpoints").latest()) == stopped

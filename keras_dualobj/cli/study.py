@@ -134,9 +134,10 @@ def run_study_command(args):
     try:
         with RunLock(args.output), graceful_interrupts():
             run_study(study_config(args), args.output, overwrite=args.overwrite)
-    except TrainingInterrupted as error:
-        print(f"keras-dualobj study: {error} Finished cells are kept; run the same "
-              "command again to resume this cell from that checkpoint.", file=sys.stderr)
+    except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
+        stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
+        print(f"keras-dualobj study: {stopped} Finished cells are kept; run the same "
+              "command again to resume.", file=sys.stderr)
         return 130
     except CheckpointWriteError as error:
         print(f"keras-dualobj study: error: {error}", file=sys.stderr)

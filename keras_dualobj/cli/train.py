@@ -180,8 +180,9 @@ def run_train(args):
     try:
         with RunLock(args.output_dir), graceful_interrupts():
             return _run_train(args)
-    except TrainingInterrupted as error:
-        print(f"keras-dualobj train: {error} Resume with: keras-dualobj train "
+    except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
+        stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
+        print(f"keras-dualobj train: {stopped} Resume with: keras-dualobj train "
               f"--output-dir {args.output_dir} --resume", file=sys.stderr)
         return 130
     except CheckpointWriteError as error:

@@ -1,13 +1,15 @@
 """Ctrl-C without losing the run: finish the log segment, save a checkpoint, stop.
 
-Inside `graceful_interrupts()`, the first SIGINT (Ctrl-C) does not kill the process:
-it asks the training run to stop. `train()` adds an `InterruptCheckpoint` callback
+Inside `graceful_interrupts()`, the first SIGINT (Ctrl-C) during training does not
+kill the process: it asks the training run to stop. `train()` adds an `InterruptCheckpoint` callback
 while such a block is active; at the end of the current log segment (a resumable
 position: the data pipeline and the logs are indexed by segment ends) it saves a
 checkpoint, unless the run just saved one there, and raises `TrainingInterrupted`,
 whose message says where the checkpoint is. `--resume` (`resume=True`) continues
 from it to the same final weights as an uninterrupted run. A second Ctrl-C raises
 `KeyboardInterrupt` at once: the run then resumes from its last periodic checkpoint.
+Outside training (preparing data, the final evaluation, writing files, which are all
+atomic) Ctrl-C raises `KeyboardInterrupt` at once, as usual.
 """
 
 import contextlib
@@ -43,6 +45,7 @@ class _InterruptState:
     def __init__(self):
         self.depth = 0
         self.requested = False
+        self.training = False  # inside fit() of a run with an InterruptCheckpoint
 
 
 _STATE = _InterruptState()
@@ -76,7 +79,7 @@ def graceful_interrupts(stream=None):
     stream = sys.stderr if stream is None else stream
 
     def handle(signum, frame):
-        if _STATE.requested:
+        if _STATE.requested or not _STATE.training:
             raise KeyboardInterrupt
         _STATE.requested = True
         stream.write(
@@ -97,6 +100,7 @@ def graceful_interrupts(stream=None):
         _STATE.depth -= 1
         if _STATE.depth == 0:
             _STATE.requested = False
+            _STATE.training = False
         if install:
             signal.signal(signal.SIGINT, previous)
 
@@ -126,10 +130,15 @@ class InterruptCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if interrupt_requested():
             raise TrainingInterrupted()
+        _STATE.training = True
+
+    def on_train_end(self, logs=None):
+        _STATE.training = False
 
     def on_epoch_end(self, epoch, logs=None):
         if not interrupt_requested() or self.model.stop_training:
             return  # a non-finite loss stops the run on its own, unsaved
+        _STATE.training = False  # a Ctrl-C while saving stops at once (it is atomic)
         # The optimizer counts the updates of the whole run (it is checkpointed).
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         manager = self.checkpoint_manager
