@@ -52,6 +52,7 @@ def measure(cells, steps, sequence_length, batch_size, study_dir):
 
     def measured_cell(*args, **kwargs):
         readings.append(rss_mb())
+        print(f"cell {len(readings)}: RSS {readings[-1]:.1f} MB", flush=True)
         return run_cell(*args, **kwargs)
 
     runner.run_cell = measured_cell
