@@ -137,9 +137,22 @@ def study_config(args):
 
 def run_study_command(args):
     from keras_dualobj.study import run_study
+    from keras_dualobj.training.checkpoints import CheckpointWriteError
+    from keras_dualobj.training.interrupts import TrainingInterrupted
+    from keras_dualobj.training.interrupts import graceful_interrupts
+    from keras_dualobj.training.run_lock import RunLock
 
     try:
-        run_study(study_config(args), args.output, overwrite=args.overwrite)
+        with RunLock(args.output), graceful_interrupts():
+            run_study(study_config(args), args.output, overwrite=args.overwrite)
+    except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
+        stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
+        print(f"keras-dualobj study: {stopped} Finished cells are kept; run the same "
+              "command again to resume.", file=sys.stderr)
+        return 130
+    except CheckpointWriteError as error:
+        print(f"keras-dualobj study: error: {error}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as error:
         print(f"keras-dualobj study: error: {error}", file=sys.stderr)
         return 2

@@ -137,8 +137,22 @@ def _default_eval_every(total_steps, log_every):
 
 
 def run_train(args):
+    from keras_dualobj.training.checkpoints import CheckpointWriteError
+    from keras_dualobj.training.interrupts import TrainingInterrupted
+    from keras_dualobj.training.interrupts import graceful_interrupts
+    from keras_dualobj.training.run_lock import RunLock
+
     try:
-        return _run_train(args)
+        with RunLock(args.output_dir), graceful_interrupts():
+            return _run_train(args)
+    except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
+        stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
+        print(f"keras-dualobj train: {stopped} Resume with: keras-dualobj train "
+              f"--output-dir {args.output_dir} --resume", file=sys.stderr)
+        return 130
+    except CheckpointWriteError as error:
+        print(f"keras-dualobj train: error: {error}", file=sys.stderr)
+        return 1
     except ValueError as error:
         print(f"keras-dualobj train: error: {error}", file=sys.stderr)
         return 2

@@ -12,27 +12,39 @@ A checkpoint is a folder `step_<8 digits>/` holding
   resumes at a step), the variable paths and shapes (checked on restore) and any
   caller metadata.
 
-Folders are written under a temporary name and renamed into place, so a run killed
-while saving leaves the previous checkpoints intact and never a half-written one.
-Only the last `keep_last` checkpoints are kept.
+Folders are written under a hidden temporary name, synced to disk and renamed into
+place (`atomic_files.atomic_path`), so a run killed while saving leaves the previous
+checkpoints intact and never a half-written one that `CheckpointManager` would pick
+up; old checkpoints are renamed aside before they are deleted, for the same reason.
+A failed write (a full disk) raises `CheckpointWriteError` and keeps the previous
+checkpoint. Only the last `keep_last` checkpoints are kept.
 """
 
+import errno
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from keras_dualobj.training.atomic_files import atomic_path
+from keras_dualobj.training.atomic_files import remove_leftovers
+from keras_dualobj.training.atomic_files import remove_path
 from keras_dualobj.utils.validation import check_int
 
 STATE_FILE = "state.npz"
 METADATA_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"^step_(\d{8,})$")
+# A checkpoint moved aside to be replaced or pruned (see `CheckpointManager.save`).
+_ASIDE_NAME = re.compile(r"^\.step_(\d{8,})\.trash-\d+$")
 _NAME_NUMBER = re.compile(r"_\d+$")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. a full disk); the previous one is kept."""
 
 
 def checkpoint_name(step):
@@ -124,12 +136,20 @@ def save_training_state(model, directory, step, metadata=None):
         "metadata": metadata or {},
     }
     directory.mkdir(parents=True)
-    with open(directory / STATE_FILE, "wb") as file:
+    _write_arrays(directory / STATE_FILE, arrays)
+    # Written last: a folder holding checkpoint.json holds a complete state.npz.
+    with open(directory / METADATA_FILE, "w") as file:
+        file.write(json.dumps(record, indent=1))
+        file.flush()
+        os.fsync(file.fileno())
+    return directory
+
+
+def _write_arrays(path, arrays):
+    with open(path, "wb") as file:
         np.savez(file, **arrays)
         file.flush()
         os.fsync(file.fileno())
-    (directory / METADATA_FILE).write_text(json.dumps(record, indent=1))
-    return directory
 
 
 def _layout_key(path, shape):
@@ -226,21 +246,33 @@ class CheckpointManager:
     @staticmethod
     def step_of(path):
         """The step a checkpoint folder was taken at."""
-        match = _CHECKPOINT_NAME.match(Path(path).name)
+        name = Path(path).name
+        match = _CHECKPOINT_NAME.match(name) or _ASIDE_NAME.match(name)
         if match is None:
             raise ValueError(f"{str(path)!r} is not named like a checkpoint (step_<digits>).")
         return int(match.group(1))
 
     def checkpoints(self):
-        """Complete checkpoint folders, oldest first."""
+        """Complete checkpoint folders, oldest first.
+
+        A complete checkpoint that a killed writer had moved aside to replace it
+        with a newer state of the same step (and died before the new one was in
+        place) still counts, under its hidden name, until the next save restores it.
+        """
         if not self.directory.is_dir():
             return []
-        found = [
-            path
-            for path in self.directory.iterdir()
-            if _CHECKPOINT_NAME.match(path.name) and (path / METADATA_FILE).is_file()
-        ]
-        return sorted(found, key=self.step_of)
+        complete = {}
+        aside = {}
+        for path in self.directory.iterdir():
+            if not ((path / METADATA_FILE).is_file() and (path / STATE_FILE).is_file()):
+                continue
+            if _CHECKPOINT_NAME.match(path.name):
+                complete[self.step_of(path)] = path
+            elif _ASIDE_NAME.match(path.name):
+                aside[self.step_of(path)] = path
+        for step, path in aside.items():
+            complete.setdefault(step, path)
+        return [complete[step] for step in sorted(complete)]
 
     def latest(self):
         """The newest checkpoint folder, or `None`."""
@@ -248,20 +280,47 @@ class CheckpointManager:
         return found[-1] if found else None
 
     def save(self, model, step, metadata=None):
-        """Saves a checkpoint for `step` and prunes old ones; returns its folder."""
+        """Saves a checkpoint for `step` and prunes old ones; returns its folder.
+
+        Raises:
+            CheckpointWriteError: the write failed (e.g. the disk is full); nothing
+                was changed on disk, the previous checkpoints are intact.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        # What a killed writer left (the run lock makes us the only writer): a
+        # checkpoint moved aside goes back in place, temporary folders go.
+        for path in self.checkpoints():
+            if _ASIDE_NAME.match(path.name):
+                os.replace(path, self.directory / checkpoint_name(self.step_of(path)))
+        remove_leftovers(self.directory)
         final = self.directory / checkpoint_name(step)
-        staging = self.directory / f".{final.name}.partial-{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        save_training_state(model, staging, step, metadata)
-        if final.exists():
-            # A resumed run passes the steps again; the new state replaces the old.
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        try:
+            # A resumed run may pass a saved step again: the new state replaces the old.
+            with atomic_path(final) as staging:
+                save_training_state(model, staging, step, metadata)
+        except OSError as error:
+            raise self._write_error(step, error) from error
         for old in self.checkpoints()[: -self.keep_last]:
-            shutil.rmtree(old)
+            trash = old.parent / f".{old.name}.trash-{os.getpid()}"
+            os.replace(old, trash)
+            remove_path(trash)
         return final
+
+    def _write_error(self, step, error):
+        latest = self.latest()
+        kept = (
+            f"the last good checkpoint, {latest} (step {self.step_of(latest)}), is intact"
+            if latest is not None
+            else "there is no earlier checkpoint"
+        )
+        cause = "the disk is full" if error.errno == errno.ENOSPC else "the write failed"
+        return CheckpointWriteError(
+            error.errno,
+            f"Could not save the checkpoint of step {step} in {str(self.directory)!r}: "
+            f"{cause} ({error.strerror or error}); nothing was left half-written and "
+            f"{kept}. Free some space (or fix the folder), then resume the run with "
+            "--resume (resume=True).",
+        )
 
     def restore(self, model, checkpoint=None, restore_global_generators=True):
         """Restores `checkpoint` (default: the latest); returns its record."""

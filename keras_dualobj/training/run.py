@@ -35,6 +35,11 @@ from keras_dualobj.training.callbacks import TrainingProgress
 from keras_dualobj.training.callbacks import format_evaluation
 from keras_dualobj.training.checkpoints import CheckpointManager
 from keras_dualobj.training.checkpoints import restore_global_generator_states
+from keras_dualobj.training.atomic_files import atomic_path
+from keras_dualobj.training.atomic_files import atomic_write_text
+from keras_dualobj.training.interrupts import interrupt_callbacks
+from keras_dualobj.training.run_lock import LOCK_FILE
+from keras_dualobj.training.run_lock import holds_run_lock
 from keras_dualobj.utils.validation import check_int
 
 RUN_FILE = "run.json"
@@ -137,6 +142,7 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"Output directory {str(output_dir)!r} exists and is not a folder.")
     entries = sorted(path.name for path in output_dir.iterdir()) if output_dir.is_dir() else []
+    entries = [name for name in entries if name != LOCK_FILE]
     if not entries:
         return "new"
     stored = read_run_config(output_dir)
@@ -245,8 +251,9 @@ def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, 
     elif mode == "resume" and stream is not None:
         stream.write(f"No checkpoint in {output_dir}; starting the run from step 0.\n")
     if mode == "new":
-        (output_dir / RUN_FILE).write_text(
-            json.dumps({"config": run_config, "total_steps": total_steps}, indent=1)
+        atomic_write_text(
+            output_dir / RUN_FILE,
+            json.dumps({"config": run_config, "total_steps": total_steps}, indent=1),
         )
     if start_step > total_steps or (start_step % log_every and start_step != total_steps):
         raise ValueError(
@@ -256,6 +263,7 @@ def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, 
     return start_step, generator_states
 
 
+@holds_run_lock("output_dir")
 def train(
     model,
     train_dataset_fn,
@@ -349,6 +357,7 @@ def train(
     )
     logs = TrainingLogs(output_dir / LOG_DIR, meter, segment, resume_step=start_step)
     run_callbacks = [_RestoreGlobalGenerators(generator_states), meter, stop, saver, logs]
+    run_callbacks += interrupt_callbacks(manager, saver.metadata)  # Ctrl-C: save, stop
     if not quiet:
         run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
     run_callbacks.extend(callbacks)
@@ -395,7 +404,8 @@ def train(
     finally:
         logs.close()
     model_path = output_dir / MODEL_FILE
-    model.save(model_path)
+    with atomic_path(model_path, suffix=".keras") as partial_path:
+        model.save(partial_path)
     rate = meter.average_tokens_per_second
     return TrainingResult(
         output_dir=output_dir,
