@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.utils.validation import unit_interval
+
 RUN_FORMAT = 1
 # Arguments that define a run: a `--resume` must not change them. The others
 # (how often to evaluate, checkpoint or sample) may differ between the two calls.
@@ -74,7 +76,7 @@ def add_parser(subparsers):
     # what was given explicitly; --help shows the effective defaults in the text.
     model = parser.add_argument_group("model")
     model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
-    model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
+    model.add_argument("--ar-fraction", type=unit_interval, help="α, share of AR rows (default: 0.5)")
     model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
     model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
@@ -174,7 +176,7 @@ def _default_eval_every(total_steps, log_every):
 def run_train(args):
     try:
         return _run_train(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"keras-dualobj train: error: {error}", file=sys.stderr)
         return 2
 

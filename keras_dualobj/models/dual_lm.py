@@ -35,7 +35,10 @@ from keras_dualobj.objectives.masking import sample_ar_rows
 from keras_dualobj.objectives.masking import sample_masked_positions
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
+from keras_dualobj.utils.validation import check_array_inputs
 from keras_dualobj.utils.validation import check_int
+from keras_dualobj.utils.validation import check_model_inputs
+from keras_dualobj.utils.validation import check_tokenizer_compatible
 
 ATTENTION_MODES = ("causal", "bidirectional", "prefix")
 MD_VARIANTS = ("shifted", "unshifted")
@@ -153,6 +156,9 @@ class DualLM(keras.Model):
             pad_token_id=pad_token_id,
             mask_token_id=mask_token_id,
         )
+        explicit_ids = dict(bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+                            pad_token_id=pad_token_id, mask_token_id=mask_token_id)
+        check_tokenizer_compatible(tokenizer, backbone.vocabulary_size, explicit_ids)
         for name, value in special_ids.items():
             check_int(name, value, minimum=0)
             if value >= backbone.vocabulary_size:
@@ -206,6 +212,7 @@ class DualLM(keras.Model):
 
     def call(self, inputs, training=False, mode="causal"):
         features = _unpack_features(inputs)
+        check_model_inputs(features, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
         token_ids, document_ids = features["token_ids"], features["document_ids"]
         if training:
             return self._dual_training_forward(token_ids, document_ids)
@@ -457,12 +464,17 @@ class DualLM(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def evaluate(self, *args, **kwargs):
+    def fit(self, x=None, y=None, *args, **kwargs):
+        check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
         # The same masks on every call make held-out MD estimates comparable.
         self.elbo_seed_generator.state.assign(
             np.array([self.elbo_seed, 0], dtype=self.elbo_seed_generator.state.dtype)
         )
-        return super().evaluate(*args, **kwargs)
+        return super().evaluate(x, *args, **kwargs)
 
     def get_config(self):
         config = super().get_config()
