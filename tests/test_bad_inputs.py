@@ -286,12 +286,13 @@ CLI_CASES = {
         ("train", "--output-dir", "{tmp}/run", "--frobnicate"), "unrecognized arguments: --frobnicate"),
     "--ar-fraction above 1": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "1.5"),
-        r"--ar-fraction: must be a number in \[0, 1\].*received '1.5'"),
+        r"`ar_fraction` must be a finite number in \[0.0, 1.0\]; received ar_fraction=1.5"),
     "--ar-fraction NaN": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "nan"),
-        r"--ar-fraction: must be a number in \[0, 1\].*received 'nan'"),
+        r"`ar_fraction` must be a finite number in \[0.0, 1.0\]; received ar_fraction=nan"),
     "--ar-fraction not a number": (
-        (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "half"), "received 'half'"),
+        (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "half"),
+        "argument --ar-fraction: invalid float value: 'half'"),
     "--resume with --overwrite": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--resume", "--overwrite"),
         "--overwrite: not allowed with argument --resume"),

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from keras_dualobj.utils.validation import unit_interval
+from keras_dualobj.utils.validation import check_float
 
 RUN_FORMAT = 1
 # Arguments that define a run: a `--resume` must not change them. The others
@@ -76,7 +76,7 @@ def add_parser(subparsers):
     # what was given explicitly; --help shows the effective defaults in the text.
     model = parser.add_argument_group("model")
     model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
-    model.add_argument("--ar-fraction", type=unit_interval, help="α, share of AR rows (default: 0.5)")
+    model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
     model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
     model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
@@ -184,6 +184,7 @@ def run_train(args):
 def _run_train(args):
     started = time.perf_counter()
     config = resolve_config(args)
+    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)  # before the data
     options = _operational(args)
     output_dir = Path(args.output_dir)
 

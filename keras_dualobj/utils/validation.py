@@ -218,8 +218,11 @@ def check_tokenizer_compatible(tokenizer, vocabulary_size, special_token_ids):
     """
     if tokenizer is None:
         return
-    tokenizer_size = int(tokenizer.vocabulary_size())
-    if tokenizer_size > vocabulary_size:
+    try:
+        tokenizer_size = int(tokenizer.vocabulary_size())
+    except Exception:  # duck-typed tokenizers, or a saved one whose vocabulary loads later
+        tokenizer_size = None
+    if tokenizer_size is not None and tokenizer_size > vocabulary_size:
         raise ValueError(
             f"The tokenizer has {tokenizer_size} ids but the backbone's vocabulary_size is "
             f"{vocabulary_size}; build the backbone with vocabulary_size >= {tokenizer_size}."
@@ -232,23 +235,3 @@ def check_tokenizer_compatible(tokenizer, vocabulary_size, special_token_ids):
                 f"omit `{name}` (the tokenizer's is used) or pass {tokenizer_value}."
             )
 
-
-def unit_interval(text):
-    """An `argparse` type: `"0.5"` or `"63/64"` -> a float in [0, 1], else a usage error.
-
-    Example:
-    >>> unit_interval("63/64")
-    0.984375
-    """
-    import argparse
-    import fractions
-
-    try:
-        value = float(fractions.Fraction(text)) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        value = None
-    if value is None or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(
-            f"must be a number in [0, 1] (e.g. 0.5 or 63/64); received {text!r}"
-        )
-    return value
