@@ -33,9 +33,9 @@ from keras_dualobj.objectives.masking import maskable_positions
 from keras_dualobj.objectives.masking import next_token_targets
 from keras_dualobj.objectives.masking import sample_ar_rows
 from keras_dualobj.objectives.masking import sample_masked_positions
+from keras_dualobj.utils.validation import check_array_inputs
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
-from keras_dualobj.utils.validation import check_array_inputs
 from keras_dualobj.utils.validation import check_int
 from keras_dualobj.utils.validation import check_model_inputs
 from keras_dualobj.utils.validation import check_tokenizer_compatible
