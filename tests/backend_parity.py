@@ -84,11 +84,11 @@ def write_fixture(directory):
     model.fit(
         {"token_ids": batch["token_ids"], "document_ids": batch["document_ids"]},
         batch_size=BATCH_SIZE,
-        epochs=3,
+        epochs=2,
         verbose=0,
     )
     model.save(directory / MODEL_FILE)
-    save_training_state(model, directory / CHECKPOINT, step=3)
+    save_training_state(model, directory / CHECKPOINT, step=2)
     np.savez(directory / BATCH_FILE, **batch)
     return model, batch
 

@@ -184,7 +184,9 @@ def run_train(args):
 def _run_train(args):
     started = time.perf_counter()
     config = resolve_config(args)
-    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)  # before the data
+    # Checked before minutes are spent on the data (the model and optimizer check again).
+    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
+    check_float("learning_rate", config["learning_rate"], minimum=0.0)
     options = _operational(args)
     output_dir = Path(args.output_dir)
 
