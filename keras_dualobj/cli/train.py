@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 
 RUN_FORMAT = 1
@@ -184,9 +185,6 @@ def run_train(args):
 def _run_train(args):
     started = time.perf_counter()
     config = resolve_config(args)
-    # Checked before minutes are spent on the data (the model and optimizer check again).
-    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
-    check_float("learning_rate", config["learning_rate"], minimum=0.0)
     options = _operational(args)
     output_dir = Path(args.output_dir)
 
@@ -196,13 +194,20 @@ def _run_train(args):
     from keras_dualobj.data import prepare_data
     from keras_dualobj.data import save_tokenizer
     from keras_dualobj.models import DualLM
+    from keras_dualobj.models.dual_lm import MD_VARIANTS
     from keras_dualobj.models.presets import get_preset
     from keras_dualobj.models.presets import parameter_counts
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import build_optimizer
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
+    from keras_dualobj.training.optimizers import OPTIMIZERS
 
+    # Checked before minutes are spent on the data (the model and optimizer check again).
+    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
+    check_float("learning_rate", config["learning_rate"], minimum=0.0)
+    check_choice("md_variant", config["md_variant"], MD_VARIANTS)
+    check_choice("optimizer", config["optimizer"], OPTIMIZERS)
     # Refuse a foreign output directory before spending minutes on data.
     mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
     tokenizer_dir = output_dir / "tokenizer"
