@@ -138,14 +138,26 @@ def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
 def test_prefix_mode_is_bidirectional_over_the_prefix_only():
     model = DualLM(make_backbone(), seed=0)
     token_ids = make_tokens(batch_size=1, length=12)
-    perturbed = token_ids.copy()
-    perturbed[0, 3] = 6 if token_ids[0, 3] != 6 else 7
-    inputs = {"token_ids": token_ids, "prefix_lengths": np.array([5])}
-    before = _np(model(inputs, mode="prefix"))
-    after = _np(model({**inputs, "token_ids": perturbed}, mode="prefix"))
-    changed = np.abs(before - after).max(axis=(0, 2)) > 1e-6
-    assert changed[:3].all()  # inside the prefix, earlier positions see position 3
-    assert changed[3:].all()
+    prefix = 5
+
+    def changed_by(position):
+        perturbed = token_ids.copy()
+        perturbed[0, position] = (perturbed[0, position] + 1 - 5) % (VOCAB - 5) + 5
+        lengths = np.array([prefix])
+        before = _np(model({"token_ids": token_ids, "prefix_lengths": lengths}, mode="prefix"))
+        after = _np(model({"token_ids": perturbed, "prefix_lengths": lengths}, mode="prefix"))
+        return np.abs(before - after).max(axis=(0, 2)) > 1e-6
+
+    # Inside the prefix every position sees every other prefix position, earlier ones too.
+    inside = changed_by(3)
+    assert inside.all()  # positions 0..2 see 3 (bidirectional), 4.. see it as their past
+    # After the prefix attention is causal: a token at 8 is invisible to 0..7.
+    after_prefix = changed_by(8)
+    assert not after_prefix[:8].any()
+    assert after_prefix[8:].all()
+    # The last prefix position is seen by the earlier ones, the first completion token not.
+    assert changed_by(prefix - 1)[: prefix - 1].all()
+    assert not changed_by(prefix)[:prefix].any()
 
 
 def test_documents_never_attend_to_each_other():

@@ -9,6 +9,7 @@ from keras_dualobj.evaluation import evaluate_multiple_choice
 from keras_dualobj.evaluation import load_multiple_choice
 from keras_dualobj.evaluation.multiple_choice import example_batch
 from test_evaluation import fixed_logits_model
+from test_evaluation import log_softmax
 
 
 
@@ -40,12 +41,33 @@ def test_the_forced_answer_wins_in_every_mode(model, tmp_path):
 
 
 def test_a_wrong_label_lowers_accuracy(model):
-    examples = [
-        {"context": [1, 10], "choices": [[9], [10]], "label": 0},
-        {"context": [1, 10], "choices": [[9], [10]], "label": 1},
-    ]
-    result = model.evaluate_multiple_choice(examples)
-    assert result["modes"]["ar"]["accuracy"] == 0.5
+    # The model prefers 9 to 10 by log-softmax; each choice's score is that log-prob.
+    right = {"context": [1, 10], "choices": [[9], [10]], "label": 0}
+    wrong = {**right, "label": 1}
+    logits = np.zeros(16)
+    logits[9], logits[11] = 8.0, -4.0
+    log_probs = log_softmax(logits)
+    both_right = model.evaluate_multiple_choice([right, right], modes=("ar", "prefix"))
+    one_wrong = model.evaluate_multiple_choice([right, wrong], modes=("ar", "prefix"))
+    for mode in ("ar", "prefix"):
+        for result in (both_right, one_wrong):
+            assert result["modes"][mode]["predictions"] == [0, 0]
+            np.testing.assert_allclose(
+                result["modes"][mode]["scores"],
+                [[log_probs[9], log_probs[10]]] * 2,
+                rtol=1e-5,
+                atol=1e-5,  # float32 logits: log-probs near 0 carry ~5e-7 absolute error
+            )
+        assert both_right["modes"][mode]["accuracy"] == 1.0
+        assert one_wrong["modes"][mode]["accuracy"] == 0.5
+    # A model that prefers 10 instead turns the same labels around.
+    logits[10] = 12.0
+    flipped = fixed_logits_model(logits).evaluate_multiple_choice([right, wrong])
+    assert flipped["modes"]["ar"]["predictions"] == [1, 1]
+    assert flipped["modes"]["ar"]["accuracy"] == 0.5
+    assert fixed_logits_model(logits).evaluate_multiple_choice([right, right])["modes"]["ar"][
+        "accuracy"
+    ] == 0.0
 
 
 def test_length_normalization_changes_the_forced_answer(model):

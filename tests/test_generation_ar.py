@@ -93,7 +93,8 @@ def test_uncached_decoding_gives_the_same_tokens(model):
     assert [row.tolist() for row in cached] == [row.tolist() for row in uncached]
 
 
-def test_generation_compiles_once_per_shape(model):
+def test_generation_compiles_once_per_shape():
+    # A fresh model (not the shared fixture), so its function cache starts empty.
     model = tiny_model()
     traces = []
     build_cache = model._build_cache

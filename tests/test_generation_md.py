@@ -125,9 +125,12 @@ def test_infilling_keeps_prefix_and_suffix_identical(model):
     prefixes, suffixes = [[1, 20, 21], [1, 30]], [[40, 41], [50, 51, 52]]
     filled = model.infill(prefixes, suffixes, span_length=4, block_length=2, num_steps=2)
     for prefix, suffix, row in zip(prefixes, suffixes, filled):
+        assert len(row) == len(prefix) + 4 + len(suffix)  # exactly span_length filled
         assert row[: len(prefix)].tolist() == prefix
         assert row[len(prefix) + 4 :].tolist() == suffix
-        assert MASK not in row.tolist()
+        span = row[len(prefix) : len(prefix) + 4]
+        assert ((span >= 0) & (span < VOCABULARY_SIZE)).all()
+        assert MASK not in span.tolist() and 3 not in span.tolist()  # no <mask>, no <pad>
 
 
 def test_infilling_strings_keeps_their_bytes(backbone):
@@ -146,6 +149,22 @@ def test_infilling_strings_keeps_their_bytes(backbone):
     prefix, suffix = "Once upon ", " time, é!"
     filled = model.infill(prefix, suffix, span_length=3)
     assert filled.startswith(prefix) and filled.endswith(suffix)
+    # The same fill on token ids (greedy, so deterministic) spans exactly 3 tokens and
+    # is what the string came from.
+    tokenizer = model.tokenizer
+    prefix_ids = [1, *np.asarray(tokenizer.tokenize(prefix)).tolist()]
+    suffix_ids = np.asarray(tokenizer.tokenize(suffix)).tolist()
+    row = model.infill(prefix_ids, suffix_ids, span_length=3)
+    assert len(row) == len(prefix_ids) + 3 + len(suffix_ids)
+    assert row[-len(suffix_ids) :].tolist() == suffix_ids
+    span = row[len(prefix_ids) : -len(suffix_ids)].tolist()
+    assert len(span) == 3
+    kept = [token for token in span if token not in model.special_token_ids]
+    middle = filled[len(prefix) : len(filled) - len(suffix)]
+    expected_middle = np.asarray(tokenizer.detokenize(kept)).item() if kept else ""
+    if isinstance(expected_middle, bytes):
+        expected_middle = expected_middle.decode("utf-8", errors="replace")
+    assert middle == expected_middle
 
 
 def md(model, **options):

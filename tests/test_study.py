@@ -84,10 +84,17 @@ def test_outputs_have_the_documented_schema(study):
     for row in rows:
         assert int(row["unique_tokens"]) * int(row["repetitions"]) == TINY["token_budget"]
         assert int(row["num_steps"]) == 8 and int(row["seed"]) == 0
+        # Byte tokens (272 ids): a model guessing uniformly scores log(272) = 5.61 nats;
+        # 8 steps learn the byte frequencies (~3.2 here) but cannot reach 1 nat/byte.
         for name in ("final_ar_loss", "best_ar_loss", "final_md_elbo", "final_prefix_loss"):
-            assert 0 < float(row[name]) < 10, (name, row[name])
+            assert 1.0 < float(row[name]) < 4.6, (name, row[name])
     stored = json.loads((study_dir / "results.json").read_text())
     assert all(len(cell["curve"]) == 2 for cell in stored)
+    for cell in stored:
+        curve_ar = [point["ar_loss"] for point in cell["curve"]]
+        assert curve_ar[1] < curve_ar[0], cell["curve"]  # training lowered the loss
+        assert cell["best_ar_loss"] == pytest.approx(min(curve_ar))
+        assert cell["final_ar_loss"] == pytest.approx(curve_ar[-1])
     assert [c.key for c in read_results(study_dir)] == [r.key for r in results]
     for name in ("loss_vs_alpha", "md_elbo_vs_alpha", "heatmap_ar_loss", "training_curves"):
         png = (study_dir / f"{name}.png").read_bytes()
@@ -126,22 +133,34 @@ def test_a_different_study_in_the_folder_is_refused(study):
 
 @pytest.mark.parametrize(
     "repetitions, expected",
-    [(1, 63 / 64), (4, 63 / 64), (16, 63 / 64), (32, 0.5), (64, 0.25), (128, 0.125)],
+    [
+        (1, 0.984375),
+        (4, 0.984375),
+        (16, 0.984375),
+        (20, 0.8),
+        (32, 0.5),
+        (64, 0.25),
+        (128, 0.125),
+    ],
 )
 def test_paper_rule(repetitions, expected):
-    assert paper_ar_fraction(repetitions) == pytest.approx(expected)
-    if repetitions >= 32:
-        assert paper_ar_fraction(repetitions) * repetitions == pytest.approx(16)
+    # The paper: 63/64 up to 16 repetitions, then AR sees about 16 of them.
+    assert paper_ar_fraction(repetitions) == pytest.approx(expected, abs=1e-12)
 
 
 def test_recommend_reads_the_measured_alpha(study):
     study_dir, results = study
     recommendation = recommend_ar_fraction(2, study_dir)
-    at_two = [r for r in results if r.repetitions == 2]
-    best = min(at_two, key=lambda r: r.final_ar_loss)
-    assert recommendation["measured_ar_loss"] == best.ar_fraction
-    assert recommendation["measured_ar_loss_value"] == pytest.approx(best.final_ar_loss)
-    assert recommendation["paper"] == 63 / 64
+    # The expected answer straight from the results table the study wrote.
+    with open(study_dir / "results.csv", newline="") as handle:
+        at_two = [row for row in csv.DictReader(handle) if row["repetitions"] == "2"]
+    assert sorted(float(row["ar_fraction"]) for row in at_two) == [0.0, 1.0]
+    for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
+        losses = {float(row["ar_fraction"]): float(row[metric]) for row in at_two}
+        lower = 0.0 if losses[0.0] < losses[1.0] else 1.0
+        assert recommendation[f"measured_{name}"] == lower, (metric, losses)
+        assert recommendation[f"measured_{name}_value"] == pytest.approx(losses[lower])
+    assert recommendation["paper"] == 0.984375
     with pytest.raises(ValueError, match=r"no cells at R = 8.*\[1, 2\]"):
         recommend_ar_fraction(8, study_dir)
     with pytest.raises(ValueError, match="repetitions"):

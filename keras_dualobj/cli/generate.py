@@ -10,6 +10,7 @@
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -34,7 +35,19 @@ def load_model(path):
     # `import keras_dualobj` registers the saved tokenizer and optimizer classes.
     from keras_dualobj.models import DualLM
 
-    model = keras.saving.load_model(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{str(path)!r} is not a `.keras` file (not a zip archive: truncated, damaged "
+            "or another format). Pass the model.keras a training run wrote."
+        )
+    try:
+        model = keras.saving.load_model(path)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"Cannot load {str(path)!r} as a keras_dualobj model "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            "the file is damaged or was saved by another program."
+        ) from None
     if not isinstance(model, DualLM):
         raise ValueError(
             f"{str(path)!r} holds a {type(model).__name__}, not a keras_dualobj DualLM."

@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_float
+
 RUN_FORMAT = 1
 # The arguments that define a run are the fields of `RunSpec` (a `--resume` must not
 # change them; their defaults live there). The others (how often to evaluate,
@@ -153,7 +156,7 @@ def run_train(args):
     except CheckpointWriteError as error:
         print(f"keras-dualobj train: error: {error}", file=sys.stderr)
         return 1
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"keras-dualobj train: error: {error}", file=sys.stderr)
         return 2
 
@@ -168,12 +171,19 @@ def _run_train(args):
 
     from keras_dualobj.data import make_training_dataset
     from keras_dualobj.data import save_tokenizer
+    from keras_dualobj.models.dual_lm import MD_VARIANTS
     from keras_dualobj.models.presets import parameter_counts
     from keras_dualobj.training import RunSpec
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
+    from keras_dualobj.training.optimizers import OPTIMIZERS
 
+    # Checked before minutes are spent on the data (the model and optimizer check again).
+    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
+    check_float("learning_rate", config["learning_rate"], minimum=0.0)
+    check_choice("md_variant", config["md_variant"], MD_VARIANTS)
+    check_choice("optimizer", config["optimizer"], OPTIMIZERS)
     spec = RunSpec.from_json(config)
     # Refuse a foreign output directory before spending minutes on data.
     mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)

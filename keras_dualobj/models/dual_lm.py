@@ -23,9 +23,12 @@ from keras_dualobj.models.task_inputs import resolve_attention_mode
 from keras_dualobj.models.task_inputs import resolve_special_token_ids
 from keras_dualobj.models.task_inputs import unpack_features
 from keras_dualobj.models import task_presets
+from keras_dualobj.utils.validation import check_array_inputs
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
+from keras_dualobj.utils.validation import check_model_inputs
+from keras_dualobj.utils.validation import check_tokenizer_compatible
 
 MD_VARIANTS = ("shifted", "unshifted")
 
@@ -163,6 +166,13 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
             pad_token_id=pad_token_id,
             mask_token_id=mask_token_id,
         )
+        explicit_ids = dict(bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+                            pad_token_id=pad_token_id, mask_token_id=mask_token_id)
+        check_tokenizer_compatible(
+            tokenizer if preprocessor is None else preprocessor.tokenizer,
+            backbone.vocabulary_size,
+            explicit_ids,
+        )
         if tokenizer is not None:
             preprocessor = DualLMPreprocessor(
                 tokenizer, sequence_length=backbone.max_sequence_length, **special_ids
@@ -213,6 +223,7 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
     def call(self, inputs, training=False, mode="ar"):
         features = unpack_features(inputs)
+        check_model_inputs(features, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
         token_ids, document_ids = features["token_ids"], features["document_ids"]
         if training:
             return self._dual_training_forward(token_ids, document_ids)
@@ -295,10 +306,14 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
+        # Checked before the compiled step: an error inside a JAX step leaves the
+        # model's variables unusable.
+        check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
+        check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def _decoding_function(self, key, build):

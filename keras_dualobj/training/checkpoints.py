@@ -24,6 +24,7 @@ import errno
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import keras
@@ -190,30 +191,79 @@ def load_training_state(model, directory, restore_global_generators=True):
         `global_generator_states` (arrays; empty except under PyTorch).
     """
     directory = Path(directory)
+    record = _read_record(directory)
+    model_variables, optimizer_variables = _variables(model)
+    _check_layout("model", record["model_variables"], model_variables, directory)
+    _check_layout("optimizer", record["optimizer_variables"], optimizer_variables, directory)
+    # Every array is read and checked before the first variable is assigned, so a
+    # damaged checkpoint leaves the model as it was.
+    arrays = _read_state(directory, {"model": model_variables, "optimizer": optimizer_variables})
+    for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
+        for index, variable in enumerate(variables):
+            variable.assign(arrays[f"{prefix}_{index:05d}"])
+    record["global_generator_states"] = {
+        name: value for name, value in arrays.items() if name.startswith("torch_rng_")
+    }
+    if restore_global_generators:
+        restore_global_generator_states(record["global_generator_states"])
+    return record
+
+
+def _read_record(directory):
+    """The checkpoint's `checkpoint.json`, checked for the keys a restore needs."""
     metadata_path = directory / METADATA_FILE
     if not metadata_path.is_file():
         raise ValueError(
             f"{str(directory)!r} is not a checkpoint: {METADATA_FILE} is missing."
         )
-    record = json.loads(metadata_path.read_text())
-    if record.get("format") != FORMAT_VERSION:
+    try:
+        record = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(
-            f"Checkpoint {str(directory)!r} has format {record.get('format')!r}; this "
-            f"version reads format {FORMAT_VERSION}."
+            f"{str(metadata_path)!r} is not a readable checkpoint record ({error}); "
+            "it is damaged or was not written by keras_dualobj."
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
+        found = record.get("format") if isinstance(record, dict) else type(record).__name__
+        raise ValueError(
+            f"Checkpoint {str(directory)!r} has format {found!r}; this version reads "
+            f"format {FORMAT_VERSION} (a keras_dualobj training checkpoint)."
         )
-    model_variables, optimizer_variables = _variables(model)
-    _check_layout("model", record["model_variables"], model_variables, directory)
-    _check_layout("optimizer", record["optimizer_variables"], optimizer_variables, directory)
-    with np.load(directory / STATE_FILE) as arrays:
-        for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
-            for index, variable in enumerate(variables):
-                variable.assign(arrays[f"{prefix}_{index:05d}"])
-        record["global_generator_states"] = {
-            name: arrays[name] for name in arrays.files if name.startswith("torch_rng_")
-        }
-    if restore_global_generators:
-        restore_global_generator_states(record["global_generator_states"])
+    missing = [
+        key for key in ("step", "model_variables", "optimizer_variables") if key not in record
+    ]
+    if missing:
+        raise ValueError(
+            f"Checkpoint record {str(metadata_path)!r} lacks {missing}; it is damaged or "
+            "was not written by keras_dualobj."
+        )
     return record
+
+
+def _read_state(directory, variables_by_prefix):
+    """All arrays of `state.npz`, checked against the variables they restore."""
+    path = directory / STATE_FILE
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ValueError(f"Checkpoint {str(directory)!r} has no {STATE_FILE}.") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{str(path)!r} cannot be read as a checkpoint state ({type(error).__name__}: "
+            f"{error}); the file is truncated or damaged. Restore from another checkpoint."
+        ) from None
+    for prefix, variables in variables_by_prefix.items():
+        for index, variable in enumerate(variables):
+            key = f"{prefix}_{index:05d}"
+            if key not in arrays or tuple(arrays[key].shape) != tuple(variable.shape):
+                found = arrays[key].shape if key in arrays else "nothing"
+                raise ValueError(
+                    f"{str(path)!r} does not hold {prefix} variable {variable.path} with "
+                    f"shape {tuple(variable.shape)} (found {found}); the state does not "
+                    f"match its {METADATA_FILE}."
+                )
+    return arrays
 
 
 class CheckpointManager:
