@@ -178,11 +178,11 @@ logits agree to float32 round-off, about 1e-6 here, and the losses to many digit
 """
 
 reference = results["tensorflow"]
-print("backend      AR loss     MD ELBO   max |logits - TF logits|")
+print(f"{'backend':<10} {'AR loss':>9} {'MD ELBO':>9}  max |logits - TensorFlow's|")
 for backend, result in results.items():
     difference = np.max(np.abs(result["logits"] - reference["logits"]))
-    print(f"{backend:<10} {float(result['ar_loss']):9.6f}   {float(result['md_elbo']):9.6f}"
-          f"   {difference:.1e}")
+    print(f"{backend:<10} {float(result['ar_loss']):9.6f} {float(result['md_elbo']):9.6f}"
+          f"  {difference:.1e}")
 
 logits_spread = max(
     np.max(np.abs(result["logits"] - reference["logits"])) for result in results.values()
@@ -211,23 +211,24 @@ keras.mixed_precision.set_global_policy("float32")
 
 """
 On every backend the bfloat16 model runs, scores and trains. bfloat16 keeps about 3
-significant digits, so its logits differ from float32 by ~1e-2 and the losses in the
-second or third decimal — and the three backends no longer agree with each other to
-round-off, since each rounds in different places:
+significant digits, so its logits differ from float32 by up to ~1e-2 and the AR loss
+in the third or fourth decimal, and the backends agree with each other only to
+bfloat16's precision (each rounds in different places). The training losses differ
+between backends for another reason, the random streams (below):
 """
 
-print("backend    bf16 AR loss (float32)  max |bf16 - fp32 logits|  bf16 train loss  variables/compute")
+print(f"{'backend':<10} {'bf16 AR loss':>12} {'fp32 AR loss':>12} {'max |bf16 - fp32 logits|':>25}"
+      f" {'bf16 train loss':>15}  variables/compute")
 for backend, result in results.items():
     difference = np.max(np.abs(result["bf16_logits"] - result["logits"]))
-    print(f"{backend:<10} {float(result['bf16_ar_loss']):8.4f} ({float(result['ar_loss']):.4f})"
-          f"       {difference:10.3f}           {float(result['bf16_train_loss']):8.4f}"
-          f"      {result['bf16_dtypes']}")
+    print(f"{backend:<10} {float(result['bf16_ar_loss']):12.4f} {float(result['ar_loss']):12.4f}"
+          f" {difference:25.3f} {float(result['bf16_train_loss']):15.4f}  {result['bf16_dtypes']}")
 assert all(np.isfinite(float(result["bf16_train_loss"])) for result in results.values())
 
 """
-On a CPU without bfloat16 units, mixed precision is slower than float32, not faster:
-use it on accelerators, and compare held-out losses with a float32 run before trusting
-it for a long job.
+Whether it is faster depends on the hardware: GPUs and TPUs with bfloat16 units gain
+the most, and on a CPU it often does not pay. Time a few steps both ways before a long
+job, and compare its held-out losses with a float32 run.
 
 ## What differs
 

@@ -58,9 +58,8 @@ def kernel_environment():
     return environment
 
 
-def run_notebook(path, working_directory):
-    """Executes the notebook at `path` in a fresh kernel; returns the executed notebook."""
-    notebook = nbformat.read(path, as_version=4)
+def run_notebook(notebook, working_directory):
+    """Executes `notebook` (a NotebookNode, filled in place) in a fresh kernel."""
     kernel_manager = KernelManager(kernel_name="python3")
     # The installed kernelspec may name a bare `python`; run this interpreter's ipykernel.
     kernel_manager.kernel_spec.argv[0] = sys.executable
@@ -71,8 +70,12 @@ def run_notebook(path, working_directory):
         startup_timeout=180,
         resources={"metadata": {"path": str(working_directory)}},
     )
-    client.execute(env=kernel_environment())
-    return notebook
+    try:
+        client.execute(env=kernel_environment(), cleanup_kc=True)
+    finally:
+        # nbclient shuts down only kernels it started itself; this one is ours.
+        if kernel_manager.has_kernel:
+            kernel_manager.shutdown_kernel(now=True)
 
 
 def cell_text(cell):
@@ -83,7 +86,8 @@ def cell_text(cell):
 
 @pytest.mark.parametrize("name", BACKEND_NOTEBOOKS)
 def test_guide_notebook_runs(name, tmp_path):
-    notebook = run_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path)
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    run_notebook(notebook, tmp_path)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code_cells)
     printed = "".join(cell_text(cell) for cell in code_cells)
@@ -91,3 +95,23 @@ def test_guide_notebook_runs(name, tmp_path):
     assert not any(
         output.get("output_type") == "error" for cell in code_cells for output in cell.outputs
     )
+
+
+def test_the_kernel_gets_the_environment_and_errors_fail_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_DUALOBJ_TFDS_LOCAL_COPY", "/nowhere/input.txt")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import os, sys\n"
+            "print(os.environ['KERAS_BACKEND'], os.getcwd(), sys.executable)\n"
+            "print('KERAS_DUALOBJ_TFDS_LOCAL_COPY' in os.environ)"
+        ),
+        nbformat.v4.new_code_cell("raise ValueError('the guide broke')"),
+        nbformat.v4.new_code_cell("print('never runs')"),
+    ]
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="the guide broke"):
+        run_notebook(notebook, tmp_path)
+    assert cell_text(notebook.cells[0]).split() == [
+        keras.backend.backend(), str(tmp_path), sys.executable, "False"
+    ]
+    assert notebook.cells[2].outputs == []
