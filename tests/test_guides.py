@@ -1,50 +1,117 @@
-"""Every guide in guides/ runs to the end, as a reader would run it.
+"""Every guide runs to the end, as a reader runs it: its notebook, in a Jupyter kernel.
 
-Each guide runs once per CI run, on the backend it is assigned to here (the suite runs
-once per backend); the library code they use is tested on all three backends by the
-other tests. A new guide must be given a backend below.
+The notebook in guides/ipynb/ holds exactly the guide's code (tests/test_guide_notebooks.py
+checks that), so running the notebook also runs the guide. Each runs once per CI run, on
+the backend(s) it is assigned to here (the suite runs once per backend); the library code
+they use is tested on all three backends by the other tests. A new guide must be given
+its backends below.
+
+The kernel is this interpreter's ipykernel, started in a temporary folder with
+KERAS_BACKEND set, the checkout first on PYTHONPATH and no local TFDS copy, so every
+guide runs on data it makes or on the built-in corpus (never ../shared, never a
+download).
 """
 
 import os
-import subprocess
 import sys
 
 import keras
+import nbclient
+import nbformat
 import pytest
+from jupyter_client.manager import KernelManager
 
 from conftest import REPO_ROOT
 
 GUIDE_BACKENDS = {
-    "dual_objective_basics.py": "torch",
-    "generation_and_evaluation.py": "tensorflow",
-    "repetition_study.py": "jax",
-    "training_recipe.py": "torch",
+    "dual_objective_basics": ("torch",),
+    "generation_and_evaluation": ("tensorflow",),
+    "repetition_study": ("jax",),
+    "same_code_three_backends": ("tensorflow", "jax", "torch"),
+    "training_recipe": ("torch",),
 }
-GUIDES = sorted(path.name for path in (REPO_ROOT / "guides").glob("*.py"))
-BACKEND_GUIDES = [guide for guide in GUIDES if GUIDE_BACKENDS.get(guide) == keras.backend.backend()]
+NOTEBOOKS_DIR = REPO_ROOT / "guides" / "ipynb"
+NOTEBOOKS = sorted(path.stem for path in NOTEBOOKS_DIR.glob("*.ipynb"))
+BACKEND_NOTEBOOKS = [
+    name for name in NOTEBOOKS if keras.backend.backend() in GUIDE_BACKENDS.get(name, ())
+]
+CELL_TIMEOUT_SECONDS = 600
 
 
 def test_every_guide_has_a_backend():
-    assert sorted(GUIDE_BACKENDS) == GUIDES
-    assert set(GUIDE_BACKENDS.values()) <= {"tensorflow", "jax", "torch"}
+    assert sorted(GUIDE_BACKENDS) == NOTEBOOKS
+    for backends in GUIDE_BACKENDS.values():
+        assert backends and set(backends) <= {"tensorflow", "jax", "torch"}
 
 
-@pytest.mark.parametrize("guide", BACKEND_GUIDES)
-def test_guide_runs(guide, tmp_path, shared_data_dir):
+def kernel_environment():
     environment = {
         **os.environ,
         "KERAS_BACKEND": keras.backend.backend(),
-        "KERAS_DUALOBJ_TFDS_LOCAL_COPY": str(shared_data_dir / "tinyshakespeare" / "input.txt"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "MPLBACKEND": "Agg",
     }
-    completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "guides" / guide)],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    environment.pop("KERAS_DUALOBJ_TFDS_LOCAL_COPY", None)
+    return environment
+
+
+def run_notebook(notebook, working_directory):
+    """Executes `notebook` (a NotebookNode, filled in place) in a fresh kernel."""
+    kernel_manager = KernelManager(kernel_name="python3")
+    # The installed kernelspec may name a bare `python`; run this interpreter's ipykernel.
+    kernel_manager.kernel_spec.argv[0] = sys.executable
+    client = nbclient.NotebookClient(
+        notebook,
+        km=kernel_manager,
+        timeout=CELL_TIMEOUT_SECONDS,
+        startup_timeout=180,
+        resources={"metadata": {"path": str(working_directory)}},
     )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert completed.stdout.strip(), "the guide printed nothing"
+    try:
+        client.execute(env=kernel_environment(), cleanup_kc=True)
+    finally:
+        # nbclient shuts down only kernels it started itself; this one is ours.
+        if kernel_manager.has_kernel:
+            kernel_manager.shutdown_kernel(now=True)
+
+
+def cell_text(cell):
+    return "".join(
+        output.get("text", "") for output in cell.get("outputs", []) if output.get("name") == "stdout"
+    )
+
+
+@pytest.mark.parametrize("name", BACKEND_NOTEBOOKS)
+def test_guide_notebook_runs(name, tmp_path):
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    run_notebook(notebook, tmp_path)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count is not None for cell in code_cells)
+    printed = "".join(cell_text(cell) for cell in code_cells)
+    assert printed.strip(), f"the {name} notebook printed nothing"
+    assert not any(
+        output.get("output_type") == "error" for cell in code_cells for output in cell.outputs
+    )
+
+
+def test_the_kernel_gets_the_environment_and_errors_fail_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_DUALOBJ_TFDS_LOCAL_COPY", "/nowhere/input.txt")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import os, sys\n"
+            "print(os.environ['KERAS_BACKEND'], os.getcwd(), sys.executable)\n"
+            "print('KERAS_DUALOBJ_TFDS_LOCAL_COPY' in os.environ)"
+        ),
+        nbformat.v4.new_code_cell("raise ValueError('the guide broke')"),
+        nbformat.v4.new_code_cell("print('never runs')"),
+    ]
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="the guide broke"):
+        run_notebook(notebook, tmp_path)
+    assert cell_text(notebook.cells[0]).split() == [
+        keras.backend.backend(), str(tmp_path), sys.executable, "False"
+    ]
+    assert notebook.cells[2].outputs == []
