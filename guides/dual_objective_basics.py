@@ -128,14 +128,14 @@ print(model.evaluate(data.validation_dataset, return_dict=True, verbose=0))
 """
 ## One model, three attention modes
 
-Calling the model returns causal logits. The same weights give bidirectional logits
+Calling the model returns causal (`mode="ar"`) logits. The same weights give bidirectional (`mode="md"`) logits
 (what MD decoding uses), or prefix-LM logits: bidirectional over a prompt and causal
 after it.
 """
 
 token_ids = ops.convert_to_numpy(batch["token_ids"])[:2]
 causal = model(token_ids)
-bidirectional = model(token_ids, mode="bidirectional")
+bidirectional = model(token_ids, mode="md")
 prefix = model({"token_ids": token_ids, "prefix_lengths": np.array([16, 16])}, mode="prefix")
 print(tuple(causal.shape), tuple(bidirectional.shape), tuple(prefix.shape))
 
