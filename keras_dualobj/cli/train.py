@@ -177,6 +177,7 @@ def _run_train(args):
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
+    from keras_dualobj.training.atomic_files import atomic_write_text
     from keras_dualobj.training.optimizers import OPTIMIZERS
 
     # Checked before minutes are spent on the data (the model and optimizer check again).
@@ -261,7 +262,7 @@ def _run_train(args):
         "samples": samples,
         "model": str(result.model_path),
     }
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(output_dir / "summary.json", json.dumps(summary, indent=1))
     print(_format_summary(summary))
     return 0
 

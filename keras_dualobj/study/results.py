@@ -6,6 +6,9 @@ import json
 import math
 from pathlib import Path
 
+from keras_dualobj.training.atomic_files import atomic_path
+from keras_dualobj.training.atomic_files import atomic_write_text
+
 
 @dataclasses.dataclass
 class CellResult:
@@ -51,15 +54,19 @@ def write_results(results, study_dir):
     """Writes `results.csv` (no curves) and `results.json` (with curves), sorted by R, α."""
     study_dir = Path(study_dir)
     results = sorted(results, key=lambda r: (r.repetitions, r.ar_fraction))
-    with open(study_dir / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for result in results:
-            row = dataclasses.asdict(result)
-            row.pop("curve")
-            writer.writerow(row)
-    with open(study_dir / "results.json", "w") as handle:
-        json.dump([dataclasses.asdict(r) for r in results], handle, indent=1)
+    # Atomic: a study killed while writing keeps the previous complete files.
+    with atomic_path(study_dir / "results.csv") as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            for result in results:
+                row = dataclasses.asdict(result)
+                row.pop("curve")
+                writer.writerow(row)
+    atomic_write_text(
+        study_dir / "results.json",
+        json.dumps([dataclasses.asdict(r) for r in results], indent=1),
+    )
 
 
 def read_results(study_dir):

@@ -34,6 +34,7 @@ from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
 from keras_dualobj.study.summary import summary_table
 from keras_dualobj.training import RunSpec
+from keras_dualobj.training.atomic_files import atomic_write_text
 from keras_dualobj.training import train
 from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.callbacks import format_duration
@@ -241,7 +242,7 @@ def _check_study_dir(study_dir, config, overwrite):
             elif target.exists():
                 target.unlink()
     study_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.to_json(), indent=1))
+    atomic_write_text(path, json.dumps(config.to_json(), indent=1))
 
 
 def _read_curve(cell_dir, steps_per_epoch):
@@ -459,7 +460,7 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         # Each cell builds and traces a fresh model: free the last one's graphs and
         # caches so that memory stays flat over a long grid.
         keras.backend.clear_session()
-        (cell_dir / CELL_RESULT_FILE).write_text(json.dumps(dataclasses.asdict(result)))
+        atomic_write_text(cell_dir / CELL_RESULT_FILE, json.dumps(dataclasses.asdict(result)))
         results[cell.key] = result
         write_results(list(results.values()), study_dir)
         progress.line(
@@ -480,6 +481,6 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"masks per row: {config.elbo_samples})."
         ),
     )
-    (study_dir / "summary.txt").write_text(table + "\n")
+    atomic_write_text(study_dir / "summary.txt", table + "\n")
     progress.line(table)
     return ordered
