@@ -26,6 +26,7 @@ from conftest import REPO_ROOT
 GUIDE_BACKENDS = {
     "dual_objective_basics": ("torch",),
     "generation_and_evaluation": ("tensorflow",),
+    "released_models": ("jax",),
     "repetition_study": ("jax",),
     "same_code_three_backends": ("tensorflow", "jax", "torch"),
     "training_recipe": ("torch",),
