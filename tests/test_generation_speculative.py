@@ -9,6 +9,13 @@ from keras import ops
 from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.generation import speculative_acceptance as acceptance
+from keras_dualobj.generation.compiled import compile_decoding_function
+from keras_dualobj.generation.md_decoding import md_decode
+from keras_dualobj.generation.md_decoding import md_decode_step
+from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.generation.md_threshold_decoding import md_threshold_decode
+from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate
+from keras_dualobj.generation.md_threshold_decoding import threshold_reveal
 from keras_dualobj.generation.prompts import truncate_at_stop
 from keras_dualobj.generation.speculative import make_loop_runner
 from keras_dualobj.generation.speculative import speculative_decode
@@ -235,16 +242,15 @@ def test_sampled_model_output_follows_the_ar_face():
     tokens, _ = speculative_generate(
         model, token_ids, prompt_mask, draft_length=2, temperature=1.0, seed=0
     )
-    first_logits = ops.convert_to_numpy(model(prompt[None]))[0, -1]
-    first = np.exp(first_logits - first_logits.max())
-    first /= first.sum()
+    # One causal pass over `prompt + v` for every id v gives both exact distributions.
     continued = np.concatenate(
         [np.broadcast_to(prompt, (vocabulary_size, 3)), np.arange(vocabulary_size)[:, None]],
         axis=1,
     ).astype("int32")
-    second_logits = ops.convert_to_numpy(model(continued))[:, -1]
-    second = np.exp(second_logits - second_logits.max(-1, keepdims=True))
-    second /= second.sum(-1, keepdims=True)
+    logits = ops.convert_to_numpy(model(continued))
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    first, second = probabilities[0, 2], probabilities[:, 3]
     second = first @ second
     # Merge the rarest ids so every expected count is >= 5; df = 6 after merging to 7 bins.
     for position, probabilities in ((3, first), (4, second)):
@@ -254,6 +260,67 @@ def test_sampled_model_output_follows_the_ar_face():
         assert merged.min() * num_rows >= 5
         statistic = chi_square(bins[tokens[:, position]], merged)
         assert statistic < CHI_SQUARE_CRITICAL[6], (position, statistic)
+
+
+# --- Threshold MD unmasking ------------------------------------------------------------
+
+
+def test_threshold_reveal_matches_numpy():
+    rng = np.random.default_rng(4)
+    confidence = rng.random((6, 9)).astype("float32")
+    eligible = rng.random((6, 9)) < 0.6
+    eligible[0] = False
+    for threshold in (0.0, 0.3, 0.7, 1.0):
+        expected = eligible & (confidence > threshold)
+        best = np.argmax(np.where(eligible, confidence, -1.0), axis=1)
+        expected[np.arange(6), best] |= eligible.any(axis=1)
+        revealed = ops.convert_to_numpy(threshold_reveal(confidence, eligible, threshold))
+        assert revealed.tolist() == expected.tolist(), threshold
+
+
+@pytest.fixture(scope="module")
+def md_canvas():
+    prompts = periodic_rows(2, 6, np.random.default_rng(5))
+    token_ids = np.concatenate([prompts, np.full((2, 8), 4, "int32")], axis=1)
+    return token_ids, np.zeros_like(token_ids), token_ids == 4
+
+
+def fixed_schedule_decode(model, canvas, num_steps, block_length):
+    token_ids, document_ids, fill = canvas
+    seed_generator = keras.random.SeedGenerator(0)
+
+    def step(inputs):
+        return md_decode_step(model.logits, inputs, 4, seed_generator)
+
+    function = compile_decoding_function(step, model, [seed_generator.state])
+    schedule = reveal_schedule(8, num_steps, block_length)
+    return md_decode(function, token_ids, document_ids, fill, schedule, block_length)
+
+
+def test_threshold_one_reveals_one_per_step_in_confidence_order(trained_model, md_canvas):
+    tokens, reveal_step, num_steps = threshold_md_generate(
+        trained_model, *md_canvas, threshold=1.0, block_length=4
+    )
+    assert num_steps == 8
+    expected_tokens, expected_steps = fixed_schedule_decode(trained_model, md_canvas, 8, 4)
+    assert tokens.tolist() == expected_tokens.tolist()
+    assert reveal_step.tolist() == expected_steps.tolist()
+
+
+def test_threshold_zero_reveals_each_block_in_one_step(trained_model, md_canvas):
+    tokens, reveal_step, num_steps = threshold_md_generate(
+        trained_model, *md_canvas, threshold=0.0, block_length=4
+    )
+    assert num_steps == 2
+    expected_tokens, expected_steps = fixed_schedule_decode(trained_model, md_canvas, 2, 4)
+    assert tokens.tolist() == expected_tokens.tolist()
+    assert reveal_step.tolist() == expected_steps.tolist()
+    # An intermediate threshold takes between one and eight steps per block of four.
+    _, reveal_step, num_steps = threshold_md_generate(
+        trained_model, *md_canvas, threshold=0.5, block_length=4
+    )
+    assert 2 <= num_steps <= 8
+    assert sorted(set(reveal_step[md_canvas[2]].tolist())) == list(range(num_steps))
 
 
 # --- Bad input ---------------------------------------------------------------------------
@@ -275,3 +342,7 @@ def test_bad_options_raise(trained_model):
             {"token_ids": token_ids, "prompt_mask": prompt_mask}, 2, 4, temperature=1.0,
         )
     assert len(make_loop_runner(0).variables) == 1
+    with pytest.raises(ValueError, match="threshold"):
+        threshold_md_generate(trained_model, token_ids, token_ids, token_ids == 3, 1.5)
+    with pytest.raises(ValueError, match="block_length"):
+        md_threshold_decode(None, token_ids, token_ids, token_ids == 3, 3, 0.5)
