@@ -5,7 +5,9 @@ corpus (CPython's `pydoc_data.topics`, byte tokens): the weights matter here, si
 the speed-up depends on how often the MD face's draft agrees with the AR face.
 
 - `ar_greedy`: `DualLM.generate(mode="ar")`, KV cache, one AR pass per token.
-- `speculative_k{k}`: `speculative_generate(draft_length=k)`; reported with
+- `speculative_{mode}_k{k}`: `speculative_generate(draft_length=k, draft_mode=mode)`
+  (`"full"`: bidirectional MD pass over the whole text; `"cached"`: the masks
+  against the AR KV cache); reported with
   `tokens_per_verify_pass` (AR passes saved) and whether the output equals
   `ar_greedy` token for token.
 - `md_threshold_{τ}`: `threshold_md_generate`, one block, reported with its number
@@ -58,6 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--num-new-tokens", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--draft-lengths", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--draft-modes", nargs="+", default=["full", "cached"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -156,6 +159,20 @@ def main(argv=None):
         results.append(result)
         return outputs, result
 
+    def speculative(draft_mode, draft_length):
+        (tokens, stats), result = record(
+            f"speculative_{draft_mode}_k{draft_length}",
+            lambda: speculative_generate(
+                model, token_ids, prompt_mask, draft_length, draft_mode=draft_mode
+            ),
+            draft_mode=draft_mode,
+            draft_length=draft_length,
+        )
+        result["tokens_per_ar_pass"] = round(stats["tokens_per_verify_pass"], 3)
+        result["draft_acceptance_rate"] = round(stats["draft_acceptance_rate"], 3)
+        result["equals_ar_greedy"] = bool((tokens == reference).all())
+        result["speedup_vs_ar"] = round(ar_result["seconds"] / result["seconds"], 3)
+
     reference, ar_result = record(
         "ar_greedy",
         lambda: np.stack(model.generate(prompts, max_new_tokens=args.num_new_tokens,
@@ -165,16 +182,9 @@ def main(argv=None):
     ar_result["ar_loss_of_output"] = round(
         ar_loss_of_new_tokens(model, reference, args.prompt_length), 4
     )
-    for draft_length in args.draft_lengths:
-        (tokens, stats), result = record(
-            f"speculative_k{draft_length}",
-            lambda k=draft_length: speculative_generate(model, token_ids, prompt_mask, k),
-            draft_length=draft_length,
-        )
-        result["tokens_per_ar_pass"] = round(stats["tokens_per_verify_pass"], 3)
-        result["draft_acceptance_rate"] = round(stats["draft_acceptance_rate"], 3)
-        result["equals_ar_greedy"] = bool((tokens == reference).all())
-        result["speedup_vs_ar"] = round(ar_result["seconds"] / result["seconds"], 3)
+    for draft_mode in args.draft_modes:
+        for draft_length in args.draft_lengths:
+            speculative(draft_mode, draft_length)
     fill_positions = ~prompt_mask
     canvas = np.where(fill_positions, model.mask_token_id, token_ids)
     for threshold in args.thresholds:

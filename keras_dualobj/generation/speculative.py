@@ -2,10 +2,20 @@
 
 Every iteration of the loop, with `index` the first position not yet decided:
 
-1. **Draft** `k = draft_length` tokens with the masked-diffusion face: the canvas is
-   the decided text, then `k` `<mask>`s at `index .. index + k - 1`; everything
-   after them is put in another document, so it is invisible. `draft_steps`
-   bidirectional passes reveal the masks left to right in `draft_steps` chunks.
+1. **Draft** `k = draft_length` tokens with the masked-diffusion face: the decided
+   text, then `k` `<mask>`s at `index .. index + k - 1`. `draft_steps` passes reveal
+   the masks left to right in `draft_steps` chunks. Two ways to run a pass
+   (`draft_mode`):
+   - `"full"`: the MD face as trained, one bidirectional pass over the whole
+     canvas (everything after the masks is put in another document, so it is
+     invisible). Costs a forward pass over all `L` positions, uncached.
+   - `"cached"`: only `[token at index - 1, the k window tokens]` go through the
+     model, against the AR KV cache of the decided text (`call_with_cache`, causal).
+     An approximation of the MD face: the prefix's keys and values are the AR
+     face's (causal, they never see the masks) and a mask sees only the masks
+     before it. Costs as little as the verify pass. With the shifted convention its
+     first draft token is the AR face's own next token, so it is always accepted.
+   How the draft is made never changes the output, only how much of it is accepted.
 2. **Verify** the draft with the AR face in one cached causal pass over the `k + 1`
    tokens `[token at index - 1, draft]`: logits `j` give the AR distribution of
    position `index + j` given the draft before it, for `j = 0 .. k`.
@@ -43,6 +53,7 @@ from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import reveal_schedule
 from keras_dualobj.generation.speculative_acceptance import count_leading
 from keras_dualobj.generation.speculative_acceptance import speculative_accept
+from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
@@ -50,13 +61,17 @@ from keras_dualobj.utils.validation import check_int
 _EXCLUDED_LOGIT = -1e9
 
 
-def check_speculative_options(draft_length, draft_steps=1, temperature=0.0):
+DRAFT_MODES = ("full", "cached")
+
+
+def check_speculative_options(draft_length, draft_steps=1, temperature=0.0, draft_mode="full"):
     """Validates the options of `speculative_decode`; returns `temperature` as a float.
 
     Example:
     >>> check_speculative_options(4, 2, 0)
     0.0
     """
+    check_choice("draft_mode", draft_mode, DRAFT_MODES)
     check_int("draft_length", draft_length, minimum=1)
     check_int("draft_steps", draft_steps, minimum=1)
     if draft_steps > draft_length:
@@ -67,30 +82,45 @@ def check_speculative_options(draft_length, draft_steps=1, temperature=0.0):
     return check_float("temperature", temperature, minimum=0.0)
 
 
-def _draft(logits_fn, tokens, prompt_mask, index, options, seed_generator):
+def _draft_logits(functions, canvas, cache, index, options):
+    """MD logits `[B, k, V]` predicting positions `index .. index + k - 1` of `canvas`."""
+    logits_fn, call_with_cache = functions
+    draft_length, _, _, _, shifted, draft_mode = options
+    batch_size, length = ops.shape(canvas)[0], ops.shape(canvas)[1]
+    if draft_mode == "cached":
+        window = ops.slice(canvas, [0, index - 1], [batch_size, draft_length + 1])
+        logits, _, _ = call_with_cache(window, cache, index - 1)
+        start = 0 if shifted else 1
+        return ops.cast(logits, "float32")[:, start : start + draft_length]
+    positions = ops.arange(length, dtype="int32")[None, :]
+    document_ids = ops.broadcast_to(
+        ops.cast(positions >= index + draft_length, "int32"), (batch_size, length)
+    )
+    bidirectional = ops.full((batch_size,), length, dtype="int32")
+    logits = ops.cast(logits_fn(canvas, document_ids, bidirectional), "float32")
+    # Shifted MD: the logits at j - 1 predict the token at j.
+    start = index - 1 if shifted else index
+    vocabulary_size = ops.shape(logits)[2]
+    return ops.slice(logits, [0, start, 0], [batch_size, draft_length, vocabulary_size])
+
+
+def _draft(functions, tokens, cache, prompt_mask, index, options, seed_generator):
     """MD draft of positions `index .. index + k - 1`: `(tokens [B, k], q [B, k, V] or None)`."""
-    draft_length, draft_steps, temperature, mask_token_id, shifted = options
+    draft_length, draft_steps, temperature, mask_token_id, _, _ = options
     batch_size, length = ops.shape(tokens)[0], ops.shape(tokens)[1]
     positions = ops.arange(length, dtype="int32")[None, :]
     in_window = ops.logical_and(positions >= index, positions < index + draft_length)
     canvas = ops.where(
         ops.logical_and(in_window, ops.logical_not(prompt_mask)), mask_token_id, tokens
     )
-    document_ids = ops.broadcast_to(
-        ops.cast(positions >= index + draft_length, "int32"), (batch_size, length)
-    )
-    bidirectional = ops.full((batch_size,), length, dtype="int32")
     window_prompt = ops.slice(prompt_mask, [0, index], [batch_size, draft_length])
     offsets = ops.arange(draft_length, dtype="int32")[None, :]
     draft_tokens = ops.slice(tokens, [0, index], [batch_size, draft_length])
     draft_probabilities = None
     chunk_start = 0
     for _, count in reveal_schedule(draft_length, draft_steps):
-        logits = ops.cast(logits_fn(canvas, document_ids, bidirectional), "float32")
+        logits = _draft_logits(functions, canvas, cache, index, options)
         vocabulary_size = ops.shape(logits)[2]
-        # Shifted MD: the logits at j - 1 predict the token at j.
-        start = index - 1 if shifted else index
-        logits = ops.slice(logits, [0, start, 0], [batch_size, draft_length, vocabulary_size])
         is_mask = ops.equal(ops.arange(vocabulary_size, dtype="int32"), mask_token_id)
         logits = ops.where(is_mask, _EXCLUDED_LOGIT, logits)
         in_chunk = ops.logical_and(offsets >= chunk_start, offsets < chunk_start + count)
@@ -162,6 +192,7 @@ def speculative_decode(
     stop_token_ids=None,
     loop_runner=None,
     model=None,
+    draft_mode="full",
 ):
     """Fills every non-prompt position of `inputs["token_ids"]` by self-speculative decoding.
 
@@ -189,6 +220,8 @@ def speculative_decode(
             sampling draws from and whose `run_loop` runs the loop (see
             `make_loop_runner`); required for `temperature > 0`.
         model: the model, so that the JAX loop can thread its variables.
+        draft_mode: `"full"` (a bidirectional MD pass over the whole canvas) or
+            `"cached"` (the masks against the AR KV cache); see the module docstring.
 
     Returns:
         dict: `token_ids` int32 `[B, L]`, `num_verify_passes` (AR passes over a
@@ -211,7 +244,7 @@ def speculative_decode(
     >>> np.asarray(outputs["token_ids"]).tolist() == np.asarray(greedy).tolist()
     True
     """
-    temperature = check_speculative_options(draft_length, draft_steps, temperature)
+    temperature = check_speculative_options(draft_length, draft_steps, temperature, draft_mode)
     if temperature > 0.0 and loop_runner is None:
         raise ValueError(
             "Sampling (temperature > 0) needs a `loop_runner` holding the seed "
@@ -227,7 +260,8 @@ def speculative_decode(
     prompt_mask = ops.pad(prompt_mask, [[0, 0], [0, draft_length]])
     _, cache = build_cache(tokens)
     start = ops.min(ops.sum(ops.cast(inputs["prompt_mask"], "int32"), axis=-1))
-    draft_options = (draft_length, draft_steps, temperature, mask_token_id, shifted)
+    draft_options = (draft_length, draft_steps, temperature, mask_token_id, shifted, draft_mode)
+    functions = (logits_fn, call_with_cache)
     verify_options = (draft_length, temperature)
     positions = ops.arange(length + draft_length, dtype="int32")[None, :]
     stop_ids = None if not stop_token_ids else ops.array(stop_token_ids, dtype="int32")
@@ -243,7 +277,9 @@ def speculative_decode(
         return ops.logical_and(not_done, ops.logical_not(finished))
 
     def body(tokens, cache, index, num_passes, num_accepted):
-        draft = _draft(logits_fn, tokens, prompt_mask, index, draft_options, seed_generator)
+        draft = _draft(
+            functions, tokens, cache, prompt_mask, index, draft_options, seed_generator
+        )
         window, accepted, cache = _verify_and_accept(
             call_with_cache, (tokens, cache, index), draft, prompt_mask, verify_options,
             seed_generator,
@@ -301,6 +337,7 @@ def speculative_generate(
     temperature=0.0,
     seed=None,
     stop_token_ids=None,
+    draft_mode="full",
 ):
     """`speculative_decode` with a `DualLM`'s call functions, compiled once per option set.
 
@@ -313,7 +350,7 @@ def speculative_generate(
             keep the compiled function).
         token_ids: int32 `[B, L]`, prompts right-padded to the final length.
         prompt_mask: bool `[B, L]`, True on prompt tokens.
-        draft_length, draft_steps, temperature, stop_token_ids: see
+        draft_length, draft_steps, temperature, stop_token_ids, draft_mode: see
             `speculative_decode`.
         seed: optional int >= 0; the same seed gives the same tokens.
 
@@ -334,7 +371,7 @@ def speculative_generate(
     >>> tokens.shape, statistics["num_positions"]
     ((1, 8), 5)
     """
-    temperature = check_speculative_options(draft_length, draft_steps, temperature)
+    temperature = check_speculative_options(draft_length, draft_steps, temperature, draft_mode)
     if seed is not None:
         check_int("seed", seed, minimum=0)
     token_ids = np.asarray(token_ids, "int32")
@@ -370,11 +407,12 @@ def speculative_generate(
                 stop_token_ids=stop_token_ids,
                 loop_runner=runner,
                 model=model,
+                draft_mode=draft_mode,
             )
 
         return runner, compile_decoding_function(step, model, runner.variables)
 
-    key = ("speculative", draft_length, draft_steps, temperature, stop_token_ids)
+    key = ("speculative", draft_mode, draft_length, draft_steps, temperature, stop_token_ids)
     cache = getattr(model, "_decoding_function", None)
     runner, function = build() if cache is None else cache(key, build)
     if seed is not None:
