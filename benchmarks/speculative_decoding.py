@@ -10,7 +10,8 @@ the speed-up depends on how often the MD face's draft agrees with the AR face.
   against the AR KV cache); reported with
   `tokens_per_verify_pass` (AR passes saved) and whether the output equals
   `ar_greedy` token for token.
-- `md_threshold_{τ}`: `threshold_md_generate`, one block, reported with its number
+- `md_threshold_{τ}`: `threshold_md_generate` in semi-autoregressive blocks of
+  `--md-block-length`, reported with its number
   of MD passes and the AR loss of the text it wrote, scored by the same model's AR
   face (quality); `ar_greedy` is scored the same way.
 
@@ -62,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--draft-lengths", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--draft-modes", nargs="+", default=["full", "cached"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
+    parser.add_argument("--md-block-length", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
@@ -191,9 +193,11 @@ def main(argv=None):
         (tokens, _, num_steps), result = record(
             f"md_threshold_{threshold}",
             lambda t=threshold: threshold_md_generate(
-                model, canvas, np.zeros_like(canvas), fill_positions, t
+                model, canvas, np.zeros_like(canvas), fill_positions, t,
+                block_length=args.md_block_length,
             ),
             threshold=threshold,
+            block_length=args.md_block_length,
         )
         result["md_passes"] = num_steps
         result["tokens_per_md_pass"] = round(new_tokens / args.batch_size / num_steps, 3)
