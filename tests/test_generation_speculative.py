@@ -52,7 +52,7 @@ def trained_model():
     model = tiny_model(VOCABULARY_SIZE, seed=3)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))
     rows = periodic_rows(256, 32, np.random.default_rng(0))
-    model.fit(rows, batch_size=32, epochs=6, verbose=0)
+    model.fit(rows, batch_size=32, epochs=3, verbose=0)
     return model
 
 
