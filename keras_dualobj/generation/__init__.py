@@ -1,4 +1,5 @@
-"""Decoding from a dual model: KV-cached AR sampling and masked-diffusion unmasking.
+"""Decoding from a dual model: KV-cached AR sampling, masked-diffusion unmasking
+(fixed schedule or confidence threshold) and self-speculative decoding.
 
 These functions take the model's call functions (`call_with_cache`, `_build_cache`,
 `logits`), as keras-hub samplers take `next`; `DualLM.generate`, `DualLM.infill` and
@@ -13,3 +14,7 @@ from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import md_decode
 from keras_dualobj.generation.md_decoding import md_decode_step
 from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.generation.md_threshold_decoding import md_threshold_decode
+from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate
+from keras_dualobj.generation.speculative import speculative_decode
+from keras_dualobj.generation.speculative import speculative_generate

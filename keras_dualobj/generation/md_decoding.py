@@ -105,6 +105,55 @@ def check_md_options(remasking, temperature):
     return check_float("temperature", temperature, minimum=0.0)
 
 
+def propose_tokens(
+    logits_fn, token_ids, document_ids, mask_token_id, seed_generator, temperature, shifted
+):
+    """One bidirectional pass: a proposed token for every position and its probability.
+
+    The proposal is the argmax, or a Gumbel-max draw at `temperature > 0`; `<mask>`
+    is never proposed. The confidence is the temperature-free probability of the
+    proposal (LLaDA's "low_confidence" remasking score).
+
+    Returns:
+        `(proposals int32 [B, L], confidence float32 [B, L])`, aligned with the
+        positions they fill (shifted back by one for the shifted convention).
+
+    Example:
+    >>> import numpy as np, keras
+    >>> from keras_dualobj import DualBackbone, DualLM
+    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+    ...                             hidden_dim=16, intermediate_dim=32))
+    >>> token_ids = np.array([[1, 20, 4, 4]], "int32")
+    >>> proposals, confidence = propose_tokens(
+    ...     model.logits, token_ids, np.zeros_like(token_ids), 4,
+    ...     keras.random.SeedGenerator(0), temperature=0.0, shifted=True)
+    >>> bool((np.asarray(proposals) != 4).all()), tuple(confidence.shape)
+    (True, (1, 4))
+    """
+    batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+    logits = logits_fn(
+        token_ids, document_ids, ops.full((batch_size,), length, dtype="int32")
+    )
+    logits = ops.cast(logits, "float32")
+    if shifted:
+        logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
+    vocabulary_size = ops.shape(logits)[2]
+    is_mask_token = ops.equal(ops.arange(vocabulary_size, dtype="int32"), mask_token_id)
+    logits = ops.where(is_mask_token, _EXCLUDED_LOGIT, logits)
+    if temperature > 0.0:
+        # Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T).
+        uniform = random.uniform(
+            ops.shape(logits), minval=1e-20, maxval=1.0, seed=seed_generator
+        )
+        proposals = ops.argmax(logits / temperature - ops.log(-ops.log(uniform)), axis=-1)
+    else:
+        proposals = ops.argmax(logits, axis=-1)
+    proposals = ops.cast(proposals, "int32")
+    probabilities = ops.softmax(logits, axis=-1)
+    confidence = ops.take_along_axis(probabilities, proposals[..., None], axis=-1)
+    return proposals, ops.squeeze(confidence, axis=-1)
+
+
 def md_decode_step(
     logits_fn,
     inputs,
@@ -153,35 +202,11 @@ def md_decode_step(
     """
     token_ids = inputs["token_ids"]
     batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-    logits = logits_fn(
-        token_ids,
-        inputs["document_ids"],
-        ops.full((batch_size,), length, dtype="int32"),
+    proposals, confidence = propose_tokens(
+        logits_fn, token_ids, inputs["document_ids"], mask_token_id, seed_generator,
+        temperature, shifted,
     )
-    logits = ops.cast(logits, "float32")
-    if shifted:
-        logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
-    vocabulary_size = ops.shape(logits)[2]
-    is_mask_token = ops.equal(ops.arange(vocabulary_size, dtype="int32"), mask_token_id)
-    logits = ops.where(is_mask_token, _EXCLUDED_LOGIT, logits)
-
-    if temperature > 0.0:
-        # Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T).
-        uniform = random.uniform(
-            ops.shape(logits), minval=1e-20, maxval=1.0, seed=seed_generator
-        )
-        proposals = ops.argmax(logits / temperature - ops.log(-ops.log(uniform)), axis=-1)
-    else:
-        proposals = ops.argmax(logits, axis=-1)
-    proposals = ops.cast(proposals, "int32")
-
-    if remasking == "confidence":
-        # LLaDA's "low_confidence" remasking: the temperature-free probability of the
-        # proposed token.
-        probabilities = ops.softmax(logits, axis=-1)
-        confidence = ops.take_along_axis(probabilities, proposals[..., None], axis=-1)
-        confidence = ops.squeeze(confidence, axis=-1)
-    else:
+    if remasking == "random":
         confidence = random.uniform((batch_size, length), seed=seed_generator)
 
     still_masked = ops.logical_and(
