@@ -104,6 +104,17 @@ def test_generate_md_and_infill(saved_model, capsys):
     assert code == 0 and tokens[:2] == [1, 20] and tokens[-2:] == [40, 41] and len(tokens) == 7
 
 
+def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
+    path, _ = saved_model
+    arguments = ("--prompt-ids", "1 20 21", "--prompt-ids", "1 30", "--max-new-tokens", 8, "--no-stop")
+    code, ar, _ = run_cli(capsys, "generate", path, *arguments)
+    assert code == 0
+    code, speculative, _ = run_cli(
+        capsys, "generate", path, *arguments, "--mode", "speculative", "--draft-length", 3
+    )
+    assert code == 0 and speculative == ar and len(ar.splitlines()) == 2
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -115,6 +126,12 @@ def test_generate_md_and_infill(saved_model, capsys):
         (["--prompt-ids", "1 20", "--suffix-ids", "5", "--mode", "md", "--no-stop",
           "--strip-prompt"], "--no-stop, --strip-prompt do not apply to infilling"),
         (["--prompt-ids", "1 20", "--top-k", "5"], "--sampler top_k"),
+        (["--prompt-ids", "1 20", "--draft-length", "3"],
+         "--draft-length apply to --mode speculative only; received --mode ar"),
+        (["--prompt-ids", "1 20", "--mode", "speculative", "--num-steps", "3"],
+         "--num-steps apply to --mode md only; received --mode speculative"),
+        (["--prompt-ids", "1 20", "--mode", "speculative", "--draft-length", "0"],
+         "draft_length"),
     ],
 )
 def test_generate_reports_bad_input(saved_model, capsys, arguments, message):

@@ -349,3 +349,28 @@ def test_bad_options_raise(trained_model):
         threshold_md_generate(trained_model, token_ids, token_ids, token_ids == 3, 1.5)
     with pytest.raises(ValueError, match="block_length"):
         md_threshold_decode(None, token_ids, token_ids, token_ids == 3, 3, 0.5)
+
+
+def test_generate_mode_speculative_is_the_ar_output_and_checks_its_options(
+    trained_model, prompts
+):
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS)
+    for draft_mode in ("cached", "full"):
+        fast = trained_model.generate(
+            prompts, mode="speculative", max_new_tokens=MAX_NEW_TOKENS,
+            draft_length=3, draft_mode=draft_mode,
+        )
+        assert [row.tolist() for row in fast] == [row.tolist() for row in reference]
+    total = trained_model.generate(
+        {"token_ids": np.array([[1, 9, 10]]), "padding_mask": np.ones((1, 3), bool)},
+        max_length=12, mode="speculative", stop_token_ids=None,
+    )
+    assert total["token_ids"].shape == (1, 12)
+    with pytest.raises(ValueError, match=r"\['draft_length'\] only apply to mode='speculative'"):
+        trained_model.generate(prompts, draft_length=3)
+    with pytest.raises(ValueError, match=r"\['sampler'\] only apply to mode='ar'"):
+        trained_model.generate(prompts, mode="speculative", sampler="top_k")
+    with pytest.raises(ValueError, match="draft_steps.*between 1 and `draft_length` \\(2\\).*5"):
+        trained_model.generate(prompts, mode="speculative", draft_length=2, draft_steps=5)
+    with pytest.raises(ValueError, match="draft_mode"):
+        trained_model.generate(prompts, mode="speculative", draft_mode="fast")

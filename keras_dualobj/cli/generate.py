@@ -95,7 +95,10 @@ def add_parser(subparsers):
     suffixes.add_argument(
         "--suffix-ids", action="append", help="infill: token ids after the span (md)"
     )
-    parser.add_argument("--mode", choices=("ar", "md"), default="ar")
+    parser.add_argument(
+        "--mode", choices=("ar", "md", "speculative"), default="ar",
+        help="ar (KV cache), md (masked diffusion) or speculative (MD drafts, AR verifies: the AR output, faster)",
+    )
     parser.add_argument(
         "--max-new-tokens", type=int, default=64, help="new tokens (the span length when infilling)"
     )
@@ -113,6 +116,10 @@ def add_parser(subparsers):
     md.add_argument("--num-steps", type=int, default=None)
     md.add_argument("--block-length", type=int, default=None)
     md.add_argument("--remasking", choices=("confidence", "random"), default=None)
+    speculative = parser.add_argument_group("self-speculative decoding (--mode speculative)")
+    speculative.add_argument("--draft-length", type=int, default=None, help="tokens drafted per AR pass (default 4)")
+    speculative.add_argument("--draft-steps", type=int, default=None, help="MD passes per draft (default 1)")
+    speculative.add_argument("--draft-mode", choices=("cached", "full"), default=None, help="draft against the AR cache (default) or with a full bidirectional pass")
     parser.add_argument("--output", help="also write prompts and outputs to this JSON file")
     parser.set_defaults(run=run)
 
@@ -134,75 +141,89 @@ def _sampler(args):
     return args.sampler, {"temperature": args.temperature, "seed": args.seed}
 
 
+# Each mode's own flags; giving one to another mode is an error, never ignored.
+MODE_FLAGS = {
+    "ar": (("--sampler", "sampler"), ("--top-k", "top_k"), ("--top-p", "top_p")),
+    "md": (("--num-steps", "num_steps"), ("--block-length", "block_length"),
+           ("--remasking", "remasking")),
+    "speculative": (("--draft-length", "draft_length"), ("--draft-steps", "draft_steps"),
+                    ("--draft-mode", "draft_mode")),
+}
+
+
+def _given(args, flags):
+    return [flag for flag, name in flags if getattr(args, name) not in (None, False)]
+
+
+def _check_mode_flags(args):
+    for mode, flags in MODE_FLAGS.items():
+        given = _given(args, flags)
+        if given and mode != args.mode:
+            raise ValueError(
+                f"{', '.join(given)} apply to --mode {mode} only; received --mode {args.mode}."
+            )
+
+
+def _infill(model, args, prompts):
+    if args.mode != "md":
+        raise ValueError("Infilling (--suffix / --suffix-ids) needs --mode md.")
+    ignored = _given(args, MODE_FLAGS["ar"] + MODE_FLAGS["speculative"] + (
+        ("--stop-token-ids", "stop_token_ids"), ("--no-stop", "no_stop"),
+        ("--strip-prompt", "strip_prompt"),
+    ))
+    if ignored:
+        raise ValueError(
+            f"{', '.join(ignored)} do not apply to infilling (--suffix / --suffix-ids): "
+            "the span between prompt and suffix is always filled in full."
+        )
+    suffixes = args.suffix
+    if args.suffix_ids is not None:
+        suffixes = [parse_ids(text, "--suffix-ids") for text in args.suffix_ids]
+    return model.infill(
+        prompts,
+        suffixes,
+        span_length=args.max_new_tokens,
+        num_steps=args.num_steps,
+        block_length=args.block_length,
+        remasking="confidence" if args.remasking is None else args.remasking,
+        temperature=0.0 if args.temperature is None else args.temperature,
+        seed=args.seed,
+    )
+
+
+def _mode_options(args):
+    """`generate()` keyword arguments of the chosen mode."""
+    if args.mode == "ar":
+        sampler, options = _sampler(args)
+        return {"sampler": sampler, **options}
+    options = {"temperature": args.temperature, "seed": args.seed}
+    names = [name for _, name in MODE_FLAGS[args.mode]]
+    return {**options, **{name: getattr(args, name) for name in names}}
+
+
 def _generate(args):
     model = load_model(args.model)
     if args.prompt is not None:
         prompts = args.prompt
     else:
         prompts = [parse_ids(text, "--prompt-ids") for text in args.prompt_ids]
-    if args.no_stop:
-        stop_token_ids = None
-    elif args.stop_token_ids is not None:
-        stop_token_ids = tuple(parse_ids(args.stop_token_ids, "--stop-token-ids"))
+    if args.suffix is not None or args.suffix_ids is not None:
+        outputs = _infill(model, args, prompts)
     else:
-        stop_token_ids = "auto"
-    suffixes = args.suffix if args.suffix is not None else args.suffix_ids
-    if suffixes is not None:
-        if args.mode != "md":
-            raise ValueError("Infilling (--suffix / --suffix-ids) needs --mode md.")
-        ignored = [
-            flag
-            for flag, value in (
-                ("--sampler", args.sampler), ("--top-k", args.top_k), ("--top-p", args.top_p),
-                ("--stop-token-ids", args.stop_token_ids), ("--no-stop", args.no_stop),
-                ("--strip-prompt", args.strip_prompt),
-            )
-            if value not in (None, False)
-        ]
-        if ignored:
-            raise ValueError(
-                f"{', '.join(ignored)} do not apply to infilling (--suffix / --suffix-ids): "
-                "the span between prompt and suffix is always filled in full."
-            )
-        if args.suffix_ids is not None:
-            suffixes = [parse_ids(text, "--suffix-ids") for text in suffixes]
-        outputs = model.infill(
-            prompts,
-            suffixes,
-            span_length=args.max_new_tokens,
-            num_steps=args.num_steps,
-            block_length=args.block_length,
-            remasking="confidence" if args.remasking is None else args.remasking,
-            temperature=0.0 if args.temperature is None else args.temperature,
-            seed=args.seed,
-        )
-    elif args.mode == "md":
-        if args.sampler is not None or args.top_k is not None or args.top_p is not None:
-            raise ValueError("--sampler, --top-k and --top-p apply to --mode ar only.")
+        _check_mode_flags(args)
+        if args.no_stop:
+            stop_token_ids = None
+        elif args.stop_token_ids is not None:
+            stop_token_ids = tuple(parse_ids(args.stop_token_ids, "--stop-token-ids"))
+        else:
+            stop_token_ids = "auto"
         outputs = model.generate(
             prompts,
-            mode="md",
+            mode=args.mode,
             max_new_tokens=args.max_new_tokens,
             stop_token_ids=stop_token_ids,
             strip_prompt=args.strip_prompt,
-            temperature=args.temperature,
-            seed=args.seed,
-            num_steps=args.num_steps,
-            block_length=args.block_length,
-            remasking=args.remasking,
-        )
-    else:
-        if args.num_steps is not None or args.block_length is not None or args.remasking:
-            raise ValueError("--num-steps, --block-length and --remasking apply to --mode md.")
-        sampler, options = _sampler(args)
-        outputs = model.generate(
-            prompts,
-            mode="ar",
-            max_new_tokens=args.max_new_tokens,
-            stop_token_ids=stop_token_ids,
-            strip_prompt=args.strip_prompt,
-            sampler=sampler,
-            **options,
+            **_mode_options(args),
         )
     outputs = [
         output if isinstance(output, str) else [int(token) for token in output]

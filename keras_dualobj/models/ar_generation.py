@@ -14,6 +14,7 @@ from keras_dualobj.generation.ar_decoding import ar_decode_uncached
 from keras_dualobj.generation.ar_decoding import SAMPLERS
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.prompts import pad_rows
+from keras_dualobj.generation.speculative import speculative_generate
 from keras_dualobj.models.task_inputs import check_sequence_length
 
 
@@ -82,7 +83,7 @@ class ARGeneration:
         return hidden_states, cache
 
     def _generate_ar_rows(self, rows, options):
-        """`generate(mode="ar")` on prompt rows; returns each row cut at its end.
+        """`generate(mode="ar" | "speculative")` on prompt rows; each row cut at its end.
 
         With `max_new_tokens` every row gets that many new tokens at most; with
         `max_length` (keras-hub's meaning) every row is continued up to that length.
@@ -107,7 +108,20 @@ class ARGeneration:
         check_sequence_length(self.backbone, length, what)
         token_ids = pad_rows(rows, length, self.pad_token_id)
         prompt_mask = np.arange(length)[None, :] < prompt_lengths[:, None]
-        token_ids = self._generate_ar(token_ids, prompt_mask, options)
+        if options.mode == "speculative":
+            token_ids, _ = speculative_generate(
+                self,
+                token_ids,
+                prompt_mask,
+                draft_length=options.draft_length,
+                draft_steps=options.draft_steps,
+                temperature=options.temperature,
+                seed=options.seed,
+                stop_token_ids=options.stop_token_ids,
+                draft_mode=options.draft_mode,
+            )
+        else:
+            token_ids = self._generate_ar(token_ids, prompt_mask, options)
         return [row[:end] for row, end in zip(token_ids, ends)]
 
     def _generate_ar(self, token_ids, prompt_mask, options):

@@ -106,6 +106,9 @@ class Generate:
         num_steps=None,
         block_length=None,
         remasking=None,
+        draft_length=None,
+        draft_steps=None,
+        draft_mode=None,
     ):
         """Continues prompts, autoregressively (`mode="ar"`) or by masked diffusion (`"md"`).
 
@@ -113,8 +116,13 @@ class Generate:
         sampler (the one given to `compile(sampler=...)`, else greedy). `"md"`: the
         new positions after each prompt start as `<mask>` and are revealed over
         `num_steps` bidirectional passes (see `md_decode`). Prompts of different
-        lengths share one batch. The generating function is compiled once per batch
-        shape and option set and reused by later calls.
+        lengths share one batch. `"speculative"`: the MD face drafts `draft_length`
+        tokens, one cached AR pass verifies them and keeps the longest agreeing prefix
+        plus the AR face's next token, so the output is the AR face's (greedy: token
+        for token; `temperature > 0`: the speculative-sampling rule keeps the AR
+        distribution), several tokens per AR pass (see
+        `keras_dualobj.generation.speculative`). The generating function is compiled
+        once per batch shape and option set and reused by later calls.
 
         Args:
             inputs: a string or list of strings (through `model.preprocessor`: `<s>`
@@ -129,11 +137,12 @@ class Generate:
             stop_token_ids: `"auto"` (`eos_token_id`), `None`, or ids. A row ends
                 after its first stop token (kept in the output).
             strip_prompt: return only the new tokens.
-            mode: `"ar"` or `"md"`.
+            mode: `"ar"`, `"md"` or `"speculative"`.
             max_new_tokens: int >= 1, new tokens per row; defaults to 32 when
                 `max_length` is not given.
             temperature: `"ar"`: float > 0 for a named sampler (default 1.0);
-                `"md"`: float >= 0 (default 0, argmax).
+                `"md"`: float >= 0 (default 0, argmax); `"speculative"`: float >= 0
+                (default 0, greedy; > 0 samples the AR face at that temperature).
             seed: int; makes sampling and random remasking reproducible.
             sampler: `"ar"` only. `"greedy"`, `"top_k"`, `"top_p"`, `"random"`, or a
                 `keras_hub.samplers.Sampler`; overrides the compiled one.
@@ -143,6 +152,11 @@ class Generate:
             block_length: `"md"` only. Semi-autoregressive block length, dividing
                 the new tokens; defaults to one block.
             remasking: `"md"` only. `"confidence"` (default) or `"random"`.
+            draft_length: `"speculative"` only. Tokens drafted per AR pass (default 4).
+            draft_steps: `"speculative"` only. MD passes per draft (default 1).
+            draft_mode: `"speculative"` only. `"cached"` (default: masks against the AR
+                KV cache, cheap) or `"full"` (one bidirectional pass, the MD face as
+                trained); the output does not depend on it, only the acceptance.
 
         Returns:
             The structure of `inputs`: a string or list of strings; a dict of padded
@@ -167,6 +181,11 @@ class Generate:
         >>> model.generate([1, 20, 21], mode="md", max_new_tokens=4, num_steps=2,
         ...                stop_token_ids=None).shape
         (7,)
+        >>> ar = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
+        >>> fast = model.generate(prompts, mode="speculative", max_new_tokens=6,
+        ...                       draft_length=3, stop_token_ids=None)
+        >>> all((a == f).all() for a, f in zip(ar, fast))
+        True
         """
         options = resolve_generation_options(
             mode,
@@ -184,6 +203,9 @@ class Generate:
             num_steps=num_steps,
             block_length=block_length,
             remasking=remasking,
+            draft_length=draft_length,
+            draft_steps=draft_steps,
+            draft_mode=draft_mode,
         )
         if _is_dataset(inputs):
             outputs = [self._generate_batch(batch, options) for batch in inputs.as_numpy_iterator()]
@@ -210,7 +232,7 @@ class Generate:
         else:
             rows, structure = encode_prompts(inputs, None, self.bos_token_id)
         check_vocabulary(rows, self.backbone.vocabulary_size)
-        if options.mode == "ar":
+        if options.mode in ("ar", "speculative"):
             outputs = self._generate_ar_rows(rows, options)
         else:
             outputs = self._generate_md_rows(rows, options)

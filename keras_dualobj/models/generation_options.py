@@ -11,15 +11,21 @@ import dataclasses
 from keras_dualobj.generation.ar_decoding import check_sampler_options
 from keras_dualobj.generation.md_decoding import check_md_options
 from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.generation.speculative import check_speculative_options
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
-GENERATION_MODES = ("ar", "md")
+GENERATION_MODES = ("ar", "md", "speculative")
 MODE_OPTIONS = {
     "ar": ("sampler", "use_cache"),
     "md": ("num_steps", "block_length", "remasking"),
+    "speculative": ("draft_length", "draft_steps", "draft_mode"),
 }
 DEFAULT_MAX_NEW_TOKENS = 32
+# Speculative decoding's defaults: the cheap cached draft accepted more and cost less
+# than the full bidirectional one in benchmarks/speculative_decoding.py; the output is
+# the AR face's either way.
+SPECULATIVE_DEFAULTS = {"draft_length": 4, "draft_steps": 1, "draft_mode": "cached"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +46,9 @@ class GenerationOptions:
     block_length: int = None
     remasking: str = "confidence"
     schedule: tuple = None
+    draft_length: int = None
+    draft_steps: int = None
+    draft_mode: str = None
 
     def new_tokens(self, longest_prompt):
         """New tokens per row for MD (every row gets the same number)."""
@@ -90,13 +99,14 @@ def resolve_generation_options(
     """Validates `generate()`'s options and fills in every default.
 
     Args:
-        mode: `"ar"` or `"md"`.
+        mode: `"ar"`, `"md"` or `"speculative"`.
         max_length, max_new_tokens: at most one; neither means 32 new tokens.
         stop_token_ids, strip_prompt: as in `DualLM.generate`.
         eos_token_id, pad_token_id: the model's.
         default_sampler: the sampler given to `compile(sampler=...)`, if any.
         **options: `temperature`, `seed`, `sampler`, `use_cache`, `num_steps`,
-            `block_length`, `remasking` (`None` = default).
+            `block_length`, `remasking`, `draft_length`, `draft_steps`, `draft_mode`
+            (`None` = default).
 
     Returns:
         A `GenerationOptions`.
@@ -138,6 +148,17 @@ def resolve_generation_options(
         seed=options.get("seed"),
     )
     temperature = options.get("temperature")
+    if mode == "speculative":
+        chosen = {
+            name: default if options.get(name) is None else options[name]
+            for name, default in SPECULATIVE_DEFAULTS.items()
+        }
+        temperature = check_speculative_options(
+            temperature=0.0 if temperature is None else temperature, **chosen
+        )
+        if resolved["seed"] is not None:
+            check_int("seed", resolved["seed"], minimum=0)
+        return GenerationOptions(**resolved, temperature=temperature, **chosen)
     if mode == "ar":
         sampler = options.get("sampler")
         if sampler is None:
