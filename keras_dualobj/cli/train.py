@@ -161,6 +161,38 @@ def run_train(args):
         return 2
 
 
+def _check_early(config):
+    """Checks that fail fast, before minutes are spent on the data (the model and
+    optimizer check again)."""
+    from keras_dualobj.models.dual_lm import MD_VARIANTS
+    from keras_dualobj.training.optimizers import OPTIMIZERS
+
+    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
+    check_float("learning_rate", config["learning_rate"], minimum=0.0)
+    check_choice("md_variant", config["md_variant"], MD_VARIANTS)
+    check_choice("optimizer", config["optimizer"], OPTIMIZERS)
+
+
+def _build_run(spec, config, tokenizer, data_dir):
+    """Data, compiled model and parameter counts of the run; prints the model line."""
+    import keras
+
+    from keras_dualobj.models.presets import parameter_counts
+
+    data = spec.prepare_data(data_dir=data_dir, tokenizer=tokenizer)
+    model = spec.build_model(tokenizer=data.tokenizer)
+    spec.compile(model, data.plan.total_steps)
+    counts = parameter_counts(model.backbone.get_config())
+    print(
+        f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
+        f"({counts['non_embedding']:,} non-embedding); α = {config['ar_fraction']}; "
+        f"{config['optimizer']} at peak lr {config['learning_rate']} with warmup-stable-decay "
+        f"over {data.plan.total_steps:,} steps; {keras.backend.backend()} backend",
+        flush=True,
+    )
+    return data, model, counts
+
+
 def _run_train(args):
     started = time.perf_counter()
     config = resolve_config(args)
@@ -171,20 +203,12 @@ def _run_train(args):
 
     from keras_dualobj.data import make_training_dataset
     from keras_dualobj.data import save_tokenizer
-    from keras_dualobj.models.dual_lm import MD_VARIANTS
-    from keras_dualobj.models.presets import parameter_counts
     from keras_dualobj.training import RunSpec
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
-    from keras_dualobj.training.atomic_files import atomic_write_text
-    from keras_dualobj.training.optimizers import OPTIMIZERS
 
-    # Checked before minutes are spent on the data (the model and optimizer check again).
-    check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
-    check_float("learning_rate", config["learning_rate"], minimum=0.0)
-    check_choice("md_variant", config["md_variant"], MD_VARIANTS)
-    check_choice("optimizer", config["optimizer"], OPTIMIZERS)
+    _check_early(config)
     spec = RunSpec.from_json(config)
     # Refuse a foreign output directory before spending minutes on data.
     mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
@@ -193,28 +217,15 @@ def _run_train(args):
     if mode == "resume" and tokenizer_dir.is_dir():
         # A retrained BPE could differ; the run's own tokenizer is authoritative.
         tokenizer = str(tokenizer_dir)
-    data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
-    plan = data.plan
-    total_steps = plan.total_steps
+    data, model, counts = _build_run(spec, config, tokenizer, options["data_dir"])
+    total_steps = data.plan.total_steps
     log_every = min(config["log_every"], total_steps)
     eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
-    checkpoint_every = options["checkpoint_every"] or eval_every
-
-    model = spec.build_model(tokenizer=data.tokenizer)
-    spec.compile(model, total_steps)
-    counts = parameter_counts(model.backbone.get_config())
-    print(
-        f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
-        f"({counts['non_embedding']:,} non-embedding); α = {config['ar_fraction']}; "
-        f"{config['optimizer']} at peak lr {config['learning_rate']} with warmup-stable-decay "
-        f"over {total_steps:,} steps; {keras.backend.backend()} backend",
-        flush=True,
-    )
 
     def dataset_fn(start_step):
-        return make_training_dataset(data.train_rows, plan, seed=config["seed"], start_step=start_step)
-
-    tokens_per_step = spec.tokens_per_step
+        return make_training_dataset(
+            data.train_rows, data.plan, seed=config["seed"], start_step=start_step
+        )
 
     class SaveTokenizer(keras.callbacks.Callback):
         # Saved once the run owns the folder (train() has checked it and written
@@ -229,13 +240,13 @@ def _run_train(args):
             dataset_fn,
             total_steps,
             output_dir,
-            tokens_per_step=tokens_per_step,
+            tokens_per_step=spec.tokens_per_step,
             validation_data=data.validation_dataset,
             validation_steps=options["eval_batches"],
             run_config=config,
             log_every=log_every,
             eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
+            checkpoint_every=options["checkpoint_every"] or eval_every,
             keep_checkpoints=options["keep_checkpoints"],
             resume=args.resume,
             overwrite=args.overwrite,
@@ -246,6 +257,13 @@ def _run_train(args):
         return 1
     if not tokenizer_dir.is_dir():
         save_tokenizer(data.tokenizer, tokenizer_dir)
+    _write_summary(output_dir, config, counts, data, result, options, started, model)
+    return 0
+
+
+def _write_summary(output_dir, config, counts, data, result, options, started, model):
+    """Samples each way, writes `summary.json` and prints the summary."""
+    from keras_dualobj.training.atomic_files import atomic_write_text
 
     samples = _summary_samples(model, data, options, config["seed"])
     summary = {
@@ -253,8 +271,8 @@ def _run_train(args):
         "preset": config["preset"],
         "parameters": counts,
         "corpus": f"{data.corpus_source} ({data.corpus_origin})",
-        "plan": plan.describe(),
-        "total_steps": total_steps,
+        "plan": data.plan.describe(),
+        "total_steps": data.plan.total_steps,
         "resumed_from_step": result.start_step,
         "held_out": result.evaluation,
         "tokens_per_second": result.tokens_per_second,
@@ -264,7 +282,6 @@ def _run_train(args):
     }
     atomic_write_text(output_dir / "summary.json", json.dumps(summary, indent=1))
     print(_format_summary(summary))
-    return 0
 
 
 def _format_summary(summary):

@@ -103,6 +103,32 @@ def _make_tokenizer(tokenizer, vocabulary_size, train_documents):
     return tokenizer
 
 
+def _load_splits(
+    source, *, path, texts, train_split, validation_split, validation_fraction, verbose,
+    corpus_arguments,
+):
+    """`(corpus, train_documents, validation_documents)`: TFDS's own validation split,
+    else the last documents holding `validation_fraction` of the characters."""
+    corpus = load_corpus(
+        source,
+        path=path,
+        texts=texts,
+        split=train_split if source in ("auto", "tfds") else None,
+        verbose=verbose,
+        **corpus_arguments,
+    )
+    if corpus.source == "tfds" and validation_split is not None:
+        # The dataset is prepared by now: this reads it, no download.
+        validation_documents = load_corpus(
+            "tfds", split=validation_split, verbose=False, **corpus_arguments
+        ).documents
+        return corpus, corpus.documents, validation_documents
+    train_documents, validation_documents = split_train_validation(
+        corpus.documents, validation_fraction
+    )
+    return corpus, train_documents, validation_documents
+
+
 def prepare_data(
     source="auto",
     *,
@@ -177,35 +203,25 @@ def prepare_data(
     >>> sorted(data.train_dataset.element_spec)
     ['document_ids', 'token_ids']
     """
-    corpus_arguments = dict(
-        tfds_name=tfds_name,
-        data_dir=data_dir,
-        local_copy=local_copy,
-        text_field=text_field,
-        encoding=encoding,
-        document_split=document_split,
-        chunk_characters=chunk_characters,
-        reachability_timeout_seconds=reachability_timeout_seconds,
-    )
-    corpus = load_corpus(
+    corpus, train_documents, validation_documents = _load_splits(
         source,
         path=path,
         texts=texts,
-        split=train_split if source in ("auto", "tfds") else None,
+        train_split=train_split,
+        validation_split=validation_split,
+        validation_fraction=validation_fraction,
         verbose=verbose,
-        **corpus_arguments,
+        corpus_arguments=dict(
+            tfds_name=tfds_name,
+            data_dir=data_dir,
+            local_copy=local_copy,
+            text_field=text_field,
+            encoding=encoding,
+            document_split=document_split,
+            chunk_characters=chunk_characters,
+            reachability_timeout_seconds=reachability_timeout_seconds,
+        ),
     )
-    if corpus.source == "tfds" and validation_split is not None:
-        train_documents = corpus.documents
-        # The dataset is prepared by now: this reads it, no download.
-        validation_documents = load_corpus(
-            "tfds", split=validation_split, verbose=False, **corpus_arguments
-        ).documents
-    else:
-        train_documents, validation_documents = split_train_validation(
-            corpus.documents, validation_fraction
-        )
-
     tokenizer = _make_tokenizer(tokenizer, vocabulary_size, train_documents)
     bos_token_id = getattr(tokenizer, "bos_token_id", special_tokens.BOS_TOKEN_ID)
     eos_token_id = (

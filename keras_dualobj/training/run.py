@@ -263,6 +263,42 @@ def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, 
     return start_step, generator_states
 
 
+def _fit_calls(start_step, total_steps, segment):
+    """`(first_step, epochs, initial_epoch, steps_per_epoch)` of each `fit()` call.
+
+    Full log segments go in one call (a Keras epoch each), a shorter last segment in
+    a second one; a resumed run starts at its checkpoint's segment.
+
+    Example:
+    >>> _fit_calls(0, 25, 10)
+    [(0, 2, 0, 10), (20, 3, 2, 5)]
+    """
+    full_segments, remainder = divmod(total_steps, segment)
+    calls = []
+    if start_step < full_segments * segment:
+        calls.append((start_step, full_segments, start_step // segment, segment))
+    if remainder and start_step <= full_segments * segment:
+        calls.append((full_segments * segment, full_segments + 1, full_segments, remainder))
+    return calls
+
+
+def _final_evaluation(model, logs, total_steps, validation_data, validation_steps, stream):
+    """The held-out evaluation at the last step: reused if the last segment ended
+    with one, else run (and logged) now; `None` without validation data."""
+    if logs.last_validation is not None and logs.last_validation[0] == total_steps:
+        return logs.last_validation[1]
+    if validation_data is None:
+        return None
+    evaluation = model.evaluate(
+        validation_data, steps=validation_steps, return_dict=True, verbose=0
+    )
+    evaluation = {name: float(value) for name, value in evaluation.items()}
+    logs.log_row(total_steps, {f"val_{name}": v for name, v in evaluation.items()})
+    if stream is not None:
+        stream.write(format_evaluation(total_steps, evaluation) + "\n")
+    return evaluation
+
+
 @holds_run_lock("output_dir")
 def train(
     model,
@@ -362,15 +398,10 @@ def train(
         run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
     run_callbacks.extend(callbacks)
 
-    full_segments, remainder = divmod(total_steps, segment)
-    # Full segments in one fit() call, a shorter last segment in a second one.
-    calls = []
-    if start_step < full_segments * segment:
-        calls.append((start_step, full_segments, start_step // segment, segment))
-    if remainder and start_step <= full_segments * segment:
-        calls.append((full_segments * segment, full_segments + 1, full_segments, remainder))
     try:
-        for first_step, epochs, initial_epoch, steps_per_epoch in calls:
+        for first_step, epochs, initial_epoch, steps_per_epoch in _fit_calls(
+            start_step, total_steps, segment
+        ):
             with_validation = validation_data is not None and steps_per_epoch == segment
             model.fit(
                 train_dataset_fn(first_step),
@@ -387,17 +418,10 @@ def train(
             )
             if stop.failed_step is not None:
                 raise TrainingDivergedError(stop.message)
-        evaluation = None
-        if logs.last_validation is not None and logs.last_validation[0] == total_steps:
-            evaluation = logs.last_validation[1]  # the last segment ended with one
-        elif validation_data is not None:
-            evaluation = model.evaluate(
-                validation_data, steps=validation_steps, return_dict=True, verbose=0
-            )
-            evaluation = {name: float(value) for name, value in evaluation.items()}
-            logs.log_row(total_steps, {f"val_{name}": v for name, v in evaluation.items()})
-            if not quiet:
-                stream.write(format_evaluation(total_steps, evaluation) + "\n")
+        evaluation = _final_evaluation(
+            model, logs, total_steps, validation_data, validation_steps,
+            None if quiet else stream,
+        )
         final_checkpoint = manager.latest()
         if final_checkpoint is None or manager.step_of(final_checkpoint) != total_steps:
             final_checkpoint = manager.save(model, total_steps)
