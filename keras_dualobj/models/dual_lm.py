@@ -223,7 +223,12 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
     def call(self, inputs, training=False, mode="ar"):
         features = unpack_features(inputs)
-        check_model_inputs(features, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
+        check_model_inputs(
+            features,
+            self.backbone.vocabulary_size,
+            self.backbone.max_sequence_length,
+            check_values=not training,
+        )
         token_ids, document_ids = features["token_ids"], features["document_ids"]
         if training:
             return self._dual_training_forward(token_ids, document_ids)

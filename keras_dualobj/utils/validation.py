@@ -119,11 +119,13 @@ def check_token_values(name, values, vocabulary_size):
         )
 
 
-def check_model_inputs(features, vocabulary_size, max_sequence_length):
+def check_model_inputs(features, vocabulary_size, max_sequence_length, check_values=True):
     """Checks unpacked `DualLM` inputs (`token_ids`, `document_ids`, `prefix_lengths`).
 
     Shapes are checked always (statically); values only when they are concrete
-    (see `concrete_values`).
+    (see `concrete_values`) and `check_values` is true. Training steps pass
+    `check_values=False`: reading values back would sync the device on every step
+    (PyTorch runs its steps eagerly), and `fit()` checks array inputs up front.
 
     Example:
     >>> ids = np.array([[1, 7, 8]])
@@ -162,20 +164,21 @@ def check_model_inputs(features, vocabulary_size, max_sequence_length):
                 f"`prefix_lengths` must have shape [batch] = ({shape[0]},); received shape "
                 f"{tuple(prefix_shape)}."
             )
-        prefix_values = concrete_values(prefix_lengths)
+        prefix_values = concrete_values(prefix_lengths) if check_values else None
         if prefix_values is not None and prefix_values.size and prefix_values.min() < 0:
             raise ValueError(
                 "`prefix_lengths` must be >= 0 (0 is causal, >= length bidirectional); "
                 f"received {prefix_values.tolist()}."
             )
-    check_token_values("token_ids", concrete_values(token_ids), vocabulary_size)
+    if check_values:
+        check_token_values("token_ids", concrete_values(token_ids), vocabulary_size)
 
 
 def check_array_inputs(x, vocabulary_size, max_sequence_length, y=None):
     """Checks NumPy / list inputs of `fit()` / `evaluate()` before Keras batches them.
 
     Datasets, generators and backend tensors pass through unchecked here (their
-    batches are checked by the model's call where values are concrete). An error
+    shapes are checked by the model's call; values only outside training). An error
     raised inside a compiled JAX step would leave the model's variables unusable,
     hence these checks before the step.
 
