@@ -1,0 +1,102 @@
+"""Nothing stays behind a trained model: a study of many cells in one process stays flat.
+
+Issue 16 part 5. The TensorFlow study used to grow by ~35 MB per cell: `tf.nn.silu`
+wraps its gradient in `tf.custom_gradient`, which, traced into each `fit()` step graph,
+registers a gradient function in TensorFlow's process-wide registry that is never
+removed and keeps the whole step graph alive. These tests check the mechanism, not
+RSS (which is noisy): after a model is trained, deleted and the session cleared, the
+model itself is collected on every backend, and on TensorFlow no traced graph and no
+new gradient-registry entry survives it. `benchmarks/study_memory.py` measures RSS.
+"""
+
+import gc
+import weakref
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dualobj import DualBackbone
+from keras_dualobj import DualLM
+from keras_dualobj.layers.swiglu import silu
+
+
+def train_and_forget(ar_fraction):
+    """Builds, compiles and fits a tiny model; returns only a weak reference to it."""
+    backbone = DualBackbone(
+        vocabulary_size=64,
+        num_layers=2,
+        hidden_dim=32,
+        num_heads=2,
+        intermediate_dim=64,
+        max_sequence_length=32,
+    )
+    model = DualLM(backbone, ar_fraction=ar_fraction)
+    model.compile(optimizer="adamw")
+    rng = np.random.default_rng(0)
+    batch = {
+        "token_ids": rng.integers(16, 64, (8, 32)).astype("int32"),
+        "document_ids": np.zeros((8, 32), "int32"),
+    }
+    model.fit(batch, batch_size=4, epochs=1, verbose=0)
+    return weakref.ref(model)
+
+
+def live_objects(type_name):
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == type_name)
+
+
+def tensorflow_gradient_registry_size():
+    from tensorflow.python.framework import ops as tf_ops
+
+    return len(tf_ops._gradient_registry.list())
+
+
+@pytest.fixture(scope="module")
+def after_two_models():
+    """Trains two tiny models one after the other, as a study's cells do."""
+    keras.backend.clear_session()
+    gc.collect()
+    registry_before = (
+        tensorflow_gradient_registry_size()
+        if keras.backend.backend() == "tensorflow"
+        else None
+    )
+    references = []
+    for ar_fraction in (0.5, 1.0):
+        references.append(train_and_forget(ar_fraction))
+        keras.backend.clear_session()
+        gc.collect()
+    registry_after = (
+        tensorflow_gradient_registry_size()
+        if keras.backend.backend() == "tensorflow"
+        else None
+    )
+    return references, registry_before, registry_after
+
+
+def test_trained_models_are_collected(after_two_models):
+    references, _, _ = after_two_models
+    assert [reference() is None for reference in references] == [True, True]
+
+
+def test_no_traced_step_graph_outlives_its_model(after_two_models):
+    references, registry_before, registry_after = after_two_models
+    if keras.backend.backend() == "tensorflow":
+        assert live_objects("FuncGraph") == 0
+        assert registry_after == registry_before
+    else:
+        # JAX and PyTorch keep no graph objects of their own; the model (checked
+        # above) is what would hold the compiled step.
+        assert live_objects("DualLM") == 0
+
+
+def test_silu_equals_keras_silu_and_the_formula():
+    x = np.linspace(-6.0, 6.0, 25).astype("float32")
+    expected = x / (1.0 + np.exp(-x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(silu(x)), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(silu(x)),
+        keras.ops.convert_to_numpy(keras.ops.silu(x)),
+        atol=1e-6,
+    )
