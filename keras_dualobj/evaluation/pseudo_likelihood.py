@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_dualobj.evaluation.likelihood import call_logits
 from keras_dualobj.evaluation.likelihood import check_scoring_inputs
+from keras_dualobj.evaluation.likelihood import greedy_matches
 from keras_dualobj.evaluation.md_bound import aligned_cross_entropy
 from keras_dualobj.utils.validation import check_int
 
@@ -46,7 +47,7 @@ def pseudo_log_likelihood(
 
     Returns:
         dict of NumPy `[B]` arrays: `nll` (`-PLL`), `num_tokens`, `standard_error`
-        (zeros: exact).
+        (zeros: exact) and `greedy` (every target is the argmax when masked alone).
 
     Example:
     >>> import numpy as np
@@ -64,6 +65,7 @@ def pseudo_log_likelihood(
     rows, columns = np.nonzero(target_mask)
     num_rows, length = token_ids.shape
     nll = np.zeros((num_rows,), "float64")
+    misses = np.zeros((num_rows,), "int64")
     for start in range(0, len(rows), batch_size):
         chunk_rows = rows[start : start + batch_size]
         chunk_columns = columns[start : start + batch_size]
@@ -84,8 +86,12 @@ def pseudo_log_likelihood(
         ).astype("float64")
         picked = cross_entropy[np.arange(count), chunk_columns[:count]]
         nll += np.bincount(chunk_rows[:count], weights=picked, minlength=num_rows)
+        hits = greedy_matches(logits, token_ids[chunk_rows], shifted)
+        missed = ~hits[np.arange(count), chunk_columns[:count]]
+        misses += np.bincount(chunk_rows[:count], weights=missed, minlength=num_rows).astype(int)
     return {
         "nll": nll,
         "num_tokens": target_mask.sum(axis=1),
         "standard_error": np.zeros((num_rows,), "float64"),
+        "greedy": misses == 0,
     }

@@ -66,7 +66,10 @@ class Scoring:
 
         Returns:
             dict of NumPy `[batch]` arrays: `nll` (nats), `standard_error` (0 when
-            exact) and `num_tokens`; perplexity is `exp(nll.sum() / num_tokens.sum())`.
+            exact), `num_tokens` and `greedy` (every target is the argmax of its
+            prediction: causal / prefix-LM; masked alone for `"pll"`; all targets
+            masked at once for `"md"`); perplexity is
+            `exp(nll.sum() / num_tokens.sum())`.
 
         Example:
         >>> import numpy as np
@@ -145,21 +148,28 @@ class Scoring:
 
         def build():
             def md_values(inputs):
-                return md_bound_values(
+                token_ids, target_mask = inputs["token_ids"], inputs["target_mask"]
+                values = md_bound_values(
                     self.logits,
-                    inputs["token_ids"],
-                    inputs["target_mask"],
+                    token_ids,
+                    target_mask,
                     self.mask_token_id,
                     num_samples,
                     inputs["seed"],
                     shifted=self.md_shifted,
                     document_ids=inputs["document_ids"],
                 )
+                # `greedy`: every target is its argmax with all targets masked at once.
+                all_masked = ops.where(target_mask, self.mask_token_id, token_ids)
+                length = ops.shape(token_ids)[1]
+                prefix = ops.full((ops.shape(token_ids)[0],), length, dtype="int32")
+                logits = self.logits(all_masked, inputs["document_ids"], prefix)
+                return values, ops.argmax(logits, axis=-1)
 
             return compile_decoding_function(md_values, self)
 
         compiled = self._decoding_function(("md_bound", num_samples), build)
-        values = compiled(
+        values, predicted = compiled(
             {
                 "token_ids": ops.convert_to_tensor(token_ids, "int32"),
                 "target_mask": ops.convert_to_tensor(target_mask, "bool"),
@@ -169,6 +179,12 @@ class Scoring:
         )
         result = summarize_bound(values)
         result["num_tokens"] = target_mask.sum(axis=1)
+        predicted = ops.convert_to_numpy(predicted)
+        if self.md_shifted:
+            hits = np.pad(predicted[:, :-1] == token_ids[:, 1:], ((0, 0), (1, 0)))
+        else:
+            hits = predicted == token_ids
+        result["greedy"] = np.all(hits | ~target_mask, axis=1)
         return result
 
     def evaluate_multiple_choice(
