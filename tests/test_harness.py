@@ -83,10 +83,11 @@ def random_model():
     return DualLM(backbone, tokenizer=ByteTokenizer())
 
 
-def test_the_harness_finds_the_forced_answers_in_every_mode(forced_model, task_dir):
-    results = run_harness(forced_model, ["dualobj_forced"], MODES, include_path=task_dir,
-                          num_samples=4, batch_size=4)
-    for mode in MODES:
+def test_the_harness_finds_the_forced_answers(forced_model, task_dir):
+    # Modes "ar" and "pll" run through the CLI below.
+    results = run_harness(forced_model, ["dualobj_forced"], ("prefix", "md"),
+                          include_path=task_dir, num_samples=4, batch_size=4)
+    for mode in ("prefix", "md"):
         assert results[mode]["results"]["dualobj_forced"]["acc,none"] == 1.0, mode
 
 
@@ -95,28 +96,34 @@ def test_harness_loglikelihoods_equal_dual_lm_score(random_model, task_dir):
                           include_path=task_dir, num_samples=3, seed=2, batch_size=4,
                           log_samples=True)
     tokenize = random_model.tokenizer.tokenize
-    checked = 0
     for mode, result in results.items():
+        pairs, responses = [], []
         for sample in result["samples"]["dualobj_forced"]:
-            for (context, continuation), (response,) in zip(
-                [request for request in sample["arguments"]], sample["resps"]
-            ):
-                context_ids = [1] + np.asarray(tokenize(context)).tolist()
-                ids = np.array([context_ids + np.asarray(tokenize(continuation)).tolist()])
-                targets = np.arange(ids.shape[1]) >= len(context_ids)
-                options = {"target_mask": targets[None]}
-                if mode == "prefix":
-                    options["prefix_lengths"] = [len(context_ids)]
-                if mode == "md":
-                    options.update(num_samples=3, seed=2)
-                expected = -random_model.score(ids, mode, **options)["nll"][0]
-                assert response[0] == pytest.approx(expected, rel=1e-4, abs=1e-4), mode
-                checked += 1
-    assert checked == 4 * 8
+            pairs += [tuple(arguments) for arguments in sample["arguments"]]
+            responses += [response[0][0] for response in sample["resps"]]
+        assert len(pairs) == 8
+        # All requests as one right-padded batch (scores do not depend on the batch).
+        rows = [([1] + list(tokenize(context)), list(tokenize(more))) for context, more in pairs]
+        length = max(len(context) + len(more) for context, more in rows)
+        token_ids = np.full((len(rows), length), 3, "int32")
+        document_ids = np.ones_like(token_ids)
+        targets = np.zeros(token_ids.shape, bool)
+        for row, (context, more) in enumerate(rows):
+            end = len(context) + len(more)
+            token_ids[row, :end] = context + more
+            document_ids[row, :end] = 0
+            targets[row, len(context) : end] = True
+        options = {"target_mask": targets, "document_ids": document_ids}
+        if mode == "prefix":
+            options["prefix_lengths"] = [len(context) for context, _ in rows]
+        if mode == "md":
+            options.update(num_samples=3, seed=2)
+        expected = -random_model.score(token_ids, mode, **options)["nll"]
+        np.testing.assert_allclose(responses, expected, rtol=1e-4, atol=1e-4, err_msg=mode)
 
 
 def test_rolling_loglikelihood_is_the_sum_of_per_token_ar_log_probabilities(random_model):
-    text = "The harness cuts a long document into windows of the context. " * 2
+    text = "The harness cuts a long document into windows of its context, scoring each token once."
     harness_model = KerasDualLM(model=random_model, mode="ar", batch_size=4)
     request = Instance("loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
     (rolling,) = harness_model.loglikelihood_rolling([request])
@@ -124,7 +131,7 @@ def test_rolling_loglikelihood_is_the_sum_of_per_token_ar_log_probabilities(rand
         random_model.tokenizer.tokenize(text)
     ).tolist()
     length = random_model.backbone.max_sequence_length
-    assert len(tokens) > 3 * length
+    assert len(tokens) > 2 * length
     # Each token after `<s>` is predicted once: the first window is the first `length`
     # tokens; each later one is the `length` tokens ending at the end of its next
     # chunk of at most `length - 1` new tokens, which alone are scored.
@@ -172,3 +179,23 @@ def test_bad_harness_arguments_raise_clear_errors(random_model):
         KerasDualLM(model=random_model).score_pairs([("a", "b" * 40)])
     with pytest.raises(ValueError, match="modes"):
         run_harness(random_model, ["dualobj_forced"], ("elbo",))
+
+
+def test_cli_evaluate_tasks_runs_the_harness_per_mode(forced_model, task_dir, tmp_path, capsys):
+    from keras_dualobj.cli import main
+
+    path = tmp_path / "forced.keras"
+    forced_model.save(path)
+    output = tmp_path / "harness.json"
+    code = main(
+        ["evaluate", str(path), "--tasks", "dualobj_forced", "--include-path", str(task_dir),
+         "--modes", "ar", "pll", "--limit", "2", "--output", str(output)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    results = json.loads(output.read_text())["harness"]
+    assert {mode: results[mode]["dualobj_forced"]["acc,none"] for mode in results} == {
+        "ar": 1.0, "pll": 1.0
+    }
+    assert "pll dualobj_forced: acc,none 1.0000" in out
+    assert main(["evaluate", str(path), "--tasks", "x", "--include-path", str(tmp_path / "no")]) == 2
