@@ -175,8 +175,12 @@ target_delimiter: ""
 doc_to_choice: "{{{{choices}}}}"
 doc_to_target: "{{{{label}}}}"
 metric_list:
-  - {metric: acc, aggregation: mean, higher_is_better: true}
-  - {metric: acc_norm, aggregation: mean, higher_is_better: true}
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
 """
 )
 results = run_harness(
@@ -209,8 +213,12 @@ output_type: loglikelihood_rolling
 doc_to_text: ""
 doc_to_target: "{{{{text}}}}"
 metric_list:
-  - {metric: byte_perplexity, aggregation: weighted_perplexity, higher_is_better: false}
-  - {metric: bits_per_byte, aggregation: bits_per_byte, higher_is_better: false}
+  - metric: byte_perplexity
+    aggregation: weighted_perplexity
+    higher_is_better: false
+  - metric: bits_per_byte
+    aggregation: bits_per_byte
+    higher_is_better: false
 """
 )
 results = run_harness(model, ["python_docs_ppl"], ("ar", "md"), include_path=task_dir,
