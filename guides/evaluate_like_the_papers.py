@@ -238,7 +238,7 @@ model_path = task_dir / "model.keras"
 model.save(model_path)
 keras_dualobj_cli(
     ["evaluate", str(model_path), "--tasks", "python_docs_mc", "--include-path",
-     str(task_dir), "--modes", "ar", "pll", "--limit", "6"]
+     str(task_dir), "--modes", "pll", "--limit", "6"]
 )
 
 """
