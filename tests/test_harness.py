@@ -86,7 +86,9 @@ def random_model():
 def test_the_harness_finds_the_forced_answers(forced_model, task_dir):
     # Modes "ar" and "pll" run through the CLI below.
     results = run_harness(forced_model, ["dualobj_forced"], ("prefix", "md"),
-                          include_path=task_dir, num_samples=4, batch_size=4)
+                          include_path=task_dir, num_samples=32, batch_size=4)
+    # 32 samples: the bound's estimate is within a few nats of its (context-free) exact
+    # value, well inside the margins between the choices.
     for mode in ("prefix", "md"):
         assert results[mode]["results"]["dualobj_forced"]["acc,none"] == 1.0, mode
 
