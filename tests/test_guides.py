@@ -25,6 +25,7 @@ from conftest import REPO_ROOT
 
 GUIDE_BACKENDS = {
     "dual_objective_basics": ("torch",),
+    "evaluate_like_the_papers": ("jax",),
     "generation_and_evaluation": ("tensorflow",),
     "released_models": ("jax",),
     "repetition_study": ("jax",),

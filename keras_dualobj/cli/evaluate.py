@@ -4,6 +4,11 @@
     keras-dualobj evaluate model.keras --token-ids held_out.npy --sequence-length 128
     keras-dualobj evaluate model.keras --multiple-choice piqa.jsonl --modes ar prefix md \\
         --length-normalization tokens --output results.json
+    keras-dualobj evaluate model.keras --tasks arc_easy,hellaswag --modes ar md pll
+
+`--tasks` runs lm-evaluation-harness (`pip install keras-dualobj[eval]`) once per mode:
+harness task names (their data download from the Hugging Face Hub) or tasks in YAML
+files under `--include-path`; `--limit` examples per task.
 
 Text is tokenized as one document (`<s>` first) and cut into non-overlapping rows of
 `--sequence-length` tokens; `"ar"` is exact, `"md"` an upper bound with a standard
@@ -38,11 +43,14 @@ def add_parser(subparsers):
         help=".npy of ids (1-D stream or 2-D rows) or a text file of whitespace-separated ids",
     )
     data.add_argument("--multiple-choice", help="JSON Lines file: context, choices, label")
+    data.add_argument("--tasks", help="comma-separated lm-evaluation-harness task names")
+    parser.add_argument("--include-path", help="--tasks: folder of harness task YAML files")
+    parser.add_argument("--limit", type=int, help="--tasks: examples per task")
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=("ar", "prefix", "md"),
-        help="default: ar md (text), ar prefix md (multiple choice)",
+        choices=("ar", "prefix", "md", "pll"),
+        help="default: ar md (text), ar prefix md (multiple choice, --tasks)",
     )
     parser.add_argument(
         "--sequence-length", type=int, default=None, help="row length (default: model's max)"
@@ -101,7 +109,7 @@ def _language_modeling(model, args, modes):
             token_ids, document_ids = ids.astype("int32"), None
 
     def score_fn(rows, mode, document_ids=None, batch_index=None):
-        options = {"num_samples": args.num_samples, "seed": [args.seed, batch_index]}
+        options = {"num_samples": args.num_samples, "seed": args.seed}
         return model.score(
             rows, mode, document_ids=document_ids, **(options if mode == "md" else {})
         )
@@ -142,10 +150,43 @@ def _multiple_choice(model, args, modes):
     return results, lines
 
 
+def _harness(model, args, modes):
+    from keras_dualobj.evaluation.harness import run_harness
+
+    tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
+    if args.include_path is not None and not Path(args.include_path).is_dir():
+        raise ValueError(f"--include-path {args.include_path!r} is not a folder.")
+    runs = run_harness(
+        model,
+        tasks,
+        modes,
+        include_path=args.include_path,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        limit=args.limit,
+    )
+    results = {mode: run["results"] for mode, run in runs.items()}
+    lines = [
+        f"{mode} {task}: "
+        + ", ".join(
+            f"{name} {value:.4f}"
+            for name, value in metrics.items()
+            if isinstance(value, float) and "stderr" not in name
+        )
+        for mode, per_task in results.items()
+        for task, metrics in per_task.items()
+    ]
+    return {"harness": results}, lines
+
+
 def run(args):
     try:
         model = load_model(args.model)
-        if args.multiple_choice is not None:
+        if args.tasks is not None:
+            modes = tuple(args.modes or ("ar", "prefix", "md"))
+            results, lines = _harness(model, args, modes)
+        elif args.multiple_choice is not None:
             modes = tuple(args.modes or ("ar", "prefix", "md"))
             results, lines = _multiple_choice(model, args, modes)
         else:
@@ -159,7 +200,7 @@ def run(args):
     if "md" in modes:
         results["md_estimator"] = (
             f"stratified Monte-Carlo ELBO: {args.num_samples} masks per row, k uniform on "
-            f"1..n, weight n/k, NumPy seed ({args.seed}, batch index)"
+            f"1..n, weight n/k, masks hashed from seed {args.seed} and each row's tokens"
         )
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -82,6 +82,23 @@ def target_cross_entropy(logits, token_ids):
     return np.pad(cross_entropy, ((0, 0), (1, 0)))
 
 
+def greedy_matches(logits, token_ids, shifted=True):
+    """`[B, L]` bool: the token at `j` is the argmax of its prediction (the logits at
+    `j - 1` when `shifted`, else at `j`); column 0 is `False` when shifted.
+
+    Example:
+    >>> import numpy as np
+    >>> logits = np.eye(4, dtype="float32")[None, [2, 3, 0]]  # argmax 2, 3, 0
+    >>> greedy_matches(logits, np.array([[1, 2, 0]])).tolist()
+    [[False, True, False]]
+    """
+    predicted = np.argmax(np.asarray(ops.convert_to_numpy(logits)), axis=-1)
+    token_ids = np.asarray(ops.convert_to_numpy(token_ids))
+    if not shifted:
+        return predicted == token_ids
+    return np.pad(predicted[:, :-1] == token_ids[:, 1:], ((0, 0), (1, 0)))
+
+
 def sequence_nll(
     logits_fn, token_ids, target_mask, prefix_lengths=None, document_ids=None, checked=False
 ):
@@ -105,7 +122,7 @@ def sequence_nll(
 
     Returns:
         dict of NumPy `[B]` arrays: `nll`, `num_tokens`, `standard_error` (zeros:
-        exact).
+        exact) and `greedy` (every target is its prediction's argmax).
 
     Example:
     >>> import numpy as np
@@ -143,4 +160,5 @@ def sequence_nll(
         "nll": np.sum(cross_entropy * target_mask, axis=1),
         "num_tokens": target_mask.sum(axis=1),
         "standard_error": np.zeros((batch_size,), "float64"),
+        "greedy": np.all(greedy_matches(logits, token_ids) | ~target_mask, axis=1),
     }

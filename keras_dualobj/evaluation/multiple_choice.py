@@ -29,7 +29,7 @@ import numpy as np
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
-SCORING_MODES = ("ar", "prefix", "md")
+SCORING_MODES = ("ar", "prefix", "md", "pll")
 LENGTH_NORMALIZATIONS = (None, "tokens", "bytes")
 
 
@@ -184,10 +184,10 @@ def evaluate_multiple_choice(
         score_fn: `(token_ids, mode, target_mask=, prefix_lengths=, document_ids=,
             batch_index=) -> dict with "nll", "standard_error", "num_tokens"` per row,
             e.g. a `DualLM.score` with its MD options bound
-            (`DualLM.evaluate_multiple_choice` does this); seeding MD masks with the
-            batch index makes them differ between batches and the run reproducible.
+            (`DualLM.evaluate_multiple_choice` does this; its MD masks do not depend
+            on the batch, so `batch_index` is informative only).
         examples: a path to a JSON Lines file, or a list of example dicts.
-        modes: sequence of `"ar"`, `"prefix"`, `"md"`.
+        modes: sequence of `"ar"`, `"prefix"`, `"md"`, `"pll"`.
         length_normalization: `None`, `"tokens"` or `"bytes"` (string choices only).
         tokenize: `str -> ids`, needed for string examples.
         bos_token_id: prepended to string contexts.

@@ -6,7 +6,8 @@ which MD, masks the MD rows, and runs **one** backbone pass with a per-row atten
 mask (causal for AR rows, bidirectional for MD rows); `compute_loss` turns that into
 `α · ar_loss_weight · L_AR + (1 − α) · L_MD (+ z-loss)` and updates the metrics. In
 evaluation both held-out losses are computed for every row whatever α: the exact AR
-loss and a stratified Monte-Carlo estimate of the MD ELBO.
+loss and the MD ELBO by the estimator of `keras_dualobj.evaluation.md_bound` (the one
+`DualLM.score(mode="md")` uses), in nats per scored token.
 
 The maths lives in `keras_dualobj.objectives` (pure functions); this mixin wires it to
 Keras's `compute_loss` / `compute_metrics`. It expects the host model to provide
@@ -15,10 +16,9 @@ Keras's `compute_loss` / `compute_metrics`. It expects the host model to provide
 the metric trackers (see `DualLM.__init__`).
 """
 
-import keras
-import numpy as np
 from keras import ops
 
+from keras_dualobj.evaluation.md_bound import md_bound_forward
 from keras_dualobj.models.task_inputs import unpack_features
 from keras_dualobj.objectives.losses import ar_loss
 from keras_dualobj.objectives.losses import md_loss
@@ -169,56 +169,45 @@ class DualObjective:
     def _evaluation_terms(self, x, causal_logits):
         features = unpack_features(x)
         token_ids, document_ids = features["token_ids"], features["document_ids"]
-        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        batch_size = ops.shape(token_ids)[0]
         ar_targets = next_token_targets(token_ids, document_ids, (self.pad_token_id,))
-
-        md_token_ids = ops.tile(token_ids, (self.elbo_samples, 1))
-        md_document_ids = ops.tile(document_ids, (self.elbo_samples, 1))
-        # Stratified mask rates: the S samples of a row cover t in [s/S, (s+1)/S).
-        num_md_rows = ops.shape(md_token_ids)[0]
-        stratum = ops.repeat(ops.arange(self.elbo_samples, dtype="float32"), batch_size)
-        mask_rate = (
-            stratum + keras.random.uniform((num_md_rows,), seed=self.elbo_seed_generator)
-        ) / self.elbo_samples
-        corruption = self.corrupt(
-            md_token_ids,
-            md_document_ids,
-            self.elbo_seed_generator,
-            mask_rate=mask_rate,
-            exact_bound=True,
+        # The held-out MD ELBO is the estimator of `DualLM.score(mode="md")`
+        # (`keras_dualobj.evaluation.md_bound`): masks from `elbo_seed` and each row's
+        # content, so the numbers do not depend on the batch size or the backend.
+        md_targets = next_token_targets(token_ids, document_ids, self.special_token_ids)
+        md = md_bound_forward(
+            self.logits,
+            token_ids,
+            md_targets,
+            self.mask_token_id,
+            self.elbo_samples,
+            self.elbo_seed,
+            shifted=self.md_shifted,
+            document_ids=document_ids,
         )
-        md_logits = self.logits(
-            corruption["input_ids"],
-            md_document_ids,
-            ops.full((ops.shape(md_token_ids)[0],), length, dtype="int32"),
-        )
+        num_md_tokens = ops.sum(ops.cast(md_targets, "float32"))
+        md_logits, md_masked = md["logits"], md["masked"]
         rows = ops.cast(batch_size, "float32")
         terms = {
             "ar_rows": rows,
-            "md_rows": rows,
+            # The MD trackers are weighted by scored tokens, so `md_loss` over a whole
+            # `evaluate()` is Σ bound / Σ tokens, whatever the batch size.
+            "md_rows": num_md_tokens,
             "ar_share": self.ar_fraction,
             "md_share": 1.0 - self.ar_fraction,
             "ar_loss": ar_loss(token_ids, causal_logits, document_ids, self.pad_token_id),
             "ar_accuracy": token_accuracy(causal_logits, token_ids, ar_targets),
-            "md_loss": md_loss(
-                md_token_ids,
-                md_logits,
-                corruption["masked_positions"],
-                corruption["mask_fraction"],
-                corruption["maskable_positions"],
-                shifted=self.md_shifted,
+            "md_loss": ops.divide_no_nan(
+                ops.sum(ops.mean(md["values"], axis=0)), num_md_tokens
             ),
             "md_accuracy": token_accuracy(
-                md_logits,
-                md_token_ids,
-                corruption["masked_positions"],
-                shifted=self.md_shifted,
+                md_logits, md["token_ids"], md_masked, shifted=self.md_shifted
             ),
         }
         if self.z_loss_tracker is not None:
             terms["z_loss"] = self.ar_fraction * z_loss(causal_logits, ar_targets) + (
                 1.0 - self.ar_fraction
-            ) * z_loss(md_logits, corruption["masked_positions"], self.md_shifted)
+            ) * z_loss(md_logits, md_masked, self.md_shifted)
         return terms
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -234,9 +223,3 @@ class DualObjective:
             logs = {name: value for name, value in logs.items() if name not in absent}
         return logs
 
-    def evaluate(self, *args, **kwargs):
-        # The same masks on every call make held-out MD estimates comparable.
-        self.elbo_seed_generator.state.assign(
-            np.array([self.elbo_seed, 0], dtype=self.elbo_seed_generator.state.dtype)
-        )
-        return super().evaluate(*args, **kwargs)

@@ -9,9 +9,12 @@ from keras import ops
 
 from keras_dualobj.evaluation.likelihood import check_scoring_inputs
 from keras_dualobj.evaluation.likelihood import sequence_nll
-from keras_dualobj.evaluation.md_elbo import md_nll_bound
+from keras_dualobj.evaluation.md_bound import MAX_HASHED_LENGTH
+from keras_dualobj.evaluation.md_bound import md_bound_values
+from keras_dualobj.evaluation.md_bound import summarize_bound
 from keras_dualobj.evaluation.multiple_choice import SCORING_MODES
 from keras_dualobj.evaluation.multiple_choice import evaluate_multiple_choice
+from keras_dualobj.evaluation.pseudo_likelihood import pseudo_log_likelihood
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.prompts import check_vocabulary
 from keras_dualobj.models.task_inputs import check_sequence_length
@@ -34,19 +37,24 @@ class Scoring:
         num_samples=None,
         seed=None,
     ):
-        """Negative log-likelihood of chosen tokens per row, in one of three modes.
+        """Negative log-likelihood of chosen tokens per row, in one of four modes.
 
         - `"ar"`: causal attention; exact `-log p`.
         - `"prefix"`: bidirectional over the first `prefix_lengths[b]` tokens of
           row b, causal after; exact `-log p` of targets after the prefix (the
           paper's prefix-LM evaluation, no extra training).
         - `"md"`: the masked-diffusion upper bound (ELBO) on `-log p`, estimated
-          with `num_samples` stratified masks per row from `seed` (see
-          `keras_dualobj.evaluation.md_elbo` for the estimator).
+          with `num_samples` stratified masks per row from `seed`, all in one
+          forward pass of `num_samples × batch` rows (the estimator of
+          `keras_dualobj.evaluation.md_bound`, also used by `evaluate()`; a row's
+          masks depend on its content and `seed` only, not on its batch).
+        - `"pll"`: minus the exact pseudo-log-likelihood of the masked-diffusion
+          face (one target masked at a time; `keras_dualobj.evaluation.
+          pseudo_likelihood`): deterministic, a score rather than a bound.
 
         Args:
             token_ids: int `[batch, length]`.
-            mode: `"ar"`, `"prefix"` or `"md"`.
+            mode: `"ar"`, `"prefix"`, `"md"` or `"pll"`.
             target_mask: bool `[batch, length]`, the positions scored. Defaults to
                 every position after the first (and after the prefix) whose token
                 is not special (`<s>`, `</s>`, `<pad>`, `<mask>`) and whose left
@@ -54,11 +62,14 @@ class Scoring:
             prefix_lengths: int `[batch]`; required by, and only for, `"prefix"`.
             document_ids: optional int `[batch, length]`.
             num_samples: `"md"` only; int >= 1, defaults to 16.
-            seed: `"md"` only; int (or sequence of ints), defaults to 0.
+            seed: `"md"` only; int in `[0, 2^31)`, defaults to 0.
 
         Returns:
             dict of NumPy `[batch]` arrays: `nll` (nats), `standard_error` (0 when
-            exact) and `num_tokens`; perplexity is `exp(nll.sum() / num_tokens.sum())`.
+            exact), `num_tokens` and `greedy` (every target is the argmax of its
+            prediction: causal / prefix-LM; masked alone for `"pll"`; all targets
+            masked at once for `"md"`); perplexity is
+            `exp(nll.sum() / num_tokens.sum())`.
 
         Example:
         >>> import numpy as np
@@ -101,15 +112,21 @@ class Scoring:
             if mode == "prefix":
                 prefix = np.asarray(prefix_lengths).reshape(-1, 1)
                 target_mask = target_mask & (np.arange(token_ids.shape[1]) >= prefix)
-        logits_fn = self._scoring_logits_function()
         if mode == "md":
-            return md_nll_bound(
+            return self._md_bound_scores(
+                token_ids,
+                target_mask,
+                document_ids,
+                16 if num_samples is None else num_samples,
+                0 if seed is None else seed,
+            )
+        logits_fn = self._scoring_logits_function()
+        if mode == "pll":
+            return pseudo_log_likelihood(
                 logits_fn,
                 token_ids,
                 target_mask,
                 self.mask_token_id,
-                num_samples=16 if num_samples is None else num_samples,
-                seed=0 if seed is None else seed,
                 shifted=self.md_shifted,
                 document_ids=document_ids,
                 checked=True,
@@ -117,6 +134,58 @@ class Scoring:
         return sequence_nll(
             logits_fn, token_ids, target_mask, prefix_lengths, document_ids, checked=True
         )
+
+    def _md_bound_scores(self, token_ids, target_mask, document_ids, num_samples, seed):
+        check_int("num_samples", num_samples, minimum=1)
+        check_int("seed", seed, minimum=0)
+        if seed >= 2**31:
+            raise ValueError(f"`seed` must be below 2^31; received seed={seed}.")
+        if token_ids.shape[1] > MAX_HASHED_LENGTH:
+            raise ValueError(
+                f"mode='md' scores rows of at most {MAX_HASHED_LENGTH} tokens; received "
+                f"length {token_ids.shape[1]}."
+            )
+
+        def build():
+            def md_values(inputs):
+                token_ids, target_mask = inputs["token_ids"], inputs["target_mask"]
+                values = md_bound_values(
+                    self.logits,
+                    token_ids,
+                    target_mask,
+                    self.mask_token_id,
+                    num_samples,
+                    inputs["seed"],
+                    shifted=self.md_shifted,
+                    document_ids=inputs["document_ids"],
+                )
+                # `greedy`: every target is its argmax with all targets masked at once.
+                all_masked = ops.where(target_mask, self.mask_token_id, token_ids)
+                length = ops.shape(token_ids)[1]
+                prefix = ops.full((ops.shape(token_ids)[0],), length, dtype="int32")
+                logits = self.logits(all_masked, inputs["document_ids"], prefix)
+                return values, ops.argmax(logits, axis=-1)
+
+            return compile_decoding_function(md_values, self)
+
+        compiled = self._decoding_function(("md_bound", num_samples), build)
+        values, predicted = compiled(
+            {
+                "token_ids": ops.convert_to_tensor(token_ids, "int32"),
+                "target_mask": ops.convert_to_tensor(target_mask, "bool"),
+                "document_ids": ops.convert_to_tensor(document_ids, "int32"),
+                "seed": ops.convert_to_tensor(seed, "int32"),
+            }
+        )
+        result = summarize_bound(values)
+        result["num_tokens"] = target_mask.sum(axis=1)
+        predicted = ops.convert_to_numpy(predicted)
+        if self.md_shifted:
+            hits = np.pad(predicted[:, :-1] == token_ids[:, 1:], ((0, 0), (1, 0)))
+        else:
+            hits = predicted == token_ids
+        result["greedy"] = np.all(hits | ~target_mask, axis=1)
+        return result
 
     def evaluate_multiple_choice(
         self,
@@ -134,10 +203,10 @@ class Scoring:
             examples: path of a JSON Lines file or a list of dicts with `context`,
                 `choices` and `label` (format in
                 `keras_dualobj.evaluation.multiple_choice`).
-            modes: any of `"ar"`, `"prefix"`, `"md"`.
+            modes: any of `"ar"`, `"prefix"`, `"md"`, `"pll"`.
             length_normalization: `None`, `"tokens"` or `"bytes"`.
-            num_samples, seed: for `"md"`, as in `score` (masks also depend on the
-                batch index).
+            num_samples, seed: for `"md"`, as in `score` (a choice's masks depend on
+                its tokens and `seed` only, so `batch_size` does not change scores).
             batch_size: choices scored per forward pass.
 
         Returns:
@@ -162,7 +231,7 @@ class Scoring:
 
         def score_fn(token_ids, mode, batch_index, **kwargs):
             if mode == "md":
-                kwargs.update(num_samples=num_samples, seed=[base_seed, batch_index])
+                kwargs.update(num_samples=num_samples, seed=base_seed)
             return self.score(token_ids, mode, **kwargs)
 
         base_seed = 0 if seed is None else seed
