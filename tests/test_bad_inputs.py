@@ -185,6 +185,8 @@ API_CASES = {
         lambda m, f: DualLM(m.backbone, ar_fraction=-0.1), ValueError, r"ar_fraction.*\[0.0, 1.0\].*-0\.1"),
     "ar_fraction NaN": (
         lambda m, f: DualLM(m.backbone, ar_fraction=math.nan), ValueError, "finite number.*ar_fraction=nan"),
+    "elbo_seed beyond the int32 hash": (
+        lambda m, f: DualLM(m.backbone, elbo_seed=2**31), ValueError, r"elbo_seed.*<= 2147483647.*2147483648"),
     "ar_fraction as a string": (
         lambda m, f: DualLM(m.backbone, ar_fraction="0.5"), TypeError, "must be a number.*'0.5'"),
     "special id that does not match the tokenizer": (

@@ -57,11 +57,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
     `ar_loss`, `md_loss`, `ar_accuracy` and `md_accuracy` (objectives with no rows,
     like the AR terms at α = 0, are left out of training logs). `evaluate()` always
     reports **both** held-out losses, whatever α: the exact AR loss over every row and
-    an unbiased Monte-Carlo estimate of the MD bound (ELBO): `elbo_samples` masks
-    per row with stratified mask rates (sample s draws t in [s/S, (s+1)/S)), a
-    number of masked tokens k uniform on 1..n and weight n/k (see
-    `sample_masked_positions(exact_bound=True)`), drawn from `elbo_seed`, which is
-    reset at every `evaluate()` call so repeated evaluations are identical.
+    the MD bound (ELBO) by the one estimator of `keras_dualobj.evaluation.md_bound`:
+    `elbo_samples` stratified masks per row (k masked tokens uniform on 1..n, weight
+    n/k), hashed from `elbo_seed` and each row's tokens, in nats per scored token. The
+    masks do not depend on the batch size, the row's place in the batch or the backend,
+    so repeated evaluations are identical and equal `score(mode="md")`.
 
     Calling the model returns logits `[batch, length, vocabulary_size]`; `mode`
     selects the attention, in the vocabulary the whole API uses: `"ar"` (causal, the
@@ -146,7 +146,7 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         check_float("ar_loss_weight", ar_loss_weight, minimum=0.0)
         check_float("z_loss_weight", z_loss_weight, minimum=0.0)
         check_int("elbo_samples", elbo_samples, minimum=1)
-        check_int("elbo_seed", elbo_seed, minimum=0)
+        check_int("elbo_seed", elbo_seed, minimum=0, maximum=2**31 - 1)
         if seed is not None:
             check_int("seed", seed, minimum=0)
         if tokenizer is not None and preprocessor is not None:

@@ -6,8 +6,8 @@ import numbers
 import numpy as np
 
 
-def check_int(name, value, minimum=None):
-    """Returns `value` if it is an integer `>= minimum`, else raises.
+def check_int(name, value, minimum=None, maximum=None):
+    """Returns `value` if it is an integer in `[minimum, maximum]`, else raises.
 
     Example:
     >>> check_int("num_layers", 2, minimum=1)
@@ -17,6 +17,8 @@ def check_int(name, value, minimum=None):
         raise TypeError(f"`{name}` must be an integer; received {name}={value!r}.")
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be an integer <= {maximum}; received {name}={value!r}.")
     return int(value)
 
 
