@@ -165,6 +165,20 @@ def process_shards():
     return {"global": global_batches, "per_process": per_process}
 
 
+def cli_dry_run(folder):
+    """`keras-dualobj train --distribution model:2x2` on a tiny `paper-470m`."""
+    from test_distribution_cli import DRY_RUN
+
+    from keras_dualobj.cli import main as cli_main
+
+    output_dir = os.path.join(folder, "cli")
+    code = cli_main(DRY_RUN + ["--distribution", "model:2x2", "--output-dir", output_dir])
+    with open(os.path.join(output_dir, "summary.json")) as file:
+        summary = json.load(file)
+    return {"exit_code": code, "steps_done": summary["steps_done"],
+            "held_out": summary["held_out"]}
+
+
 def main(folder):
     result = {
         "devices": [str(device) for device in keras.distribution.list_devices()],
@@ -172,6 +186,7 @@ def main(folder):
         "shardings": shardings(),
         "resume": resume_under_distribution(folder),
         "process_shards": process_shards(),
+        "cli": cli_dry_run(folder),
     }
     print("RESULT " + json.dumps(result))
 

@@ -358,7 +358,8 @@ def _write_summary(output_dir, config, counts, data, result, options, started, m
         "corpus": f"{data.corpus_source} ({data.corpus_origin})",
         "plan": data.plan.describe(),
         "total_steps": data.plan.total_steps,
-        "resumed_from_step": result.start_step,
+        "steps_done": result.total_steps // int(config.get("accumulation_steps", 1)),
+        "resumed_from_step": result.start_step // int(config.get("accumulation_steps", 1)),
         "held_out": result.evaluation,
         "tokens_per_second": result.tokens_per_second,
         "wall_seconds": time.perf_counter() - started,
@@ -375,6 +376,9 @@ def _format_summary(summary):
                  f"{summary['parameters']['total']:,} parameters)")
     lines.append(f"data        {summary['corpus']}")
     lines.append(f"plan        {summary['plan']}")
+    if summary["steps_done"] < summary["total_steps"]:
+        lines.append(f"dry run     stopped after {summary['steps_done']:,} of "
+                     f"{summary['total_steps']:,} updates (--max-steps)")
     held_out = summary["held_out"] or {}
     if held_out:
         ar, md = held_out.get("ar_loss"), held_out.get("md_loss")
