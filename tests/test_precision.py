@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from keras_dualobj.models import DualLM
+from keras_dualobj.objectives.losses import ar_loss
+from keras_dualobj.objectives.losses import md_loss
 from keras_dualobj.training import RunSpec
 
 STEPS = 3
@@ -47,8 +49,14 @@ def test_policy_reaches_the_layers_and_losses_stay_float32(models):
     rows = np.random.default_rng(1).integers(16, 272, (2, 32)).astype("int32")
     logits = model(rows)
     assert keras.backend.standardize_dtype(logits.dtype) == "bfloat16"
-    loss = model.compute_loss(x=rows, y_pred=model(rows, training=True), training=True)
-    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    # The losses of both objectives read the 16-bit logits and work in float32.
+    masked = np.zeros((2, 32), bool)
+    masked[:, 5:9] = True
+    for loss in (
+        ar_loss(rows, logits),
+        md_loss(rows, logits, masked, np.full((2,), 0.125, "float32")),
+    ):
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
 
 
 def test_decoding_runs_under_bfloat16(models):

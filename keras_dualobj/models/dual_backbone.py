@@ -259,8 +259,7 @@ class DualBackbone(Backbone):
 
         Example:
         >>> import keras
-        >>> mesh = keras.distribution.DeviceMesh(
-        ...     (1, 1), ("batch", "model"), keras.distribution.list_devices()[:1])
+        >>> mesh = keras.distribution.DeviceMesh((1, 1), ("batch", "model"), ["cpu:0"])
         >>> layout_map = DualBackbone.get_layout_map(mesh)
         >>> layout_map["transformer_layer_0/feed_forward/down/kernel"].axes
         ('model', 'batch')
