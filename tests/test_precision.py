@@ -18,11 +18,12 @@ STEPS = 3
 # bfloat16 has an 8-bit mantissa (relative error ~4e-3 per op); over a 2-layer
 # model and 3 updates the mean loss (~4 nats) moves by a few hundredths at most.
 LOSS_TOLERANCE = 0.05
+SMALL = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 48, "max_sequence_length": 16}
 
 
 def _trained(precision, rows):
-    spec = RunSpec(preset="tiny", precision=precision, ar_fraction=0.5, sequence_length=32,
-                   batch_size=8, learning_rate=1e-2).resolved()
+    spec = RunSpec(preset="tiny", precision=precision, ar_fraction=0.5, sequence_length=16,
+                   batch_size=8, learning_rate=1e-2, backbone_overrides=SMALL).resolved()
     model = spec.build_model(vocabulary_size=272)
     spec.compile(model, total_steps=STEPS)
     history = model.fit(rows, batch_size=8, epochs=STEPS, shuffle=False, verbose=0)
@@ -31,7 +32,7 @@ def _trained(precision, rows):
 
 @pytest.fixture(scope="module")
 def models():
-    rows = np.random.default_rng(0).integers(16, 272, (8, 32)).astype("int32")
+    rows = np.random.default_rng(0).integers(16, 272, (8, 16)).astype("int32")
     return {precision: _trained(precision, rows) for precision in ("float32", "mixed_bfloat16")}
 
 
@@ -46,11 +47,11 @@ def test_policy_reaches_the_layers_and_losses_stay_float32(models):
     model = models["mixed_bfloat16"][0]
     assert model.backbone.dtype_policy.name == "mixed_bfloat16"
     assert all(variable.dtype == "float32" for variable in model.backbone.weights)
-    rows = np.random.default_rng(1).integers(16, 272, (2, 32)).astype("int32")
+    rows = np.random.default_rng(1).integers(16, 272, (2, 16)).astype("int32")
     logits = model(rows)
     assert keras.backend.standardize_dtype(logits.dtype) == "bfloat16"
     # The losses of both objectives read the 16-bit logits and work in float32.
-    masked = np.zeros((2, 32), bool)
+    masked = np.zeros((2, 16), bool)
     masked[:, 5:9] = True
     for loss in (
         ar_loss(rows, logits),
@@ -76,7 +77,7 @@ def test_saving_keeps_the_policy(models, tmp_path):
     restored = keras.saving.load_model(path)
     assert isinstance(restored, DualLM)
     assert restored.backbone.dtype_policy.name == "mixed_bfloat16"
-    rows = np.random.default_rng(2).integers(16, 272, (1, 32)).astype("int32")
+    rows = np.random.default_rng(2).integers(16, 272, (1, 16)).astype("int32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(keras.ops.cast(restored(rows), "float32")),
         keras.ops.convert_to_numpy(keras.ops.cast(model(rows), "float32")),
