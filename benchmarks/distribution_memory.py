@@ -68,7 +68,6 @@ def step_memory(layout, batch_size, sequence_length, precision, num_layers=None,
     """Memory of one training step of paper-470m (`num_layers` overrides) on `layout`."""
     import jax
     import keras
-    from keras.src.distribution import distribution_lib
 
     from keras_dualobj.models.presets import get_preset
     from keras_dualobj.training import RunSpec
@@ -97,7 +96,7 @@ def step_memory(layout, batch_size, sequence_length, precision, num_layers=None,
     parameters = sum(int(struct.size) for struct in state[0])
     state_bytes = shard_bytes([struct for group in state for struct in group])
     if not compile_step:
-        distribution_lib.set_distribution(None)
+        keras.distribution.set_distribution(None)
         return {"parameters": parameters, "state_bytes": state_bytes}
     batch_layout = distribution.get_data_layout((batch_size, sequence_length))
     batch_sharding = batch_layout.backend_layout
@@ -110,7 +109,7 @@ def step_memory(layout, batch_size, sequence_length, precision, num_layers=None,
     with distribution.scope():
         compiled = jax.jit(model.train_step).lower(state, data).compile()
     analysis = compiled.memory_analysis()
-    distribution_lib.set_distribution(None)
+    keras.distribution.set_distribution(None)
     return {
         "parameters": parameters,
         "state_bytes": state_bytes,
