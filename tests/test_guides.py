@@ -30,6 +30,7 @@ GUIDE_BACKENDS = {
     "released_models": ("jax",),
     "repetition_study": ("jax",),
     "same_code_three_backends": ("tensorflow", "jax", "torch"),
+    "training_at_scale": ("jax",),
     "training_recipe": ("torch",),
 }
 NOTEBOOKS_DIR = REPO_ROOT / "guides" / "ipynb"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
+from keras_dualobj.utils.validation import check_int
 
 RUN_FORMAT = 1
 # The arguments that define a run are the fields of `RunSpec` (a `--resume` must not
@@ -34,6 +35,8 @@ OPERATIONAL_DEFAULTS = {
     "sample_length": 64,
     "prompt_length": 32,
     "data_dir": None,
+    "distribution": None,
+    "max_steps": None,
 }
 
 
@@ -54,6 +57,10 @@ def add_parser(subparsers):
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
     model.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 1)")
     model.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
+    model.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
+    model.add_argument("--backbone-override", dest="backbone_overrides", action="append",
+                       type=_key_value, metavar="NAME=VALUE",
+                       help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
 
     data = parser.add_argument_group("data")
     data.add_argument("--source", help="auto, tfds, text, jsonl or builtin (default: auto)")
@@ -80,6 +87,7 @@ def add_parser(subparsers):
     optimization.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
     optimization.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
     optimization.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
+    optimization.add_argument("--accumulation-steps", type=int, help="micro-batches per update; --batch-size stays the rows of one update (default: 1)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", required=True, help="folder of the run (checkpoints, logs, model)")
@@ -90,11 +98,24 @@ def add_parser(subparsers):
     run.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default: all)")
     run.add_argument("--sample-length", type=int, help="tokens generated for each summary sample (default: 64)")
     run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
+    run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
+    run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates (the schedule keeps the full run's length)")
     flags = run.add_mutually_exclusive_group()
     flags.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     flags.add_argument("--overwrite", action="store_true", help="delete the run in --output-dir and start again")
     parser.set_defaults(run=run_train)
     return parser
+
+
+def _key_value(text):
+    """`NAME=VALUE` -> `(NAME, VALUE)`, the value read as JSON when it parses."""
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, received {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def _explicit(args, names):
@@ -112,6 +133,8 @@ def resolve_config(args):
     from keras_dualobj.training.run import read_run_config
 
     given = _explicit(args, RunSpec.field_names())
+    if "backbone_overrides" in given:
+        given["backbone_overrides"] = dict(given["backbone_overrides"])
     stored = read_run_config(args.output_dir) if args.resume else None
     if stored is not None:
         conflicts = [
@@ -161,11 +184,20 @@ def run_train(args):
         return 2
 
 
-def _check_early(config):
+def _check_early(config, options):
     """Checks that fail fast, before minutes are spent on the data (the model and
     optimizer check again)."""
     from keras_dualobj.models.dual_lm import MD_VARIANTS
+    from keras_dualobj.training.distribution import check_distribution_backend
+    from keras_dualobj.training.distribution import parse_distribution
     from keras_dualobj.training.optimizers import OPTIMIZERS
+    from keras_dualobj.training.run_spec import RunSpec
+
+    if parse_distribution(options["distribution"]).kind != "single":
+        check_distribution_backend()
+    if options["max_steps"] is not None:
+        check_int("max_steps", options["max_steps"], minimum=1)
+    RunSpec.from_json(config).micro_batch_size  # precision and accumulation
 
     check_float("ar_fraction", config["ar_fraction"], minimum=0.0, maximum=1.0)
     check_float("learning_rate", config["learning_rate"], minimum=0.0)
@@ -173,24 +205,88 @@ def _check_early(config):
     check_choice("optimizer", config["optimizer"], OPTIMIZERS)
 
 
-def _build_run(spec, config, tokenizer, data_dir):
+def _distribute(name, spec, vocabulary_size):
+    """Sets the run's Keras distribution (none for `single`) before the model exists.
+
+    Multi-host: with `KERAS_DISTRIBUTION_NUM_PROCESSES` (and `..._JOB_ADDRESSES`,
+    `..._PROCESS_ID`) in the environment, `keras.distribution.initialize()` joins
+    the processes first, so the mesh spans every host's devices.
+    """
+    import os
+
+    import keras
+
+    from keras_dualobj.models.presets import get_preset
+    from keras_dualobj.training.distribution import check_batch_divides
+    from keras_dualobj.training.distribution import make_distribution
+
+    if name in (None, "single"):
+        return None
+    if os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES"):
+        keras.distribution.initialize()
+    backbone_config = dict(get_preset(spec.preset)["backbone"], **(spec.backbone_overrides or {}))
+    backbone_config["vocabulary_size"] = vocabulary_size
+    distribution = make_distribution(name, backbone_config=backbone_config)
+    check_batch_divides(spec.micro_batch_size, distribution, "batch_size / accumulation_steps")
+    keras.distribution.set_distribution(distribution)
+    return distribution
+
+
+def _build_run(spec, config, tokenizer, options):
     """Data, compiled model and parameter counts of the run; prints the model line."""
     import keras
 
     from keras_dualobj.models.presets import parameter_counts
 
-    data = spec.prepare_data(data_dir=data_dir, tokenizer=tokenizer)
+    data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
+    distribution = _distribute(
+        options["distribution"], spec, int(data.tokenizer.vocabulary_size())
+    )
     model = spec.build_model(tokenizer=data.tokenizer)
     spec.compile(model, data.plan.total_steps)
     counts = parameter_counts(model.backbone.get_config())
+    accumulation = (
+        f" (x{spec.accumulation_steps} micro-batches of {spec.micro_batch_size} rows)"
+        if spec.accumulation_steps > 1 else ""
+    )
     print(
         f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
         f"({counts['non_embedding']:,} non-embedding); α = {config['ar_fraction']}; "
         f"{config['optimizer']} at peak lr {config['learning_rate']} with warmup-stable-decay "
-        f"over {data.plan.total_steps:,} steps; {keras.backend.backend()} backend",
+        f"over {data.plan.total_steps:,} steps of {spec.batch_size} rows{accumulation}; "
+        f"{spec.precision}; {keras.backend.backend()} backend"
+        f"{'' if distribution is None else f' on {distribution}'}",
         flush=True,
     )
     return data, model, counts
+
+
+def _fit_steps(spec, data, options, log_every, eval_every):
+    """`train()`'s step arguments and data in `fit()` steps (micro-batches).
+
+    Under accumulation a `fit()` step is one micro-batch: every count is multiplied
+    by `accumulation_steps` (segments, and so checkpoints, end on whole updates) and
+    the plan's batches are split into micro-batches in order.
+    """
+    from keras_dualobj.data import make_training_dataset
+
+    k = spec.accumulation_steps
+    updates = options["max_steps"] or data.plan.total_steps
+
+    def dataset_fn(start_step):
+        dataset = make_training_dataset(
+            data.train_rows, data.plan, seed=spec.seed, start_step=start_step // k
+        )
+        return dataset.rebatch(spec.micro_batch_size) if k > 1 else dataset
+
+    return {
+        "train_dataset_fn": dataset_fn,
+        "total_steps": updates * k,
+        "tokens_per_step": spec.micro_batch_size * spec.sequence_length,
+        "log_every": min(log_every, updates) * k,
+        "eval_every": eval_every * k,
+        "checkpoint_every": (options["checkpoint_every"] or eval_every) * k,
+    }
 
 
 def _run_train(args):
@@ -201,14 +297,13 @@ def _run_train(args):
 
     import keras
 
-    from keras_dualobj.data import make_training_dataset
     from keras_dualobj.data import save_tokenizer
     from keras_dualobj.training import RunSpec
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
 
-    _check_early(config)
+    _check_early(config, options)
     spec = RunSpec.from_json(config)
     # Refuse a foreign output directory before spending minutes on data.
     mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
@@ -217,15 +312,10 @@ def _run_train(args):
     if mode == "resume" and tokenizer_dir.is_dir():
         # A retrained BPE could differ; the run's own tokenizer is authoritative.
         tokenizer = str(tokenizer_dir)
-    data, model, counts = _build_run(spec, config, tokenizer, options["data_dir"])
-    total_steps = data.plan.total_steps
+    data, model, counts = _build_run(spec, config, tokenizer, options)
+    total_steps = options["max_steps"] or data.plan.total_steps
     log_every = min(config["log_every"], total_steps)
     eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
-
-    def dataset_fn(start_step):
-        return make_training_dataset(
-            data.train_rows, data.plan, seed=config["seed"], start_step=start_step
-        )
 
     class SaveTokenizer(keras.callbacks.Callback):
         # Saved once the run owns the folder (train() has checked it and written
@@ -237,20 +327,15 @@ def _run_train(args):
     try:
         result = train(
             model,
-            dataset_fn,
-            total_steps,
-            output_dir,
-            tokens_per_step=spec.tokens_per_step,
+            output_dir=output_dir,
             validation_data=data.validation_dataset,
             validation_steps=options["eval_batches"],
             run_config=config,
-            log_every=log_every,
-            eval_every=eval_every,
-            checkpoint_every=options["checkpoint_every"] or eval_every,
             keep_checkpoints=options["keep_checkpoints"],
             resume=args.resume,
             overwrite=args.overwrite,
             callbacks=[SaveTokenizer()],
+            **_fit_steps(spec, data, options, log_every, eval_every),
         )
     except TrainingDivergedError as error:
         print(f"keras-dualobj train: {error}", file=sys.stderr)
@@ -273,7 +358,8 @@ def _write_summary(output_dir, config, counts, data, result, options, started, m
         "corpus": f"{data.corpus_source} ({data.corpus_origin})",
         "plan": data.plan.describe(),
         "total_steps": data.plan.total_steps,
-        "resumed_from_step": result.start_step,
+        "steps_done": result.total_steps // int(config.get("accumulation_steps", 1)),
+        "resumed_from_step": result.start_step // int(config.get("accumulation_steps", 1)),
         "held_out": result.evaluation,
         "tokens_per_second": result.tokens_per_second,
         "wall_seconds": time.perf_counter() - started,
@@ -290,6 +376,9 @@ def _format_summary(summary):
                  f"{summary['parameters']['total']:,} parameters)")
     lines.append(f"data        {summary['corpus']}")
     lines.append(f"plan        {summary['plan']}")
+    if summary["steps_done"] < summary["total_steps"]:
+        lines.append(f"dry run     stopped after {summary['steps_done']:,} of "
+                     f"{summary['total_steps']:,} updates (--max-steps)")
     held_out = summary["held_out"] or {}
     if held_out:
         ar, md = held_out.get("ar_loss"), held_out.get("md_loss")

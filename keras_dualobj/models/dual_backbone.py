@@ -213,6 +213,63 @@ class DualBackbone(Backbone):
         )
         return config
 
+    # === Distribution (keras.distribution) ===
+
+    @staticmethod
+    def get_layout_map(
+        device_mesh,
+        model_parallel_dim_name="model",
+        data_parallel_dim_name="batch",
+        backbone_config=None,
+    ):
+        """A `keras.distribution.LayoutMap` sharding the backbone's weights.
+
+        keras-hub's layout (its Gemma and Llama backbones): the token embedding,
+        the output head, the attention heads and the SwiGLU hidden width are split
+        over the model axis, and each matrix's other (hidden) dimension over the
+        data axis, so a `batch x model` mesh holds every large matrix once across
+        all its devices. RMSNorm scales are replicated. Variable paths and shapes:
+
+        | variable | shape | layout |
+        |---|---|---|
+        | `token_embedding/embeddings` | vocab x hidden | model, batch |
+        | `token_embedding/reverse_embeddings` | hidden x vocab | batch, model |
+        | `token_embedding/output_bias` | vocab | model |
+        | `token_embedding/head_projection/kernel` | hidden x hidden | batch, model |
+        | `*/attention/{query,key,value}/kernel` | hidden x heads x head_dim | batch, model, - |
+        | `*/attention/attention_output/kernel` | heads x head_dim x hidden | model, -, batch |
+        | `*/feed_forward/{gate,up}/kernel` | hidden x intermediate | batch, model |
+        | `*/feed_forward/down/kernel` | intermediate x hidden | model, batch |
+
+        JAX needs every sharded dimension divisible by its mesh axis. With a
+        `backbone_config` (a `get_config()` dict or a preset's `"backbone"`) a
+        matrix whose preferred layout does not divide swaps its two axes (the
+        paper's intermediate width 3,554 over a 4-way model axis shards the
+        hidden width instead) and, failing that too, replicates the dimension;
+        without one the table holds as is.
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh` with both axis names.
+            model_parallel_dim_name: str. Mesh axis the weights are split over.
+            data_parallel_dim_name: str. Mesh axis the batch is split over.
+            backbone_config: optional dict, see above.
+
+        Returns:
+            A `keras.distribution.LayoutMap` for `keras.distribution.ModelParallel`.
+
+        Example:
+        >>> import keras
+        >>> mesh = keras.distribution.DeviceMesh((1, 1), ("batch", "model"), ["cpu:0"])
+        >>> layout_map = DualBackbone.get_layout_map(mesh)
+        >>> layout_map["transformer_layer_0/feed_forward/down/kernel"].axes
+        ('model', 'batch')
+        """
+        from keras_dualobj.models.layouts import backbone_layout_map
+
+        return backbone_layout_map(
+            device_mesh, model_parallel_dim_name, data_parallel_dim_name, backbone_config
+        )
+
     # === Presets (keras_dualobj.models.presets) ===
 
     @classmethod

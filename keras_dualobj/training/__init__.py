@@ -8,7 +8,10 @@ from keras_dualobj.training.callbacks import TrainingProgress
 from keras_dualobj.training.checkpoints import CheckpointManager
 from keras_dualobj.training.checkpoints import load_training_state
 from keras_dualobj.training.checkpoints import save_training_state
+from keras_dualobj.training.distribution import make_distribution
+from keras_dualobj.training.distribution import parse_distribution
 from keras_dualobj.training.optimizers import MatrixMuon
+from keras_dualobj.training.optimizers import PerUpdateSchedule
 from keras_dualobj.training.optimizers import build_optimizer
 from keras_dualobj.training.optimizers import muon_matrix_shapes
 from keras_dualobj.training.run import TrainingDivergedError

@@ -203,6 +203,42 @@ class MatrixMuon(keras.optimizers.Muon):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_dualobj")
+class PerUpdateSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule that counts optimizer updates while Keras counts micro-batches.
+
+    With `gradient_accumulation_steps=k`, a Keras optimizer calls its schedule with
+    the micro-batch counter; the update that ends micro-batches `n k .. n k + k - 1`
+    should get the rate of update `n`, so this returns `schedule(step // k)` and the
+    WSD warm-up and decay count optimizer steps.
+
+    Example:
+    >>> schedule = PerUpdateSchedule(WarmupStableDecay(1.0, 10, warmup_fraction=0.5), 4)
+    >>> [round(float(schedule(step)), 2) for step in (0, 3, 4, 7, 8)]
+    [0.2, 0.2, 0.4, 0.4, 0.6]
+    """
+
+    def __init__(self, schedule, accumulation_steps):
+        check_int("accumulation_steps", accumulation_steps, minimum=1)
+        self.schedule = schedule
+        self.accumulation_steps = accumulation_steps
+
+    def __call__(self, step):
+        return self.schedule(ops.floor_divide(step, self.accumulation_steps))
+
+    def get_config(self):
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "accumulation_steps": self.accumulation_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(**config)
+
+
 def build_optimizer(
     model,
     optimizer="muon",
@@ -220,6 +256,7 @@ def build_optimizer(
     adam_beta_2=0.95,
     epsilon=1e-8,
     clip_norm=None,
+    accumulation_steps=1,
 ):
     """The paper's optimiser in one call: Muon + AdamW under a WSD schedule.
 
@@ -244,6 +281,11 @@ def build_optimizer(
         adam_beta_1, adam_beta_2, epsilon: AdamW's. Default `0.9, 0.95, 1e-8` (the
             reference's).
         clip_norm: float or `None`. Clip gradients to this global norm.
+        accumulation_steps: int >= 1. Micro-batches whose gradients are averaged
+            into one update (Keras' `gradient_accumulation_steps`); `total_steps`
+            and the schedule count updates (`PerUpdateSchedule`), so `fit()` takes
+            `accumulation_steps` times as many steps of batches that many times
+            smaller.
 
     Returns:
         A Keras optimizer, to pass to `model.compile(optimizer=...)`.
@@ -274,6 +316,10 @@ def build_optimizer(
             raise ValueError(
                 f"`clip_norm` must be > 0 or None; received clip_norm={clip_norm!r}."
             )
+    check_int("accumulation_steps", accumulation_steps, minimum=1)
+    accumulation = {}
+    if accumulation_steps > 1:
+        accumulation["gradient_accumulation_steps"] = accumulation_steps
     if total_steps is None:
         schedule = float(learning_rate)
     else:
@@ -285,6 +331,8 @@ def build_optimizer(
             decay_shape=decay_shape,
             final_learning_rate=final_learning_rate,
         )
+        if accumulation_steps > 1:
+            schedule = PerUpdateSchedule(schedule, accumulation_steps)
     if optimizer == "adamw":
         return keras.optimizers.AdamW(
             learning_rate=schedule,
@@ -293,6 +341,7 @@ def build_optimizer(
             beta_2=adam_beta_2,
             epsilon=epsilon,
             global_clipnorm=clip_norm,
+            **accumulation,
         )
     return MatrixMuon(
         muon_matrix_shapes(model),
@@ -309,4 +358,5 @@ def build_optimizer(
         rms_rate=0.2,
         exclude_embeddings=False,
         global_clipnorm=clip_norm,
+        **accumulation,
     )

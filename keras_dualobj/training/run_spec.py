@@ -18,9 +18,14 @@ from keras_dualobj.data import prepare_data
 from keras_dualobj.models import DualLM
 from keras_dualobj.models.presets import get_preset
 from keras_dualobj.training.optimizers import build_optimizer
+from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_int
 
 # Settings a preset provides when the spec leaves them `None`.
 PRESET_TRAINING_FIELDS = ("tokenizer", "sequence_length", "batch_size", "optimizer", "learning_rate")
+# Keras dtype policies a run may train under: variables stay float32 in the mixed
+# ones, activations are 16-bit, and the losses are computed in float32.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +55,12 @@ class RunSpec:
             the preset's); warmup_fraction, decay_fraction, decay_shape,
             weight_decay, clip_norm: the rest of the recipe (`build_optimizer`).
         seed: initialisation, row split, masks and data order.
+        precision: Keras dtype policy of the backbone, one of `PRECISIONS`
+            (`mixed_float16` adds Keras' dynamic loss scaling).
+        accumulation_steps: micro-batches per optimizer update; `batch_size`
+            stays the rows of one update (see `build_optimizer`).
+        backbone_overrides: dict of `DualBackbone` arguments replacing the
+            preset's (e.g. a tiny `paper-470m` for a dry run), or `None`.
         log_every: steps per logged segment (checkpoints fall on segment ends).
 
     Example:
@@ -91,6 +102,9 @@ class RunSpec:
     clip_norm: float = None
     seed: int = 0
     log_every: int = 10
+    precision: str = "float32"
+    accumulation_steps: int = 1
+    backbone_overrides: dict = None
 
     @classmethod
     def field_names(cls):
@@ -104,6 +118,10 @@ class RunSpec:
         Keys a run stores beside the spec (`format`) are ignored.
         """
         config = {key: value for key, value in config.items() if key != "format"}
+        # Runs stored before these settings existed trained with their defaults.
+        config.setdefault("precision", "float32")
+        config.setdefault("accumulation_steps", 1)
+        config.setdefault("backbone_overrides", None)
         unknown = sorted(set(config) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"Unknown run settings {unknown}; accepted are {cls.field_names()}.")
@@ -140,6 +158,19 @@ class RunSpec:
     def tokens_per_step(self):
         return self.batch_size * self.sequence_length
 
+    @property
+    def micro_batch_size(self):
+        """Rows per `fit()` step: `batch_size / accumulation_steps`."""
+        check_choice("precision", self.precision, PRECISIONS)
+        check_int("accumulation_steps", self.accumulation_steps, minimum=1)
+        if self.batch_size % self.accumulation_steps:
+            raise ValueError(
+                f"`batch_size`={self.batch_size} does not split into "
+                f"accumulation_steps={self.accumulation_steps} equal micro-batches; use a "
+                "batch size that is a multiple of it."
+            )
+        return self.batch_size // self.accumulation_steps
+
     def _require_resolved(self):
         missing = [
             name
@@ -160,7 +191,10 @@ class RunSpec:
         """
         self._require_resolved()
         preset = get_preset(self.preset)
-        backbone_kwargs = {}
+        backbone_kwargs = dict(self.backbone_overrides or {})
+        self.micro_batch_size  # checks precision and accumulation first
+        if self.precision != "float32":
+            backbone_kwargs["dtype"] = self.precision
         if vocabulary_size is not None:
             backbone_kwargs["vocabulary_size"] = vocabulary_size
         keras.utils.set_random_seed(self.seed)
@@ -168,7 +202,8 @@ class RunSpec:
             self.preset,
             tokenizer=tokenizer,
             max_sequence_length=max(
-                self.sequence_length, preset["backbone"]["max_sequence_length"]
+                self.sequence_length,
+                backbone_kwargs.pop("max_sequence_length", preset["backbone"]["max_sequence_length"]),
             ),
             dropout=self.dropout,
             ar_fraction=self.ar_fraction,
@@ -193,11 +228,19 @@ class RunSpec:
             decay_shape=self.decay_shape,
             weight_decay=self.weight_decay,
             clip_norm=self.clip_norm,
+            accumulation_steps=self.accumulation_steps,
         )
 
     def compile(self, model, total_steps):
-        """`model.compile(optimizer=self.build_optimizer(model, total_steps))`."""
-        model.compile(optimizer=self.build_optimizer(model, total_steps))
+        """`model.compile(optimizer=self.build_optimizer(model, total_steps))`.
+
+        `total_steps` counts optimizer updates; under `mixed_float16` the optimizer
+        is wrapped in `keras.optimizers.LossScaleOptimizer`.
+        """
+        optimizer = self.build_optimizer(model, total_steps)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer)
 
     def prepare_data(self, data_dir=None, tokenizer=None, verbose=True, **overrides):
         """`keras_dualobj.data.prepare_data` with this spec's corpus and plan.
