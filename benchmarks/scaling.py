@@ -89,9 +89,10 @@ def _parts(width, rows, length, threads):
         return attention(norm(x), attention_mask=causal[None])
 
     def attention_fused_causal(x):
-        q = attention.rotary_embedding(attention.query_dense(norm(x)))
-        k = attention.rotary_embedding(attention.key_dense(norm(x)))
-        v = attention.value_dense(norm(x))
+        x = norm(x)
+        q = attention.rotary_embedding(attention.query_dense(x))
+        k = attention.rotary_embedding(attention.key_dense(x))
+        v = attention.value_dense(x)
         out = ops.dot_product_attention(q, k, v, is_causal=True, scale=HEAD_DIM**-0.5)
         return attention.output_dense(out)
 
