@@ -145,7 +145,7 @@ def _torch_ops():
 
     return _Namespace(
         rsqrt=torch.rsqrt, mean=lambda x, a: x.mean(a, keepdim=True), concat=torch.cat,
-        take=TF.embedding if False else (lambda e, i: e[i]), einsum=torch.einsum,
+        take=lambda e, i: e[i], einsum=torch.einsum,
         attention=attention, silu=TF.silu, sum=torch.sum,
         one_hot=lambda t, n: TF.one_hot(t, n).float(), mean_all=torch.mean,
         logsumexp=torch.logsumexp, constant=torch.as_tensor,
@@ -257,11 +257,12 @@ def torch_loop(weights, batches):
 
 
 def tf_loop(weights, batches, jit_compile):
+    import numpy as np
     import tensorflow as tf
 
     F = _tf_ops()
     cos, sin = rope_tables(F, CONFIG["sequence_length"], CONFIG["hidden_dim"] // CONFIG["num_heads"])
-    causal = tf.constant(__import__("numpy").tril(__import__("numpy").ones((CONFIG["sequence_length"],) * 2, bool)))
+    causal = tf.constant(np.tril(np.ones((CONFIG["sequence_length"],) * 2, bool)))
     params = tf.nest.map_structure(tf.Variable, weights)
     flat = tf.nest.flatten(params)
     moments = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in flat]
