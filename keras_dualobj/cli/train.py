@@ -37,6 +37,7 @@ OPERATIONAL_DEFAULTS = {
     "data_dir": None,
     "distribution": None,
     "max_steps": None,
+    "threads": None,
 }
 
 
@@ -100,6 +101,7 @@ def add_parser(subparsers):
     run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
     run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates (the schedule keeps the full run's length)")
+    run.add_argument("--threads", type=int, help="compute threads of every backend (default: the backend's, one per core; on a shared machine give at most the free cores, see docs/performance.md)")
     flags = run.add_mutually_exclusive_group()
     flags.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     flags.add_argument("--overwrite", action="store_true", help="delete the run in --output-dir and start again")
@@ -167,7 +169,14 @@ def run_train(args):
     from keras_dualobj.training.interrupts import TrainingInterrupted
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
+    from keras_dualobj.utils.threads import set_compute_threads
 
+    if args.threads is not None:
+        try:
+            set_compute_threads(args.threads)
+        except (TypeError, ValueError, RuntimeError) as error:
+            print(f"keras-dualobj train: error: --threads: {error}", file=sys.stderr)
+            return 2
     try:
         with RunLock(args.output_dir), graceful_interrupts():
             return _run_train(args)
