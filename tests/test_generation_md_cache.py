@@ -158,3 +158,18 @@ def test_md_speed_options_are_refused_in_other_modes(model):
         model.generate([1, 20, 21], mode="ar", max_new_tokens=4, threshold=0.5)
     with pytest.raises(ValueError, match="prompt_lengths"):
         block_cache_md_generate(model, np.full((1, 6), MASK, "int32"), [0], 4)
+
+
+def test_cli_generate_md_with_prefix_cache(model, tmp_path, capsys):
+    from keras_dualobj.cli import main
+
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    argv = ["generate", str(path), "--prompt-ids", "1 20 21", "--mode", "md", "--max-new-tokens",
+            "4", "--block-length", "2", "--threshold", "0.5", "--prefix-cache", "--no-stop"]
+    assert main(argv) == 0
+    expected = model.generate([[1, 20, 21]], mode="md", max_new_tokens=4, block_length=2,
+                              threshold=0.5, prefix_cache=True, stop_token_ids=None)[0]
+    assert capsys.readouterr().out.split() == [str(token) for token in expected]
+    assert main(["generate", str(path), "--prompt-ids", "1 20", "--prefix-cache"]) == 2
+    assert "--prefix-cache apply to --mode md only" in capsys.readouterr().err
