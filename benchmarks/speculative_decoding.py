@@ -67,7 +67,24 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--model-path", default=None,
+        help="a .keras file: loaded if it exists (no training), else written after training",
+    )
     return parser.parse_args(argv)
+
+
+def load_or_train_model(args):
+    """`train_model`, or the model saved at `--model-path` by an earlier run (same data)."""
+    if args.model_path and Path(args.model_path).exists():
+        data = prepare_data("builtin", tokenizer="byte", sequence_length=args.sequence_length,
+                            batch_size=args.train_batch_size, seed=args.seed, verbose=False)
+        model = keras.saving.load_model(args.model_path)
+        return model, data, {"loaded_from": str(args.model_path)}
+    model, data, training = train_model(args)
+    if args.model_path:
+        model.save(args.model_path)
+    return model, data, training
 
 
 def train_model(args):
@@ -136,7 +153,7 @@ def timed(function, repeats):
 def main(argv=None):
     args = parse_args(argv)
     backend = keras.config.backend()
-    model, data, training = train_model(args)
+    model, data, training = load_or_train_model(args)
     print(f"{backend}: trained {training}", flush=True)
     validation = data.validation_rows.token_ids
     prompts = validation[: args.batch_size, : args.prompt_length].astype("int32")

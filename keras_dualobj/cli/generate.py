@@ -121,7 +121,7 @@ def add_parser(subparsers):
     speculative = parser.add_argument_group("self-speculative decoding (--mode speculative)")
     speculative.add_argument("--draft-length", type=int, default=None, help="tokens drafted per AR pass (default 4)")
     speculative.add_argument("--draft-steps", type=int, default=None, help="MD passes per draft (default 1)")
-    speculative.add_argument("--draft-mode", choices=("cached", "full"), default=None, help="draft against the AR cache (default) or with a full bidirectional pass")
+    speculative.add_argument("--draft-mode", choices=("cached", "full", "fused"), default=None, help="draft against the AR cache (default), with a full bidirectional pass, or fused into the verify pass (one pass per iteration; greedy)")
     parser.add_argument("--output", help="also write prompts and outputs to this JSON file")
     parser.set_defaults(run=run)
 

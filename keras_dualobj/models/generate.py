@@ -164,8 +164,10 @@ class Generate:
             draft_length: `"speculative"` only. Tokens drafted per AR pass (default 4).
             draft_steps: `"speculative"` only. MD passes per draft (default 1).
             draft_mode: `"speculative"` only. `"cached"` (default: masks against the AR
-                KV cache, cheap) or `"full"` (one bidirectional pass, the MD face as
-                trained); the output does not depend on it, only the acceptance.
+                KV cache, cheap), `"full"` (one bidirectional pass, the MD face as
+                trained) or `"fused"` (greedy: one pass verifies the draft and drafts
+                the next, see `keras_dualobj.generation.speculative_fused`); the
+                output does not depend on it, only the acceptance and the speed.
 
         Returns:
             The structure of `inputs`: a string or list of strings; a dict of padded
