@@ -25,6 +25,7 @@ from conftest import REPO_ROOT
 
 GUIDE_BACKENDS = {
     "dual_objective_basics": ("torch",),
+    "fast_decoding": ("torch",),
     "generation_and_evaluation": ("tensorflow",),
     "released_models": ("jax",),
     "repetition_study": ("jax",),
