@@ -39,7 +39,7 @@ measures the same modes on a larger model trained for minutes.
 import os
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras
 import numpy as np

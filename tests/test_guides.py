@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 
 GUIDE_BACKENDS = {
     "dual_objective_basics": ("torch",),
-    "fast_decoding": ("torch",),
+    "fast_decoding": ("jax",),
     "generation_and_evaluation": ("tensorflow",),
     "released_models": ("jax",),
     "repetition_study": ("jax",),
