@@ -165,6 +165,43 @@ def time_interleaved(entries, repeats):
     return seconds
 
 
+def add_md_runs(record, model, token_ids, prompt_mask, args):
+    """Threshold MD decoding, with full attention and with the prefix cache, each τ."""
+    new_tokens = args.batch_size * args.num_new_tokens
+    fill_positions = ~prompt_mask
+    canvas = np.where(fill_positions, model.mask_token_id, token_ids)
+    for threshold in args.thresholds:
+        (tokens, _, num_steps), result = record(
+            f"md_threshold_{threshold}",
+            lambda t=threshold: threshold_md_generate(
+                model, canvas, np.zeros_like(canvas), fill_positions, t,
+                block_length=args.md_block_length,
+            ),
+            threshold=threshold,
+            block_length=args.md_block_length,
+        )
+        result["md_passes"] = num_steps
+        result["tokens_per_md_pass"] = round(new_tokens / args.batch_size / num_steps, 3)
+        result["ar_loss_of_output"] = round(
+            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
+        )
+    prompt_lengths = np.full((args.batch_size,), args.prompt_length)
+    for threshold in args.thresholds:
+        (tokens, _, passes), result = record(
+            f"md_prefix_cache_{threshold}",
+            lambda t=threshold: block_cache_md_generate(
+                model, canvas, prompt_lengths, args.num_new_tokens,
+                block_length=args.md_block_length, threshold=t,
+            ),
+            threshold=threshold,
+            block_length=args.md_block_length,
+        )
+        result.update(passes)
+        result["ar_loss_of_output"] = round(
+            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
+        )
+
+
 def main(argv=None):
     args = parse_args(argv)
     backend = keras.config.backend()
@@ -215,38 +252,7 @@ def main(argv=None):
     for draft_mode in args.draft_modes:
         for draft_length in args.draft_lengths:
             speculative(draft_mode, draft_length)
-    fill_positions = ~prompt_mask
-    canvas = np.where(fill_positions, model.mask_token_id, token_ids)
-    for threshold in args.thresholds:
-        (tokens, _, num_steps), result = record(
-            f"md_threshold_{threshold}",
-            lambda t=threshold: threshold_md_generate(
-                model, canvas, np.zeros_like(canvas), fill_positions, t,
-                block_length=args.md_block_length,
-            ),
-            threshold=threshold,
-            block_length=args.md_block_length,
-        )
-        result["md_passes"] = num_steps
-        result["tokens_per_md_pass"] = round(new_tokens / args.batch_size / num_steps, 3)
-        result["ar_loss_of_output"] = round(
-            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
-        )
-    prompt_lengths = np.full((args.batch_size,), args.prompt_length)
-    for threshold in args.thresholds:
-        (tokens, _, passes), result = record(
-            f"md_prefix_cache_{threshold}",
-            lambda t=threshold: block_cache_md_generate(
-                model, canvas, prompt_lengths, args.num_new_tokens,
-                block_length=args.md_block_length, threshold=t,
-            ),
-            threshold=threshold,
-            block_length=args.md_block_length,
-        )
-        result.update(passes)
-        result["ar_loss_of_output"] = round(
-            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
-        )
+    add_md_runs(record, model, token_ids, prompt_mask, args)
     seconds = time_interleaved(entries, args.repeats)
     for (result, _), times in zip(entries, seconds):
         result["seconds"] = round(statistics.median(times), 4)

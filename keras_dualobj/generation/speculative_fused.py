@@ -71,22 +71,14 @@ def fused_speculative_decode(
     prompt_mask = ops.pad(ops.cast(inputs["prompt_mask"], "bool"), [[0, 0], [0, scratch]])
     _, cache = build_cache(tokens)
     start = ops.cast(ops.min(ops.sum(ops.cast(inputs["prompt_mask"], "int32"), axis=-1)), "int32")
-    positions = ops.arange(length + scratch, dtype="int32")[None, :]
     offsets = ops.arange(k + 1, dtype="int32")[None, :]
     masks = ops.full((batch_size, k), mask_token_id, dtype="int32")
     stop_ids = None if not stop_token_ids else ops.array(stop_token_ids, dtype="int32")
     # Unshifted MD reads a position's token from its own output, one query later.
     shift_offset = 0 if shifted else 1
 
-    def cond(tokens, cache, index, draft, num_passes, num_accepted):
-        not_done = index < length
-        if stop_ids is None:
-            return not_done
-        generated = ops.logical_and(ops.logical_not(prompt_mask), positions < index)
-        generated = ops.logical_and(generated, positions < length)
-        is_stop = ops.any(ops.equal(tokens[..., None], stop_ids), axis=-1)
-        finished = ops.all(ops.any(ops.logical_and(is_stop, generated), axis=-1))
-        return ops.logical_and(not_done, ops.logical_not(finished))
+    def cond(tokens, cache, index, *counters):
+        return _not_finished(tokens, index, length, prompt_mask, stop_ids)
 
     def body(tokens, cache, index, draft, num_passes, num_accepted):
         state_draft = draft
@@ -168,3 +160,23 @@ def _valid_next_draft(draft, accepted, advance, draft_length, mask_token_id):
     accepted_beyond = ops.greater(accepted, advance - 1)
     whole = ops.equal(advance, draft_length + 1)
     return ops.logical_or(ops.logical_or(was_masks, accepted_beyond), whole)
+
+
+def _not_finished(tokens, index, length, prompt_mask, stop_ids):
+    """The loop's condition: positions left, and (with stop ids) a row without a stop token.
+
+    Example:
+    >>> import numpy as np
+    >>> tokens = np.array([[1, 9, 2, 5]], "int32")
+    >>> bool(_not_finished(tokens, 3, 4, np.array([[1, 0, 0, 0]], bool), np.array([2])))
+    False
+    """
+    not_done = index < length
+    if stop_ids is None:
+        return not_done
+    positions = ops.arange(ops.shape(tokens)[1], dtype="int32")[None, :]
+    generated = ops.logical_and(ops.logical_not(prompt_mask), positions < index)
+    generated = ops.logical_and(generated, positions < length)
+    is_stop = ops.any(ops.equal(ops.convert_to_tensor(tokens)[..., None], stop_ids), axis=-1)
+    finished = ops.all(ops.any(ops.logical_and(is_stop, generated), axis=-1))
+    return ops.logical_and(not_done, ops.logical_not(finished))
