@@ -15,8 +15,13 @@ the speed-up depends on how often the MD face's draft agrees with the AR face.
   of MD passes and the AR loss of the text it wrote, scored by the same model's AR
   face (quality); `ar_greedy` is scored the same way.
 
+- `md_prefix_cache_{τ}`: the same with the prefix KV cache and its block-causal mask
+  (`block_cache_md_generate`): the speed it buys and the quality the mask costs.
+
 Every configuration runs once untimed (tracing and compilation, `compile_seconds`),
-then `--repeats` times; the median gives `tokens_per_second`.
+then `--repeats` rounds with the configurations interleaved (the machine's load
+drifts); the median gives `tokens_per_second`, and `speedup_vs_ar` is the median of
+the per-round ratios to `ar_greedy` (with their range).
 
     KERAS_BACKEND=jax python benchmarks/speculative_decoding.py
     KERAS_BACKEND=torch python benchmarks/speculative_decoding.py --train-steps 100
@@ -42,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
 from keras_dualobj.data import prepare_data  # noqa: E402
+from keras_dualobj.generation.md_block_cache import block_cache_md_generate  # noqa: E402
 from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate  # noqa: E402
 from keras_dualobj.generation.speculative import speculative_generate  # noqa: E402
 
@@ -61,13 +67,30 @@ def parse_args(argv=None):
     parser.add_argument("--num-new-tokens", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--draft-lengths", type=int, nargs="+", default=[2, 4, 8])
-    parser.add_argument("--draft-modes", nargs="+", default=["full", "cached"])
+    parser.add_argument("--draft-modes", nargs="+", default=["full", "cached", "fused"])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
     parser.add_argument("--md-block-length", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--model-path", default=None,
+        help="a .keras file: loaded if it exists (no training), else written after training",
+    )
     return parser.parse_args(argv)
+
+
+def load_or_train_model(args):
+    """`train_model`, or the model saved at `--model-path` by an earlier run (same data)."""
+    if args.model_path and Path(args.model_path).exists():
+        data = prepare_data("builtin", tokenizer="byte", sequence_length=args.sequence_length,
+                            batch_size=args.train_batch_size, seed=args.seed, verbose=False)
+        model = keras.saving.load_model(args.model_path)
+        return model, data, {"loaded_from": str(args.model_path)}
+    model, data, training = train_model(args)
+    if args.model_path:
+        model.save(args.model_path)
+    return model, data, training
 
 
 def train_model(args):
@@ -121,72 +144,30 @@ def ar_loss_of_new_tokens(model, token_ids, prompt_length):
     return float(nll.mean())
 
 
-def timed(function, repeats):
+def first_call(function):
     start = time.perf_counter()
     result = function()
-    compile_seconds = time.perf_counter() - start
-    seconds = []
+    return result, time.perf_counter() - start
+
+
+def time_interleaved(entries, repeats):
+    """Times every entry once per round, `repeats` rounds, configurations interleaved.
+
+    The machine's load drifts (it is shared): interleaving puts every configuration
+    under the same drift, and each ratio to AR is taken within one round (paired).
+    """
+    seconds = [[] for _ in entries]
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return result, compile_seconds, statistics.median(seconds)
+        for times, (_, function) in zip(seconds, entries):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+    return seconds
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    backend = keras.config.backend()
-    model, data, training = train_model(args)
-    print(f"{backend}: trained {training}", flush=True)
-    validation = data.validation_rows.token_ids
-    prompts = validation[: args.batch_size, : args.prompt_length].astype("int32")
-    prompts[:, 0] = model.bos_token_id
-    length = args.prompt_length + args.num_new_tokens
-    token_ids = np.full((args.batch_size, length), model.pad_token_id, "int32")
-    token_ids[:, : args.prompt_length] = prompts
-    prompt_mask = np.arange(length)[None, :] < args.prompt_length
-    prompt_mask = np.broadcast_to(prompt_mask, token_ids.shape).copy()
+def add_md_runs(record, model, token_ids, prompt_mask, args):
+    """Threshold MD decoding, with full attention and with the prefix cache, each τ."""
     new_tokens = args.batch_size * args.num_new_tokens
-    results = []
-
-    def record(name, function, **details):
-        outputs, compile_seconds, seconds = timed(function, args.repeats)
-        result = {
-            "name": name,
-            **details,
-            "compile_seconds": round(compile_seconds, 3),
-            "seconds": round(seconds, 4),
-            "tokens_per_second": round(new_tokens / seconds, 1),
-        }
-        results.append(result)
-        return outputs, result
-
-    def speculative(draft_mode, draft_length):
-        (tokens, stats), result = record(
-            f"speculative_{draft_mode}_k{draft_length}",
-            lambda: speculative_generate(
-                model, token_ids, prompt_mask, draft_length, draft_mode=draft_mode
-            ),
-            draft_mode=draft_mode,
-            draft_length=draft_length,
-        )
-        result["tokens_per_ar_pass"] = round(stats["tokens_per_verify_pass"], 3)
-        result["draft_acceptance_rate"] = round(stats["draft_acceptance_rate"], 3)
-        result["equals_ar_greedy"] = bool((tokens == reference).all())
-        result["speedup_vs_ar"] = round(ar_result["seconds"] / result["seconds"], 3)
-
-    reference, ar_result = record(
-        "ar_greedy",
-        lambda: np.stack(model.generate(prompts, max_new_tokens=args.num_new_tokens,
-                                        stop_token_ids=None)),
-        tokens_per_ar_pass=1.0,
-    )
-    ar_result["ar_loss_of_output"] = round(
-        ar_loss_of_new_tokens(model, reference, args.prompt_length), 4
-    )
-    for draft_mode in args.draft_modes:
-        for draft_length in args.draft_lengths:
-            speculative(draft_mode, draft_length)
     fill_positions = ~prompt_mask
     canvas = np.where(fill_positions, model.mask_token_id, token_ids)
     for threshold in args.thresholds:
@@ -204,7 +185,81 @@ def main(argv=None):
         result["ar_loss_of_output"] = round(
             ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
         )
-        result["speedup_vs_ar"] = round(ar_result["seconds"] / result["seconds"], 3)
+    prompt_lengths = np.full((args.batch_size,), args.prompt_length)
+    for threshold in args.thresholds:
+        (tokens, _, passes), result = record(
+            f"md_prefix_cache_{threshold}",
+            lambda t=threshold: block_cache_md_generate(
+                model, canvas, prompt_lengths, args.num_new_tokens,
+                block_length=args.md_block_length, threshold=t,
+            ),
+            threshold=threshold,
+            block_length=args.md_block_length,
+        )
+        result.update(passes)
+        result["ar_loss_of_output"] = round(
+            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
+        )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backend = keras.config.backend()
+    model, data, training = load_or_train_model(args)
+    print(f"{backend}: trained {training}", flush=True)
+    validation = data.validation_rows.token_ids
+    prompts = validation[: args.batch_size, : args.prompt_length].astype("int32")
+    prompts[:, 0] = model.bos_token_id
+    length = args.prompt_length + args.num_new_tokens
+    token_ids = np.full((args.batch_size, length), model.pad_token_id, "int32")
+    token_ids[:, : args.prompt_length] = prompts
+    prompt_mask = np.arange(length)[None, :] < args.prompt_length
+    prompt_mask = np.broadcast_to(prompt_mask, token_ids.shape).copy()
+    new_tokens = args.batch_size * args.num_new_tokens
+    results = []
+
+    entries = []
+
+    def record(name, function, **details):
+        outputs, compile_seconds = first_call(function)
+        result = {"name": name, **details, "compile_seconds": round(compile_seconds, 3)}
+        results.append(result)
+        entries.append((result, function))
+        return outputs, result
+
+    def speculative(draft_mode, draft_length):
+        (tokens, stats), result = record(
+            f"speculative_{draft_mode}_k{draft_length}",
+            lambda: speculative_generate(
+                model, token_ids, prompt_mask, draft_length, draft_mode=draft_mode
+            ),
+            draft_mode=draft_mode,
+            draft_length=draft_length,
+        )
+        result["tokens_per_ar_pass"] = round(stats["tokens_per_verify_pass"], 3)
+        result["draft_acceptance_rate"] = round(stats["draft_acceptance_rate"], 3)
+        result["equals_ar_greedy"] = bool((tokens == reference).all())
+
+    reference, ar_result = record(
+        "ar_greedy",
+        lambda: np.stack(model.generate(prompts, max_new_tokens=args.num_new_tokens,
+                                        stop_token_ids=None)),
+        tokens_per_ar_pass=1.0,
+    )
+    ar_result["ar_loss_of_output"] = round(
+        ar_loss_of_new_tokens(model, reference, args.prompt_length), 4
+    )
+    for draft_mode in args.draft_modes:
+        for draft_length in args.draft_lengths:
+            speculative(draft_mode, draft_length)
+    add_md_runs(record, model, token_ids, prompt_mask, args)
+    seconds = time_interleaved(entries, args.repeats)
+    for (result, _), times in zip(entries, seconds):
+        result["seconds"] = round(statistics.median(times), 4)
+        result["tokens_per_second"] = round(new_tokens / statistics.median(times), 1)
+        ratios = [ar / own for ar, own in zip(seconds[0], times)]
+        result["speedup_vs_ar"] = round(statistics.median(ratios), 3)
+        result["speedup_vs_ar_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
     for result in results:
         print(f"{backend:10s} {json.dumps(result)}", flush=True)
     report = {

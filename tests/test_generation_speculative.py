@@ -96,6 +96,38 @@ def test_greedy_equals_ar_greedy_for_every_draft_length(trained_model, prompts):
     assert 0.0 < rates[3] < 1.0, rates
 
 
+def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
+    """One pass per iteration (verify + next draft): the AR output for every draft length."""
+    token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
+    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None)
+    acceptance = []
+    for draft_length in (1, 4, 8):
+        tokens, statistics = speculative_generate(
+            trained_model, token_ids, prompt_mask, draft_length, draft_mode="fused"
+        )
+        for row, expected in zip(tokens, free_run):
+            assert row[: len(expected)].tolist() == expected.tolist(), draft_length
+        assert statistics["num_positions"] == token_ids.shape[1] - 3
+        acceptance.append(statistics["draft_acceptance_rate"])
+    # Fused drafts (made from the mask block) are accepted at times: the drafting path runs.
+    assert max(acceptance) > 0.0, acceptance
+    stop_token_ids = tuple(
+        sorted({int(row[len(prompt) + 5]) for row, prompt in zip(free_run, prompts)})
+    )
+    reference = trained_model.generate(
+        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids
+    )
+    tokens, _ = speculative_generate(
+        trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
+        stop_token_ids=stop_token_ids,
+    )
+    for row, expected, prompt in zip(tokens, reference, prompts):
+        assert truncate_at_stop(row, len(prompt), stop_token_ids).tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="fused"):
+        speculative_generate(trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
+                             temperature=0.5)
+
+
 def test_stop_tokens_and_multi_step_drafts_match_ar(trained_model, prompts):
     free_run = trained_model.generate(
         prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None

@@ -25,7 +25,8 @@ from conftest import REPO_ROOT
 
 GUIDE_BACKENDS = {
     "dual_objective_basics": ("torch",),
-    "evaluate_like_the_papers": ("jax",),
+    "evaluate_like_the_papers": ("torch",),
+    "fast_decoding": ("jax",),
     "generation_and_evaluation": ("tensorflow",),
     "released_models": ("jax",),
     "repetition_study": ("jax",),

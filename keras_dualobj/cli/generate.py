@@ -116,10 +116,12 @@ def add_parser(subparsers):
     md.add_argument("--num-steps", type=int, default=None)
     md.add_argument("--block-length", type=int, default=None)
     md.add_argument("--remasking", choices=("confidence", "random"), default=None)
+    md.add_argument("--threshold", type=float, default=None, help="reveal every position above this probability per step (at least one); replaces --num-steps")
+    md.add_argument("--prefix-cache", action="store_true", help="encode the prompt and finished blocks once per block (block-causal attention; faster, approximate)")
     speculative = parser.add_argument_group("self-speculative decoding (--mode speculative)")
     speculative.add_argument("--draft-length", type=int, default=None, help="tokens drafted per AR pass (default 4)")
     speculative.add_argument("--draft-steps", type=int, default=None, help="MD passes per draft (default 1)")
-    speculative.add_argument("--draft-mode", choices=("cached", "full"), default=None, help="draft against the AR cache (default) or with a full bidirectional pass")
+    speculative.add_argument("--draft-mode", choices=("cached", "full", "fused"), default=None, help="draft against the AR cache (default), with a full bidirectional pass, or fused into the verify pass (one pass per iteration; greedy)")
     parser.add_argument("--output", help="also write prompts and outputs to this JSON file")
     parser.set_defaults(run=run)
 
@@ -145,7 +147,8 @@ def _sampler(args):
 MODE_FLAGS = {
     "ar": (("--sampler", "sampler"), ("--top-k", "top_k"), ("--top-p", "top_p")),
     "md": (("--num-steps", "num_steps"), ("--block-length", "block_length"),
-           ("--remasking", "remasking")),
+           ("--remasking", "remasking"), ("--threshold", "threshold"),
+           ("--prefix-cache", "prefix_cache")),
     "speculative": (("--draft-length", "draft_length"), ("--draft-steps", "draft_steps"),
                     ("--draft-mode", "draft_mode")),
 }
@@ -168,6 +171,7 @@ def _infill(model, args, prompts):
     if args.mode != "md":
         raise ValueError("Infilling (--suffix / --suffix-ids) needs --mode md.")
     ignored = _given(args, MODE_FLAGS["ar"] + MODE_FLAGS["speculative"] + (
+        ("--threshold", "threshold"), ("--prefix-cache", "prefix_cache"),
         ("--stop-token-ids", "stop_token_ids"), ("--no-stop", "no_stop"),
         ("--strip-prompt", "strip_prompt"),
     ))

@@ -11,6 +11,8 @@ from keras_dualobj.generation.ar_decoding import ar_decode_uncached
 from keras_dualobj.generation.ar_decoding import get_sampler
 from keras_dualobj.generation.compiled import DecodingFunctionCache
 from keras_dualobj.generation.compiled import compile_decoding_function
+from keras_dualobj.generation.md_block_cache import block_cache_md_generate
+from keras_dualobj.generation.md_block_cache import block_causal_mask
 from keras_dualobj.generation.md_decoding import md_decode
 from keras_dualobj.generation.md_decoding import md_decode_step
 from keras_dualobj.generation.md_decoding import reveal_schedule

@@ -137,6 +137,21 @@ def propose_tokens(
     logits = ops.cast(logits, "float32")
     if shifted:
         logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
+    return proposals_from_logits(logits, mask_token_id, seed_generator, temperature)
+
+
+def proposals_from_logits(logits, mask_token_id, seed_generator, temperature):
+    """`propose_tokens` from logits already aligned with the positions they fill.
+
+    Example:
+    >>> import numpy as np, keras
+    >>> logits = np.log(np.array([[[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]], "float32"))
+    >>> proposals, confidence = proposals_from_logits(
+    ...     logits, 0, keras.random.SeedGenerator(0), temperature=0.0)
+    >>> np.asarray(proposals).tolist(), np.round(np.asarray(confidence, "float64"), 2).tolist()
+    ([[2, 1]], [[0.78, 0.75]])
+    """
+    logits = ops.cast(logits, "float32")
     vocabulary_size = ops.shape(logits)[2]
     is_mask_token = ops.equal(ops.arange(vocabulary_size, dtype="int32"), mask_token_id)
     logits = ops.where(is_mask_token, _EXCLUDED_LOGIT, logits)

@@ -52,6 +52,7 @@ from keras import random
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import reveal_schedule
 from keras_dualobj.generation.speculative_acceptance import count_leading
+from keras_dualobj.generation.speculative_fused import fused_speculative_decode
 from keras_dualobj.generation.speculative_acceptance import speculative_accept
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
@@ -61,7 +62,7 @@ from keras_dualobj.utils.validation import check_int
 _EXCLUDED_LOGIT = -1e9
 
 
-DRAFT_MODES = ("full", "cached")
+DRAFT_MODES = ("full", "cached", "fused")
 
 
 def check_speculative_options(draft_length, draft_steps=1, temperature=0.0, draft_mode="full"):
@@ -74,6 +75,12 @@ def check_speculative_options(draft_length, draft_steps=1, temperature=0.0, draf
     check_choice("draft_mode", draft_mode, DRAFT_MODES)
     check_int("draft_length", draft_length, minimum=1)
     check_int("draft_steps", draft_steps, minimum=1)
+    if draft_mode == "fused" and (draft_steps != 1 or temperature != 0):
+        raise ValueError(
+            "draft_mode='fused' (one pass verifies a draft and drafts the next) is "
+            "greedy with one draft step: it needs temperature=0 and draft_steps=1; "
+            f"received temperature={temperature!r}, draft_steps={draft_steps!r}."
+        )
     if draft_steps > draft_length:
         raise ValueError(
             f"`draft_steps` must be between 1 and `draft_length` ({draft_length}); "
@@ -394,6 +401,12 @@ def speculative_generate(
         runner = make_loop_runner(seed)
 
         def step(inputs):
+            if draft_mode == "fused":
+                return fused_speculative_decode(
+                    model.call_with_cache, model._build_cache, inputs, draft_length,
+                    model.mask_token_id, shifted=model.md_shifted,
+                    stop_token_ids=stop_token_ids, loop_runner=runner, model=model,
+                )
             return speculative_decode(
                 model.call_with_cache,
                 model._build_cache,

@@ -21,7 +21,7 @@ from keras_dualobj.models.task_inputs import check_sequence_length
 class ARGeneration:
     """Mixin: autoregressive decoding of `DualLM` with a KV cache."""
 
-    def call_with_cache(self, token_ids, cache, cache_update_index):
+    def call_with_cache(self, token_ids, cache, cache_update_index, attention_mask=None):
         """Causal forward pass of new tokens against a KV cache (AR decoding).
 
         Args:
@@ -29,6 +29,9 @@ class ARGeneration:
                 `cache_update_index .. cache_update_index + n - 1`.
             cache: float `[batch, num_layers, 2, max_length, num_heads, head_dim]`.
             cache_update_index: int or scalar int tensor.
+            attention_mask: optional bool `[batch, n, max_length]` in place of the
+                causal mask over the cache (the MD block cache's block-causal mask,
+                `keras_dualobj.generation.md_block_cache`).
 
         Returns:
             `(logits [batch, n, vocab], hidden_states [batch, n, hidden], cache)`.
@@ -46,13 +49,14 @@ class ARGeneration:
         """
         batch_size, query_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         max_length = ops.shape(cache)[3]
-        query_positions = cache_update_index + ops.arange(query_length, dtype="int32")
-        key_positions = ops.arange(max_length, dtype="int32")
-        # Keys beyond a query's position are stale or padding: causal over the cache.
-        attention_mask = key_positions[None, None, :] <= query_positions[None, :, None]
-        attention_mask = ops.broadcast_to(
-            attention_mask, (batch_size, query_length, max_length)
-        )
+        if attention_mask is None:
+            query_positions = cache_update_index + ops.arange(query_length, dtype="int32")
+            key_positions = ops.arange(max_length, dtype="int32")
+            # Keys beyond a query's position are stale or padding: causal over the cache.
+            attention_mask = key_positions[None, None, :] <= query_positions[None, :, None]
+            attention_mask = ops.broadcast_to(
+                attention_mask, (batch_size, query_length, max_length)
+            )
         hidden_states = self.backbone.token_embedding(token_ids)
         caches = []
         for i, block in enumerate(self.backbone.transformer_layers):

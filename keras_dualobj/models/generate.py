@@ -106,6 +106,8 @@ class Generate:
         num_steps=None,
         block_length=None,
         remasking=None,
+        threshold=None,
+        prefix_cache=None,
         draft_length=None,
         draft_steps=None,
         draft_mode=None,
@@ -152,11 +154,20 @@ class Generate:
             block_length: `"md"` only. Semi-autoregressive block length, dividing
                 the new tokens; defaults to one block.
             remasking: `"md"` only. `"confidence"` (default) or `"random"`.
+            threshold: `"md"` only. τ in `[0, 1]`: each step reveals every masked
+                position of the block whose proposal has probability above τ (at
+                least one; Fast-dLLM's parallel unmasking); exclusive with `num_steps`.
+            prefix_cache: `"md"` only. `True`: semi-autoregressive blocks with a
+                prefix KV cache and a block-causal mask (the prompt and finished
+                blocks are encoded once per block and do not see what follows; see
+                `keras_dualobj.generation.md_block_cache`). Defaults to `False`.
             draft_length: `"speculative"` only. Tokens drafted per AR pass (default 4).
             draft_steps: `"speculative"` only. MD passes per draft (default 1).
             draft_mode: `"speculative"` only. `"cached"` (default: masks against the AR
-                KV cache, cheap) or `"full"` (one bidirectional pass, the MD face as
-                trained); the output does not depend on it, only the acceptance.
+                KV cache, cheap), `"full"` (one bidirectional pass, the MD face as
+                trained) or `"fused"` (greedy: one pass verifies the draft and drafts
+                the next, see `keras_dualobj.generation.speculative_fused`); the
+                output does not depend on it, only the acceptance and the speed.
 
         Returns:
             The structure of `inputs`: a string or list of strings; a dict of padded
@@ -181,6 +192,9 @@ class Generate:
         >>> model.generate([1, 20, 21], mode="md", max_new_tokens=4, num_steps=2,
         ...                stop_token_ids=None).shape
         (7,)
+        >>> model.generate(prompts, mode="md", max_new_tokens=4, block_length=2,
+        ...                prefix_cache=True, threshold=0.9, stop_token_ids=None)[1].shape
+        (6,)
         >>> ar = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
         >>> fast = model.generate(prompts, mode="speculative", max_new_tokens=6,
         ...                       draft_length=3, stop_token_ids=None)
@@ -203,6 +217,8 @@ class Generate:
             num_steps=num_steps,
             block_length=block_length,
             remasking=remasking,
+            threshold=threshold,
+            prefix_cache=prefix_cache,
             draft_length=draft_length,
             draft_steps=draft_steps,
             draft_mode=draft_mode,

@@ -13,12 +13,13 @@ from keras_dualobj.generation.md_decoding import check_md_options
 from keras_dualobj.generation.md_decoding import reveal_schedule
 from keras_dualobj.generation.speculative import check_speculative_options
 from keras_dualobj.utils.validation import check_choice
+from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
 GENERATION_MODES = ("ar", "md", "speculative")
 MODE_OPTIONS = {
     "ar": ("sampler", "use_cache"),
-    "md": ("num_steps", "block_length", "remasking"),
+    "md": ("num_steps", "block_length", "remasking", "threshold", "prefix_cache"),
     "speculative": ("draft_length", "draft_steps", "draft_mode"),
 }
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -49,6 +50,8 @@ class GenerationOptions:
     draft_length: int = None
     draft_steps: int = None
     draft_mode: str = None
+    threshold: float = None
+    prefix_cache: bool = False
 
     def new_tokens(self, longest_prompt):
         """New tokens per row for MD (every row gets the same number)."""
@@ -105,8 +108,8 @@ def resolve_generation_options(
         eos_token_id, pad_token_id: the model's.
         default_sampler: the sampler given to `compile(sampler=...)`, if any.
         **options: `temperature`, `seed`, `sampler`, `use_cache`, `num_steps`,
-            `block_length`, `remasking`, `draft_length`, `draft_steps`, `draft_mode`
-            (`None` = default).
+            `block_length`, `remasking`, `threshold`, `prefix_cache`, `draft_length`,
+            `draft_steps`, `draft_mode` (`None` = default).
 
     Returns:
         A `GenerationOptions`.
@@ -181,6 +184,14 @@ def resolve_generation_options(
         temperature=temperature,
         seed=resolved.pop("seed"),
     )
+    md_options = dataclasses.replace(
+        md_options, **resolve_md_speedups(options.get("threshold"), options.get("prefix_cache"))
+    )
+    if md_options.threshold is not None and md_options.num_steps is not None:
+        raise ValueError(
+            "`num_steps` and `threshold` are exclusive (a threshold decides the steps); "
+            f"received num_steps={md_options.num_steps}, threshold={md_options.threshold}."
+        )
     schedule = None
     if max_new_tokens is not None:
         # Known before the prompts are read: checked now, so a typo is reported
@@ -213,3 +224,18 @@ def resolve_md_options(num_steps=None, block_length=None, remasking=None, temper
         block_length=block_length,
         remasking=remasking,
     )
+
+
+def resolve_md_speedups(threshold=None, prefix_cache=None):
+    """`generate(mode="md")`'s `threshold` (τ in `[0, 1]` or `None`) and `prefix_cache` (bool).
+
+    Example:
+    >>> resolve_md_speedups(0.9, None)
+    {'threshold': 0.9, 'prefix_cache': False}
+    """
+    if threshold is not None:
+        threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
+    prefix_cache = False if prefix_cache is None else prefix_cache
+    if not isinstance(prefix_cache, bool):
+        raise ValueError(f"`prefix_cache` must be True or False; received {prefix_cache!r}.")
+    return {"threshold": threshold, "prefix_cache": prefix_cache}

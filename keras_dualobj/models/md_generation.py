@@ -10,9 +10,11 @@ import numpy as np
 from keras import ops
 
 from keras_dualobj.generation.compiled import compile_decoding_function
+from keras_dualobj.generation.md_block_cache import block_cache_md_generate
 from keras_dualobj.generation.md_decoding import md_decode
 from keras_dualobj.generation.md_decoding import md_decode_step
 from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate
 from keras_dualobj.generation.prompts import check_vocabulary
 from keras_dualobj.generation.prompts import decode_outputs
 from keras_dualobj.generation.prompts import encode_prompts
@@ -183,12 +185,28 @@ class MDGeneration:
         positions = np.arange(length)[None, :]
         ends = prompt_lengths[:, None] + num_new_tokens
         fill_positions = (positions >= prompt_lengths[:, None]) & (positions < ends)
-        token_ids = self._md_fill(
-            np.where(fill_positions, self.mask_token_id, token_ids),
-            (positions >= ends).astype("int32"),
-            fill_positions,
-            options,
-        )["token_ids"]
+        canvas = np.where(fill_positions, self.mask_token_id, token_ids)
+        document_ids = (positions >= ends).astype("int32")
+        if options.threshold is not None and options.remasking != "confidence":
+            raise ValueError(
+                "`threshold` reveals by confidence; received remasking="
+                f"{options.remasking!r} (use the default, 'confidence')."
+            )
+        if options.prefix_cache:
+            token_ids, _, _ = block_cache_md_generate(
+                self, canvas, prompt_lengths, num_new_tokens,
+                block_length=options.block_length, num_steps=options.num_steps,
+                threshold=options.threshold, remasking=options.remasking,
+                temperature=options.temperature, seed=options.seed,
+            )
+        elif options.threshold is not None:
+            token_ids, _, _ = threshold_md_generate(
+                self, canvas, document_ids, fill_positions, options.threshold,
+                block_length=options.block_length, temperature=options.temperature,
+                seed=options.seed,
+            )
+        else:
+            token_ids = self._md_fill(canvas, document_ids, fill_positions, options)["token_ids"]
         return [row[: end] for row, end in zip(token_ids, ends[:, 0])]
 
     def _md_fill(self, token_ids, document_ids, fill_positions, options):
