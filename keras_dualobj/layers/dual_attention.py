@@ -7,6 +7,47 @@ from keras_hub.layers import RotaryEmbedding
 from keras_dualobj.layers.initializers import clone_initializer
 
 
+def writes_cache_in_place():
+    """Whether KV caches are updated in place: on PyTorch, which runs eagerly.
+
+    `ops.slice_update` and `ops.stack` copy the whole cache on every decoded token
+    in eager PyTorch (three full copies per layer and token); decoding runs under
+    `torch.no_grad()`, so writing the new keys and values into the cache tensor is
+    safe and leaves the attention reading the same numbers. JAX and TensorFlow
+    decode inside one compiled loop, where XLA already updates the buffer in place,
+    so they keep the functional update.
+    """
+    return keras.backend.backend() == "torch"
+
+
+def update_cache(cache, key, value, cache_update_index):
+    """Writes `key`/`value` `[batch, n, heads, head_dim]` at `cache_update_index`.
+
+    Returns the full keys, values and the cache `[batch, 2, max_length, heads,
+    head_dim]`. In place on PyTorch (the returned cache is the argument), a new
+    tensor elsewhere.
+
+    Example:
+    >>> import numpy as np
+    >>> cache = np.zeros((1, 2, 4, 1, 2), "float32")
+    >>> new = np.ones((1, 1, 1, 2), "float32")
+    >>> keys, values, cache = update_cache(cache, new, 2 * new, 1)
+    >>> keras.ops.convert_to_numpy(cache)[0, :, :, 0, 0].tolist()
+    [[0.0, 1.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]]
+    """
+    if writes_cache_in_place():
+        cache = ops.convert_to_tensor(cache)
+        start = int(cache_update_index)
+        stop = start + key.shape[1]
+        cache[:, 0, start:stop] = ops.cast(key, cache.dtype)
+        cache[:, 1, start:stop] = ops.cast(value, cache.dtype)
+        return cache[:, 0], cache[:, 1], cache
+    start = [0, cache_update_index, 0, 0]
+    key = ops.slice_update(cache[:, 0, ...], start, key)
+    value = ops.slice_update(cache[:, 1, ...], start, value)
+    return key, value, ops.stack((key, value), axis=1)
+
+
 @keras.saving.register_keras_serializable(package="keras_dualobj")
 class DualAttention(keras.layers.Layer):
     """Bias-free multi-head self-attention whose mask decides causal or bidirectional.
@@ -101,10 +142,7 @@ class DualAttention(keras.layers.Layer):
                     "`cache_update_index` is required with a `cache`; "
                     f"received cache_update_index={cache_update_index}."
                 )
-            start = [0, cache_update_index, 0, 0]
-            key = ops.slice_update(cache[:, 0, ...], start, key)
-            value = ops.slice_update(cache[:, 1, ...], start, value)
-            cache = ops.stack((key, value), axis=1)
+            key, value, cache = update_cache(cache, key, value, cache_update_index)
 
         attention = ops.dot_product_attention(
             query,

@@ -15,6 +15,7 @@ from keras_dualobj.generation.ar_decoding import SAMPLERS
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.prompts import pad_rows
 from keras_dualobj.generation.speculative import speculative_generate
+from keras_dualobj.layers.dual_attention import writes_cache_in_place
 from keras_dualobj.models.task_inputs import check_sequence_length
 
 
@@ -57,6 +58,8 @@ class ARGeneration:
             attention_mask = ops.broadcast_to(
                 attention_mask, (batch_size, query_length, max_length)
             )
+        if writes_cache_in_place():
+            cache = ops.convert_to_tensor(cache)  # the layers write into its views
         hidden_states = self.backbone.token_embedding(token_ids)
         caches = []
         for i, block in enumerate(self.backbone.transformer_layers):
@@ -69,6 +72,9 @@ class ARGeneration:
             caches.append(layer_cache)
         hidden_states = self.backbone.final_norm(hidden_states)
         logits = self.backbone.token_embedding(hidden_states, reverse=True)
+        if writes_cache_in_place():
+            # Each layer wrote into its view `cache[:, i]`: no copy of the whole cache.
+            return logits, hidden_states, cache
         return logits, hidden_states, ops.stack(caches, axis=1)
 
     def _build_cache(self, token_ids):
