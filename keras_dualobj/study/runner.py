@@ -32,6 +32,8 @@ from keras_dualobj.study.plots import write_plots
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
+from keras_dualobj.study.seeds import mean_results
+from keras_dualobj.study.seeds import seed_summary_table
 from keras_dualobj.study.summary import summary_table
 from keras_dualobj.training import RunSpec
 from keras_dualobj.training.atomic_files import atomic_write_text
@@ -72,6 +74,9 @@ class StudyConfig:
         token_budget: C, tokens each cell trains on; `C / (batch_size *
             sequence_length)` steps must be a multiple of every R so that
             `U = C / R` is a whole number of batches.
+        seeds: optional seeds; every (α, R) cell is trained once per seed (model
+            initialisation, masks and data order; the held-out split stays the
+            recipe's). `None`: the recipe's seed only, cells named without a seed.
         evaluations: held-out evaluations per cell (the training curves).
         evaluation_batches: held-out batches per evaluation (`None`: all).
         data_dir: TFDS data directory.
@@ -92,6 +97,7 @@ class StudyConfig:
     ar_fractions: tuple
     repetitions: tuple
     token_budget: int
+    seeds: tuple
     evaluations: int
     evaluation_batches: int
     data_dir: str
@@ -103,6 +109,7 @@ class StudyConfig:
         repetitions,
         token_budget,
         *,
+        seeds=None,
         evaluations=8,
         evaluation_batches=8,
         data_dir=None,
@@ -130,6 +137,12 @@ class StudyConfig:
             )
         check_int("token_budget", token_budget, minimum=1)
         check_int("evaluations", evaluations, minimum=1)
+        if seeds is not None:
+            if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+                raise TypeError(f"seeds must be a list of integers or None; received {seeds!r}.")
+            seeds = tuple(sorted({check_int("seeds", seed, minimum=0) for seed in seeds}))
+            if not seeds:
+                raise ValueError("seeds must name at least one seed; received an empty list.")
         recipe = recipe.replace(token_budget=token_budget).resolved()
         check_int("sequence_length", recipe.sequence_length, minimum=2)
         check_int("batch_size", recipe.batch_size, minimum=1)
@@ -138,6 +151,7 @@ class StudyConfig:
             ar_fractions=tuple(sorted(set(fractions))),
             repetitions=tuple(sorted(set(repetitions))),
             token_budget=token_budget,
+            seeds=seeds,
             evaluations=evaluations,
             evaluation_batches=evaluation_batches,
             data_dir=data_dir,
@@ -163,11 +177,25 @@ class StudyConfig:
                          "evaluation_batches", "data_dir")
         }
         config["recipe"] = self.recipe.to_json()
+        if self.seeds is not None:
+            # Absent for a single-seed study, so that older study folders still resume.
+            config["seeds"] = list(self.seeds)
         return config
+
+    @property
+    def seed_list(self):
+        """The seeds every cell is trained with (the recipe's alone by default)."""
+        return self.recipe_seeds if self.seeds is None else self.seeds
+
+    @property
+    def recipe_seeds(self):
+        return (self.recipe.seed,)
 
     def cell_spec(self, cell):
         """The `RunSpec` of one cell: the recipe with the cell's α, R and budget."""
-        return self.recipe.replace(ar_fraction=cell.ar_fraction, repetitions=cell.repetitions)
+        return self.recipe.replace(
+            ar_fraction=cell.ar_fraction, repetitions=cell.repetitions, seed=cell.seed
+        )
 
 
 def _check_budget(config):
@@ -187,7 +215,7 @@ def _check_budget(config):
 
 @dataclasses.dataclass(frozen=True)
 class StudyCell:
-    """One (α, R) cell: `unique_tokens * repetitions == token_budget`."""
+    """One (α, R, seed) cell: `unique_tokens * repetitions == token_budget`."""
 
     ar_fraction: float
     repetitions: int
@@ -195,14 +223,24 @@ class StudyCell:
     token_budget: int
     num_steps: int
     seed: int
+    # Multi-seed studies name their cells `alpha..._R..._seed...`; not part of the run.
+    seed_in_key: bool = dataclasses.field(default=False, compare=False)
 
     @property
     def key(self):
-        return cell_key(self.ar_fraction, self.repetitions)
+        return cell_key(self.ar_fraction, self.repetitions, self.seed if self.seed_in_key else None)
+
+    def run_fields(self):
+        """The cell's settings as its run records them."""
+        fields = dataclasses.asdict(self)
+        fields.pop("seed_in_key")
+        return fields
 
 
 def plan_cells(config):
-    """The grid's cells, R-major (all α of the smallest R first).
+    """The grid's cells, seed-major, then R-major (all α of the smallest R first).
+
+    A multi-seed grid cut short thus has whole grids of its first seeds.
 
     Example:
     >>> config = StudyConfig((0.0, 1.0), (1, 4), token_budget=4 * 32 * 128)
@@ -217,8 +255,10 @@ def plan_cells(config):
             unique_tokens=config.token_budget // repetitions,
             token_budget=config.token_budget,
             num_steps=config.num_steps,
-            seed=config.seed,
+            seed=seed,
+            seed_in_key=config.seeds is not None,
         )
+        for seed in config.seed_list
         for repetitions in config.repetitions
         for ar_fraction in config.ar_fractions
     ]
@@ -295,7 +335,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     spec.compile(model, cell.num_steps)
     log_every = math.gcd(cell.num_steps, max(1, cell.num_steps // (4 * config.evaluations)))
     eval_every = max(log_every, cell.num_steps // config.evaluations // log_every * log_every)
-    run_config = {**config.to_json(), **dataclasses.asdict(cell)}
+    run_config = {**config.to_json(), **cell.run_fields()}
     callbacks = [] if on_step is None else [_StepCallback(on_step)]
     result = train(
         model,
@@ -445,7 +485,8 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     )
     progress.line(
         f"[study] {len(cells)} cells ({len(config.ar_fractions)} α x "
-        f"{len(config.repetitions)} R), {config.num_steps} steps each; "
+        f"{len(config.repetitions)} R x {len(config.seed_list)} seeds), "
+        f"{config.num_steps} steps each; "
         f"{len(results)} already finished in {study_dir}"
     )
     for index, cell in enumerate(cells, start=1):
@@ -454,6 +495,7 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         cell_dir = study_dir / CELLS_DIR / cell.key
         progress.start_cell(
             f"cell {index}/{len(cells)}: α={cell.ar_fraction:g} R={cell.repetitions} "
+            f"seed={cell.seed} "
             f"U={cell.unique_tokens:,}"
         )
         result = run_cell(cell, config, data, cell_dir, on_step=progress.step)
@@ -464,23 +506,28 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         results[cell.key] = result
         write_results(list(results.values()), study_dir)
         progress.line(
-            f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions}: "
+            f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions} "
+            f"seed={cell.seed}: "
             f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
             f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}, "
             f"prefix-LM {result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
     ordered = [results[cell.key] for cell in cells]
     write_results(ordered, study_dir)
-    write_plots(ordered, study_dir)
+    # Plots and the first table show the mean over seeds (the cells as they are with one).
+    means = mean_results(ordered)
+    write_plots(means, study_dir)
     rows = _evaluation_rows(data, config).num_rows
     table = summary_table(
-        ordered,
+        means,
         estimator=(
             f"{rows} held-out rows of {config.sequence_length} tokens; AR and prefix-LM "
             "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
             f"masks per row: {config.elbo_samples})."
         ),
     )
+    if len(config.seed_list) > 1:
+        table += "\n\n" + seed_summary_table(ordered)
     atomic_write_text(study_dir / "summary.txt", table + "\n")
     progress.line(table)
     return ordered
