@@ -114,6 +114,11 @@ def add_parser(subparsers):
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
     setup.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 2)")
     setup.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
+    analysis = parser.add_argument_group("analysis (after the grid, or alone with --analyse-only)")
+    analysis.add_argument("--analyse-only", action="store_true", help="train nothing: analyse the finished cells in --output (GP fit, findings, figure)")
+    analysis.add_argument("--multiple-choice", action="store_true", help="score every finished cell on a held-out continuation task in AR, prefix and MD modes")
+    analysis.add_argument("--choice-examples", type=int, default=512, help="multiple-choice examples (default: 512, 4 choices each)")
+    analysis.add_argument("--choice-samples", type=int, default=4, help="MD masks per choice for the MD-mode score (default: 4)")
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
     run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
@@ -165,7 +170,9 @@ def run_study_command(args):
 
     try:
         with RunLock(args.output), graceful_interrupts():
-            run_study(study_config(args), args.output, overwrite=args.overwrite)
+            if not args.analyse_only:
+                run_study(study_config(args), args.output, overwrite=args.overwrite)
+            finish_study(args)
     except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
         stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
         print(f"keras-dualobj study: {stopped} Finished cells are kept; run the same "
@@ -178,3 +185,20 @@ def run_study_command(args):
         print(f"keras-dualobj study: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def finish_study(args, stream=None):
+    """Scores the cells on the multiple-choice task (`--multiple-choice`), then writes
+    the GP analysis and the findings (`analysis.txt`, `gp_best_alpha.png`)."""
+    from keras_dualobj.study.analysis import analyse_study
+    from keras_dualobj.study.cell_multiple_choice import evaluate_study_cells
+    from keras_dualobj.study.cell_multiple_choice import study_examples
+
+    stream = sys.stdout if stream is None else stream
+    if args.multiple_choice:
+        examples = study_examples(args.output, num_examples=args.choice_examples)
+        evaluate_study_cells(args.output, examples, num_samples=args.choice_samples, stream=stream)
+    try:
+        analyse_study(args.output, stream=stream)
+    except ValueError as error:  # too few cells for a fit: the tables above stand
+        stream.write(f"[study] no GP analysis: {error}\n")

@@ -152,3 +152,17 @@ def _examples_digest(examples, modes, num_samples):
 
     text = json.dumps([examples, list(modes), num_samples], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def study_examples(study_dir, num_examples=512, num_choices=4, seed=0):
+    """`continuation_examples` from the held-out rows of a study folder's corpus split
+    (prepared again from its `study.json`, the same rows its cells were evaluated on)."""
+    from keras_dualobj.study.folder import load_study_config
+
+    config = load_study_config(study_dir)
+    data = config.recipe.prepare_data(
+        data_dir=config.data_dir, repetitions=min(config.repetitions), verbose=False
+    )
+    rows = data.validation_rows
+    return continuation_examples(rows.token_ids, rows.document_ids, num_examples=num_examples,
+                                 num_choices=num_choices, seed=seed)
