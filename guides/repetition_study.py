@@ -141,6 +141,50 @@ study directory (the `keras-dualobj recommend --repetitions R --study DIR` comma
 print(recommend_ar_fraction(16, study_dir))
 
 """
+## The paper's analysis: a GP fit over (α, R)
+
+The paper does not just read the best grid cell: it fits a Gaussian process to each
+held-out metric over (α, R) and reads the best α per R, with its uncertainty, off the
+fit. `analyse_study` does the same (`keras_dualobj.study.gp_analysis`: inputs logit α
+and log2 R, a squared-exponential kernel, seeds as noise, hyperparameters of highest
+evidence on a fixed grid): for each face — the AR loss without α = 0, the MD ELBO
+without α = 1, the models that train it — the best α per R, a 90% interval and the
+probability that each grid α is the best. It writes `analysis.txt`, `gp_analysis.json`
+and one figure with both faces, `gp_best_alpha.png`, and judges the paper's three
+findings against the seed spread (with one seed, as here, nothing is beyond it). The
+command is `keras-dualobj study --output DIR --analyse-only`.
+"""
+
+from keras_dualobj.study import analyse_study
+
+text = analyse_study(study_dir)
+print(text[text.index("GP fit"):])
+
+"""
+## The study in the paper's regime
+
+A miniature must keep the paper's *ratios*, not only its grid. The paper trains 363M
+non-embedding parameters on C = 2^35 tokens at every R: ~95 tokens per parameter, and
+U / N = 95 / R unique tokens per parameter, from 95 at R = 1 down to 0.7 at R = 128. The
+`small` preset at C = 2^19 sees 0.66 tokens per parameter: 140x under-trained at R = 1,
+where masked diffusion, the slow learner, is starved. `keras-dualobj study --regime
+paper` chooses the preset and C so that the ratios match (N: non-embedding parameters,
+as the paper counts them; see `keras_dualobj.study.regime`). On tiny Shakespeare (~1M
+training bytes) U at R = 1 must fit the corpus, which leaves the `nano` preset
+(2 x 16, 6,352 non-embedding parameters):
+"""
+
+from keras_dualobj.study import preset_regime, regime_rows
+
+plan = preset_regime("nano", (1, 4, 16, 64))
+print(plan)
+for row in regime_rows(plan["num_parameters"], plan["token_budget"], (1, 4, 16, 64)):
+    print(
+        f"R = {row['repetitions']:>2}: U = {row['unique_tokens']:>7,} tokens, "
+        f"U/N = {row['unique_per_parameter']:5.2f} (the paper: {row['paper_unique_per_parameter']:5.2f})"
+    )
+
+"""
 ## What the full-size commands measured
 
 Two commands ran the study on tiny Shakespeare with the `small` preset (0.86M

@@ -29,6 +29,7 @@ import numpy as np
 from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.study.plots import write_plots
+from keras_dualobj.study.progress import StudyProgress
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
@@ -396,57 +397,6 @@ class _StepCallback(keras.callbacks.Callback):
         self.on_step()
 
 
-class _StudyProgress:
-    """One overall progress line (steps of all cells, elapsed, ETA) and a line per cell."""
-
-    def __init__(self, total_steps, done_steps, stream):
-        self.total_steps = total_steps
-        self.done_steps = done_steps
-        self.stream = stream
-        self.started = time.perf_counter()
-        self.steps_this_session = 0
-        self.label = ""
-        self.last_write = 0.0
-        self.interactive = bool(getattr(stream, "isatty", lambda: False)())
-
-    def start_cell(self, label):
-        self.label = label
-        self._write(force=True)
-
-    def step(self):
-        self.done_steps += 1
-        self.steps_this_session += 1
-        self._write()
-
-    def line(self, text):
-        if self.interactive:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _write(self, force=False):
-        now = time.perf_counter()
-        if not force and now - self.last_write < (0.5 if self.interactive else 30.0):
-            return
-        self.last_write = now
-        elapsed = now - self.started
-        remaining = self.total_steps - self.done_steps
-        if self.steps_this_session:
-            eta = format_duration(elapsed / self.steps_this_session * remaining)
-        else:
-            eta = "?"
-        text = (
-            f"[study] {self.done_steps}/{self.total_steps} steps "
-            f"({100 * self.done_steps / max(self.total_steps, 1):.0f}%) | {self.label} | "
-            f"elapsed {format_duration(elapsed)} | ETA {eta}"
-        )
-        if self.interactive:
-            self.stream.write("\r\033[K" + text)
-            self.stream.flush()
-        else:
-            self.line(text)
-
-
 def run_study(config, study_dir, overwrite=False, stream=None):
     """Trains and evaluates every cell of `config` into `study_dir`; returns the results.
 
@@ -478,7 +428,7 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         path = study_dir / CELLS_DIR / cell.key / CELL_RESULT_FILE
         if path.is_file():
             results[cell.key] = CellResult(**json.loads(path.read_text()))
-    progress = _StudyProgress(
+    progress = StudyProgress(
         total_steps=len(cells) * config.num_steps,
         done_steps=len(results) * config.num_steps,
         stream=stream,
@@ -513,11 +463,16 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"prefix-LM {result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
     ordered = [results[cell.key] for cell in cells]
+    progress.line(_write_outputs(ordered, config, _evaluation_rows(data, config).num_rows, study_dir))
+    return ordered
+
+
+def _write_outputs(ordered, config, rows, study_dir):
+    """Results, plots and `summary.txt` of a finished grid; returns the table."""
     write_results(ordered, study_dir)
     # Plots and the first table show the mean over seeds (the cells as they are with one).
     means = mean_results(ordered)
     write_plots(means, study_dir)
-    rows = _evaluation_rows(data, config).num_rows
     table = summary_table(
         means,
         estimator=(
@@ -529,5 +484,4 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     if len(config.seed_list) > 1:
         table += "\n\n" + seed_summary_table(ordered)
     atomic_write_text(study_dir / "summary.txt", table + "\n")
-    progress.line(table)
-    return ordered
+    return table
