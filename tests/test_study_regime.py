@@ -165,6 +165,8 @@ def test_findings_are_judged_against_the_seed_spread():
     assert any(line.startswith("(2) dual resists overfitting (pure AR") and "REPRODUCED: final - best = 0.605±0.007 at α = 1 vs 0.000" in line
                for line in lines)
     assert any(line.startswith("(3)") for line in lines)
+    one_seed = findings_text([c for c in cells if c.seed == 0], {}).splitlines()
+    assert one_seed[0].endswith("AR loss: NOT JUDGED (one seed: no spread to judge against)")
 
 
 def test_continuation_examples_come_from_one_document_and_other_ones():

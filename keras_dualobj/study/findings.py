@@ -11,7 +11,8 @@
    the best α on the AR loss and on the MD ELBO overlap (and, if the cells were scored,
    those of the AR-mode and MD-mode multiple-choice error).
 
-Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers.
+Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers
+(for (1) and (2) "not judged" with one seed: there is no spread to compare with).
 """
 
 import dataclasses
@@ -23,7 +24,12 @@ from keras_dualobj.study.seeds import compare_cells
 from keras_dualobj.study.seeds import seed_statistics
 
 
-def _verdict(good, all_levels):
+ONE_SEED = "NOT JUDGED (one seed: no spread to judge against)"
+
+
+def _verdict(good, all_levels, seeds=2):
+    if seeds < 2:
+        return ONE_SEED
     if good == all_levels:
         return "REPRODUCED"
     if good:
@@ -79,7 +85,8 @@ def _finding_one(results):
     for metric, name in (("final_ar_loss", "AR loss"), ("final_md_elbo", "MD ELBO")):
         rows = mixing_beats_ends(results, metric)
         good = [r for r, row in rows.items() if row["holds"]]
-        lines.append(f"(1) mixing beats both ends, on the held-out {name}: {_verdict(good, list(rows))}")
+        seeds = len({r.seed for r in results})
+        lines.append(f"(1) mixing beats both ends, on the held-out {name}: {_verdict(good, list(rows), seeds)}")
         for r, row in rows.items():
             vs = ", ".join(
                 f"vs α={end:g} {c['difference']:+.3f}±{c['spread']:.3f}{'*' if c['beyond_spread'] else ''}"
@@ -99,9 +106,12 @@ def _finding_two(results):
             continue
         c = gap["comparison"]
         holds = c["difference"] > 0 and c["beyond_spread"]
+        verdict = "REPRODUCED" if holds else "NOT REPRODUCED"
+        if min(gap["end"]["n"], gap["mixed"]["n"]) < 2:
+            verdict = ONE_SEED
         lines.append(
             f"(2) dual resists overfitting ({name}, R = {gap['repetitions']}): "
-            f"{'REPRODUCED' if holds else 'NOT REPRODUCED'}: final - best = "
+            f"{verdict}: final - best = "
             f"{gap['end']['mean']:.3f}±{gap['end']['std']:.3f} at α = {end:g} vs "
             f"{gap['mixed']['mean']:.3f}±{gap['mixed']['std']:.3f} at α = "
             f"{format_fraction(gap['mixed_alpha'])}"
