@@ -123,3 +123,14 @@ def test_the_regime_refuses_a_corpus_too_small_for_it(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "nano: U = 589,824 at R = 1 >" in error and "corpus tokens" in error
+
+
+def test_the_command_line_passes_seeds_to_the_study():
+    from keras_dualobj.cli import build_parser
+    from keras_dualobj.cli.study import study_config
+
+    args = build_parser().parse_args(
+        ["study", "--quick", "--seeds", "2", "0", "--preset", "nano", "--output", "unused"])
+    config = study_config(args)
+    assert config.seeds == (0, 2) and config.preset == "nano"
+    assert study_config(build_parser().parse_args(["study", "--output", "unused"])).seeds is None
