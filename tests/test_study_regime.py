@@ -165,6 +165,13 @@ def test_findings_are_judged_against_the_seed_spread():
     assert any(line.startswith("(2) dual resists overfitting (pure AR") and "REPRODUCED: final - best = 0.605±0.007 at α = 1 vs 0.000" in line
                for line in lines)
     assert any(line.startswith("(3)") for line in lines)
+    # MD-mode choice: α = 1/2 right 60% (+ seed), the ends 40%: mixing wins there too.
+    choices = [{"ar_fraction": c.ar_fraction, "repetitions": c.repetitions, "seed": c.seed,
+                "ar_accuracy": 0.5, "md_accuracy": (0.6 if c.ar_fraction == 0.5 else 0.4) + 0.01 * c.seed}
+               for c in cells]
+    with_choices = findings_text(cells, analyses, choices).splitlines()
+    assert "(1) mixing beats both ends, on the md-mode multiple-choice error: REPRODUCED" in with_choices
+    assert "(1) mixing beats both ends, on the ar-mode multiple-choice error: NOT REPRODUCED" in with_choices
     one_seed = findings_text([c for c in cells if c.seed == 0], {}).splitlines()
     assert one_seed[0].endswith("AR loss: NOT JUDGED (one seed: no spread to judge against)")
 

@@ -3,7 +3,7 @@
 1. *Mixing beats either end at every R*: at each R, the best mixed α (0 < α < 1) has a
    lower mean held-out loss than both α = 0 and α = 1, beyond the seed spread
    (`keras_dualobj.study.seeds.compare_cells`). Judged on the AR loss and, separately,
-   on the MD ELBO.
+   on the MD ELBO (and on the AR- and MD-mode multiple-choice error rates if scored).
 2. *Dual models resist overfitting*: at the largest R, pure AR's held-out AR loss ends
    above its best (final - best) by more than the best mixed α's does, beyond the
    spread; likewise pure MD on the MD ELBO.
@@ -80,13 +80,29 @@ def overfitting_gaps(results, end, final="final_ar_loss", best="best_ar_loss"):
     }
 
 
-def _finding_one(results):
+def choice_error_results(results, choice_rows, mode):
+    """Copies of `results` whose `final_ar_loss` is the `mode` multiple-choice error
+    rate (1 - accuracy) of the same (α, R, seed) cell; cells not scored are left out."""
+    by_cell = {(r["ar_fraction"], r["repetitions"], r["seed"]): r for r in choice_rows}
+    return [
+        dataclasses.replace(r, final_ar_loss=1.0 - by_cell[key][f"{mode}_accuracy"])
+        for r in results
+        if (key := (r.ar_fraction, r.repetitions, r.seed)) in by_cell
+    ]
+
+
+def _finding_one(results, choice_rows=()):
     lines = []
-    for metric, name in (("final_ar_loss", "AR loss"), ("final_md_elbo", "MD ELBO")):
-        rows = mixing_beats_ends(results, metric)
+    faces = [(results, "final_ar_loss", "held-out AR loss"), (results, "final_md_elbo", "held-out MD ELBO")]
+    for mode in ("ar", "md"):
+        if choice_rows and f"{mode}_accuracy" in choice_rows[0]:
+            faces.append((choice_error_results(results, choice_rows, mode), "final_ar_loss",
+                          f"{mode}-mode multiple-choice error"))
+    for cells, metric, name in faces:
+        rows = mixing_beats_ends(cells, metric)
         good = [r for r, row in rows.items() if row["holds"]]
         seeds = len({r.seed for r in results})
-        lines.append(f"(1) mixing beats both ends, on the held-out {name}: {_verdict(good, list(rows), seeds)}")
+        lines.append(f"(1) mixing beats both ends, on the {name}: {_verdict(good, list(rows), seeds)}")
         for r, row in rows.items():
             vs = ", ".join(
                 f"vs α={end:g} {c['difference']:+.3f}±{c['spread']:.3f}{'*' if c['beyond_spread'] else ''}"
@@ -151,7 +167,7 @@ def findings_text(results, analyses, choice_rows=()):
     >>> print(findings_text(cells, {}).splitlines()[0])
     (1) mixing beats both ends, on the held-out AR loss: REPRODUCED
     """
-    lines = _finding_one(results)
+    lines = _finding_one(results, choice_rows)
     lines += _finding_two(results)
     lines += _finding_three(analyses, [("AR loss", "MD ELBO"), ("ar choice error", "md choice error")])
     if choice_rows:
