@@ -40,7 +40,9 @@ def plot_gp_faces(results, analyses, path):
         best = warp_alpha([analysis["per_repetition"][r]["best_alpha"] for r in levels])
         low = warp_alpha([analysis["per_repetition"][r]["interval"][0] for r in levels])
         high = warp_alpha([analysis["per_repetition"][r]["interval"][1] for r in levels])
-        left.errorbar(xs, best, yerr=[best - low, high - best], fmt=marker, color=color,
+        # The posterior mean's minimiser can sit just outside the draws' 5-95% range.
+        yerr = [np.maximum(best - low, 0.0), np.maximum(high - best, 0.0)]
+        left.errorbar(xs, best, yerr=yerr, fmt=marker, color=color,
                       capsize=3, label=f"best α by {name}")
     levels = sorted({r.repetitions for r in results})
     left.plot(np.log2(levels), warp_alpha([paper_ar_fraction(r) for r in levels]), "k--",
