@@ -251,44 +251,44 @@ keras-dualobj study --output studies/regime --analyse-only --multiple-choice
 
 The `nano` preset (6,352 non-embedding parameters) at C = 589,824 tokens (92.9 tokens
 per parameter; U / N from 92.9 at R = 1 to 1.45 at R = 64, the paper's 94.7 to 1.48),
-5 α × 4 R, 2 seeds (0, 1), on JAX on a shared 2-core CPU (~47 min for the 40 cells of seeds 0 and 1). Mean ± sample std over
+5 α × 4 R, 3 seeds (0, 1, 2), on JAX on a shared 2-core CPU (66 min for the 60 cells, with the multiple-choice scoring and tests running beside it). Mean ± sample std over
 seeds; bold = best per R:
 
 *held-out AR loss*
 
 | R | α = 0 | α = 1/4 | α = 3/4 | α = 63/64 | α = 1 |
 |---|---|---|---|---|---|
-| 1 | 2.862 ± 0.111 | 2.404 ± 0.012 | 2.217 ± 0.006 | **2.137 ± 0.008** | 2.158 ± 0.001 |
-| 4 | 2.948 ± 0.251 | 2.552 ± 0.012 | 2.421 ± 0.005 | **2.338 ± 0.024** | 2.424 ± 0.008 |
-| 16 | 2.996 ± 0.119 | 2.563 ± 0.019 | 2.458 ± 0.004 | **2.441 ± 0.062** | 2.461 ± 0.044 |
-| 64 | 2.888 ± 0.054 | **2.734 ± 0.004** | 2.941 ± 0.018 | 3.688 ± 0.117 | 3.848 ± 0.003 |
+| 1 | 2.840 ± 0.087 | 2.397 ± 0.015 | 2.213 ± 0.008 | **2.139 ± 0.006** | 2.155 ± 0.005 |
+| 4 | 2.921 ± 0.183 | 2.545 ± 0.015 | 2.423 ± 0.005 | **2.355 ± 0.035** | 2.419 ± 0.011 |
+| 16 | 2.923 ± 0.152 | 2.554 ± 0.020 | 2.452 ± 0.009 | **2.450 ± 0.046** | 2.462 ± 0.031 |
+| 64 | 2.859 ± 0.064 | **2.716 ± 0.030** | 2.931 ± 0.022 | 3.673 ± 0.086 | 3.882 ± 0.059 |
 
 *held-out MD ELBO*
 
 | R | α = 0 | α = 1/4 | α = 3/4 | α = 63/64 | α = 1 |
 |---|---|---|---|---|---|
-| 1 | **2.633 ± 0.045** | 2.710 ± 0.005 | 2.731 ± 0.004 | 3.051 ± 0.044 | 5.209 ± 0.174 |
-| 4 | **2.730 ± 0.061** | 2.817 ± 0.020 | 2.835 ± 0.007 | 3.117 ± 0.001 | 4.588 ± 0.490 |
-| 16 | **2.724 ± 0.040** | 2.810 ± 0.007 | 2.872 ± 0.008 | 3.248 ± 0.087 | 5.358 ± 1.106 |
-| 64 | **2.960 ± 0.020** | 3.000 ± 0.002 | 3.112 ± 0.000 | 3.965 ± 0.095 | 5.884 ± 0.239 |
+| 1 | **2.630 ± 0.032** | 2.707 ± 0.005 | 2.729 ± 0.005 | 3.038 ± 0.038 | 4.787 ± 0.742 |
+| 4 | **2.748 ± 0.053** | 2.814 ± 0.015 | 2.837 ± 0.006 | 3.139 ± 0.039 | 4.590 ± 0.347 |
+| 16 | **2.751 ± 0.055** | 2.814 ± 0.009 | 2.870 ± 0.006 | 3.254 ± 0.062 | 5.337 ± 0.783 |
+| 64 | **2.964 ± 0.016** | 2.991 ± 0.016 | 3.099 ± 0.023 | 3.944 ± 0.076 | 6.100 ± 0.411 |
 
 *multiple-choice accuracy, ar mode*
 
 | R | α = 0 | α = 1/4 | α = 3/4 | α = 63/64 | α = 1 |
 |---|---|---|---|---|---|
-| 1 | 0.348 ± 0.033 | 0.414 ± 0.006 | 0.470 ± 0.004 | 0.495 ± 0.001 | **0.496 ± 0.019** |
-| 4 | 0.350 ± 0.047 | 0.400 ± 0.022 | 0.437 ± 0.015 | 0.477 ± 0.017 | **0.485 ± 0.007** |
-| 16 | 0.342 ± 0.022 | 0.389 ± 0.011 | 0.428 ± 0.011 | 0.453 ± 0.003 | **0.476 ± 0.012** |
-| 64 | 0.372 ± 0.015 | 0.390 ± 0.001 | **0.402 ± 0.003** | 0.390 ± 0.007 | 0.396 ± 0.028 |
+| 1 | 0.344 ± 0.024 | 0.419 ± 0.009 | 0.473 ± 0.007 | **0.499 ± 0.006** | 0.496 ± 0.014 |
+| 4 | 0.354 ± 0.034 | 0.398 ± 0.016 | 0.443 ± 0.015 | 0.469 ± 0.017 | **0.479 ± 0.013** |
+| 16 | 0.352 ± 0.023 | 0.385 ± 0.010 | 0.431 ± 0.010 | 0.443 ± 0.017 | **0.471 ± 0.011** |
+| 64 | 0.367 ± 0.014 | 0.388 ± 0.003 | **0.406 ± 0.007** | 0.388 ± 0.006 | 0.396 ± 0.020 |
 
 *multiple-choice accuracy, md mode*
 
 | R | α = 0 | α = 1/4 | α = 3/4 | α = 63/64 | α = 1 |
 |---|---|---|---|---|---|
-| 1 | 0.349 ± 0.004 | 0.381 ± 0.017 | **0.417 ± 0.023** | 0.376 ± 0.001 | 0.348 ± 0.008 |
-| 4 | 0.340 ± 0.014 | 0.377 ± 0.019 | **0.410 ± 0.008** | 0.395 ± 0.017 | 0.351 ± 0.010 |
-| 16 | 0.347 ± 0.012 | 0.368 ± 0.001 | **0.410 ± 0.000** | 0.387 ± 0.025 | 0.333 ± 0.001 |
-| 64 | 0.359 ± 0.000 | 0.386 ± 0.015 | **0.396 ± 0.008** | 0.343 ± 0.018 | 0.315 ± 0.015 |
+| 1 | 0.351 ± 0.005 | 0.387 ± 0.016 | **0.424 ± 0.020** | 0.397 ± 0.037 | 0.346 ± 0.007 |
+| 4 | 0.339 ± 0.010 | 0.378 ± 0.014 | **0.425 ± 0.027** | 0.381 ± 0.026 | 0.355 ± 0.011 |
+| 16 | 0.346 ± 0.009 | 0.370 ± 0.003 | **0.411 ± 0.001** | 0.379 ± 0.022 | 0.337 ± 0.006 |
+| 64 | 0.352 ± 0.014 | 0.383 ± 0.012 | **0.396 ± 0.006** | 0.348 ± 0.016 | 0.312 ± 0.012 |
 
 ![GP analysis, both faces](img/regime_gp_best_alpha.png)
 
@@ -296,38 +296,38 @@ The verdicts `analysis.txt` gives (`*`: beyond the seed spread):
 
 ```text
 (1) mixing beats both ends, on the held-out AR loss: PARTLY (at R = 1, 4, 64)
-    R =   1: best mixed α 63/64 2.137±0.008; vs α=0 -0.724±0.120*, vs α=1 -0.020±0.009*
-    R =   4: best mixed α 63/64 2.338±0.024; vs α=0 -0.611±0.275*, vs α=1 -0.086±0.032*
-    R =  16: best mixed α 63/64 2.441±0.062; vs α=0 -0.555±0.181*, vs α=1 -0.020±0.106
-    R =  64: best mixed α 1/4 2.734±0.004; vs α=0 -0.154±0.058*, vs α=1 -1.114±0.006*
+    R =   1: best mixed α 63/64 2.139±0.006; vs α=0 -0.701±0.093*, vs α=1 -0.016±0.012*
+    R =   4: best mixed α 63/64 2.355±0.035; vs α=0 -0.566±0.218*, vs α=1 -0.063±0.046*
+    R =  16: best mixed α 63/64 2.450±0.046; vs α=0 -0.473±0.198*, vs α=1 -0.012±0.078
+    R =  64: best mixed α 1/4 2.716±0.030; vs α=0 -0.142±0.094*, vs α=1 -1.165±0.089*
 (1) mixing beats both ends, on the held-out MD ELBO: NOT REPRODUCED
-    R =   1: best mixed α 1/4 2.710±0.005; vs α=0 +0.077±0.049*, vs α=1 -2.500±0.179*
-    R =   4: best mixed α 1/4 2.817±0.020; vs α=0 +0.086±0.081*, vs α=1 -1.772±0.510*
-    R =  16: best mixed α 1/4 2.810±0.007; vs α=0 +0.086±0.047*, vs α=1 -2.549±1.113*
-    R =  64: best mixed α 1/4 3.000±0.002; vs α=0 +0.040±0.023*, vs α=1 -2.884±0.241*
+    R =   1: best mixed α 1/4 2.707±0.005; vs α=0 +0.077±0.037*, vs α=1 -2.080±0.747*
+    R =   4: best mixed α 1/4 2.814±0.015; vs α=0 +0.066±0.068, vs α=1 -1.777±0.362*
+    R =  16: best mixed α 1/4 2.814±0.009; vs α=0 +0.063±0.064, vs α=1 -2.523±0.792*
+    R =  64: best mixed α 1/4 2.991±0.016; vs α=0 +0.027±0.031, vs α=1 -3.109±0.427*
 (1) mixing beats both ends, on the ar-mode multiple-choice error: NOT REPRODUCED
-    R =   1: best mixed α 63/64 0.505±0.001; vs α=0 -0.147±0.035*, vs α=1 +0.001±0.021
-    R =   4: best mixed α 63/64 0.523±0.017; vs α=0 -0.127±0.064*, vs α=1 +0.009±0.023
-    R =  16: best mixed α 63/64 0.547±0.003; vs α=0 -0.111±0.025*, vs α=1 +0.022±0.015*
-    R =  64: best mixed α 3/4 0.598±0.003; vs α=0 -0.030±0.018*, vs α=1 -0.006±0.030
+    R =   1: best mixed α 63/64 0.501±0.006; vs α=0 -0.154±0.030*, vs α=1 -0.003±0.020
+    R =   4: best mixed α 63/64 0.531±0.017; vs α=0 -0.116±0.051*, vs α=1 +0.009±0.030
+    R =  16: best mixed α 63/64 0.557±0.017; vs α=0 -0.092±0.040*, vs α=1 +0.028±0.028
+    R =  64: best mixed α 3/4 0.594±0.007; vs α=0 -0.040±0.021*, vs α=1 -0.010±0.027
 (1) mixing beats both ends, on the md-mode multiple-choice error: REPRODUCED
-    R =   1: best mixed α 3/4 0.583±0.023; vs α=0 -0.068±0.028*, vs α=1 -0.069±0.032*
-    R =   4: best mixed α 3/4 0.590±0.008; vs α=0 -0.070±0.022*, vs α=1 -0.060±0.018*
-    R =  16: best mixed α 3/4 0.590±0.000; vs α=0 -0.063±0.012*, vs α=1 -0.077±0.001*
-    R =  64: best mixed α 3/4 0.604±0.008; vs α=0 -0.037±0.008*, vs α=1 -0.081±0.023*
-(2) dual resists overfitting (pure AR on the AR loss, R = 64): REPRODUCED: final - best = 1.002±0.021 at α = 1 vs 0.000±0.000 at α = 1/4
+    R =   1: best mixed α 3/4 0.576±0.020; vs α=0 -0.073±0.025*, vs α=1 -0.078±0.027*
+    R =   4: best mixed α 3/4 0.575±0.027; vs α=0 -0.086±0.036*, vs α=1 -0.070±0.037*
+    R =  16: best mixed α 3/4 0.589±0.001; vs α=0 -0.065±0.010*, vs α=1 -0.074±0.007*
+    R =  64: best mixed α 3/4 0.604±0.006; vs α=0 -0.044±0.019*, vs α=1 -0.084±0.018*
+(2) dual resists overfitting (pure AR on the AR loss, R = 64): REPRODUCED: final - best = 1.035±0.059 at α = 1 vs 0.000±0.000 at α = 1/4
 (2) dual resists overfitting (pure MD on the MD ELBO, R = 64): NOT REPRODUCED: final - best = 0.000±0.000 at α = 0 vs 0.000±0.000 at α = 1/4
 (3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap): PARTLY (at R = 64)
-    R =    1: 0.982 [0.940, 1.000] vs 0.001 [0.000, 0.534]
-    R =    4: 0.970 [0.925, 0.992] vs 0.000 [0.000, 0.510]
-    R =   16: 0.951 [0.805, 1.000] vs 0.000 [0.000, 0.486]
-    R =   64: 0.250 [0.250, 0.348] vs 0.000 [0.000, 0.486]
+    R =    1: 0.983 [0.954, 1.000] vs 0.001 [0.000, 0.498]
+    R =    4: 0.971 [0.948, 0.986] vs 0.000 [0.000, 0.498]
+    R =   16: 0.922 [0.815, 1.000] vs 0.000 [0.000, 0.486]
+    R =   64: 0.256 [0.250, 0.333] vs 0.439 [0.000, 0.486]
 (3) same best α on both faces (ar choice error vs md choice error, GP 90% intervals overlap): PARTLY (at R = 64)
-    R =    1: 0.994 [0.978, 1.000] vs 0.775 [0.522, 0.913]
-    R =    4: 1.000 [0.993, 1.000] vs 0.791 [0.593, 0.917]
-    R =   16: 1.000 [0.994, 1.000] vs 0.775 [0.065, 0.909]
-    R =   64: 1.000 [0.250, 1.000] vs 0.721 [0.030, 0.887]
-    multiple choice, mean accuracy over all cells (ar, prefix, md): 0.420, 0.417, 0.369
+    R =    1: 0.987 [0.953, 1.000] vs 0.814 [0.670, 0.901]
+    R =    4: 1.000 [0.991, 1.000] vs 0.791 [0.660, 0.887]
+    R =   16: 1.000 [1.000, 1.000] vs 0.766 [0.627, 0.871]
+    R =   64: 0.765 [0.609, 1.000] vs 0.730 [0.558, 0.866]
+    multiple choice, mean accuracy over all cells (ar, prefix, md): 0.420, 0.417, 0.371
 ```
 
 Read as the paper's three findings:
@@ -335,19 +335,21 @@ Read as the paper's three findings:
 - **(1) Mixing beats either end: reproduced on the AR face, not on the MD ELBO.** On the
   held-out AR loss the best α is a mixture at every R and follows the paper's rule
   exactly (63/64 at R = 1, 4, 16; 1/4 = 16 / 64 at R = 64), beyond the seed spread at
-  R = 1, 4 and 64; at R = 16, 63/64 beats pure AR by 0.020, inside the spread (± 0.106).
-  On the MD ELBO pure MD is best at every R, by 0.04–0.09 nats beyond the spread, just
-  as with the `small` preset: matching the paper's ratios did **not** turn this round.
-  On the miniature downstream task the picture splits the other way: in MD mode α = 3/4
-  beats both ends at every R (accuracy 0.40–0.42 vs 0.34–0.36 for pure MD and 0.32–0.35 for pure AR, beyond the spread), in AR mode pure
-  AR and 63/64 tie.
+  R = 1, 4 and 64; at R = 16, 63/64 beats pure AR by 0.012, inside the spread (± 0.078).
+  On the MD ELBO pure MD has the lowest mean at every R (0.03–0.08 nats below α = 1/4),
+  beyond the spread only at R = 1: matching the paper's ratios did **not** make mixing
+  win the MD face (as with the `small` preset). On the miniature downstream task it is
+  the other way round: in MD mode α = 3/4 beats both ends at every R, beyond the spread
+  (accuracy 0.40–0.43 vs 0.34–0.35 for pure MD and 0.31–0.36 for pure AR); in AR mode
+  pure AR and 63/64 tie.
 - **(2) Dual models resist overfitting: reproduced.** At R = 64 pure AR's held-out AR
-  loss ends 1.00 ± 0.02 nats above its best (reached after 8–16 of its 64 epochs), and α = 63/64
-  climbs almost as much, while α = 1/4 never rises (final = best) and has the lowest
-  loss of the grid. Pure MD does not overfit its own face at all here (final = best),
-  so the MD-side version of the claim has nothing to show.
+  loss ends 1.04 ± 0.06 nats above its best (reached after 8–16 of its 64 epochs), and
+  α = 63/64 climbs almost as much, while α = 1/4 never rises (final = best) and has the
+  lowest loss of the grid. Pure MD does not overfit its own face at all here
+  (final = best), so the MD-side version of the claim has nothing to show.
 - **(3) The same best α on both faces: not reproduced.** The GP puts the AR-loss optimum
-  at 0.95–0.98 for R ≤ 16 and 1/4 at R = 64, the MD-ELBO optimum at α = 0 at every R;
-  the 90% intervals overlap only at R = 64. On multiple choice the faces are closer but
-  still apart: AR mode ≈ 1, MD mode ≈ 3/4 at every R (intervals disjoint at R ≤ 16).
+  at 0.92–0.98 for R ≤ 16 and 1/4 at R = 64, the MD-ELBO optimum at α = 0 (P ≥ 0.87
+  that the grid's best is α = 0 at every R); the 90% intervals overlap only at R = 64.
+  On multiple choice the faces are closer but still apart: AR mode ≈ 1, MD mode ≈ 3/4
+  at every R (intervals disjoint at R ≤ 16, overlapping at R = 64).
 """
