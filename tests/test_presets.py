@@ -93,7 +93,7 @@ def test_dual_lm_from_preset_takes_the_tokenizer_vocabulary_and_splits_arguments
 
 
 def test_unknown_preset_is_refused_naming_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"'huge'.*\['tiny', 'small', 'base', 'paper-470m'\]"):
+    with pytest.raises(ValueError, match=r"'huge'.*\['nano', 'tiny', 'small', 'base', 'paper-470m'\]"):
         DualBackbone.from_preset("huge")
     with pytest.raises(ValueError, match="Unknown preset 'huge'"):
         DualLM.from_preset("huge")

@@ -2,6 +2,11 @@
 
     keras-dualobj recommend --repetitions 32
     keras-dualobj recommend --repetitions 64 --study studies/quick
+    keras-dualobj recommend --repetitions 8 --study studies/regime   # GP between measured R
+
+With --study: the grid α with the lowest held-out loss (mean over seeds) at a measured
+R, and the GP analysis's best α with its 90% interval (keras_dualobj.study.analysis)
+at any R within the study's range.
 """
 
 import argparse
@@ -39,9 +44,15 @@ def run_recommend(args):
         else "α · R ≈ 16 beyond 16 repetitions"
     )
     print(f"R = {repetitions:g}: the paper's rule ({rule}) gives α = {format_fraction(paper)} ({paper:.4f})")
-    if "measured_ar_loss" in recommendation:
-        for name, label in (("ar_loss", "held-out AR loss"), ("md_elbo", "held-out MD ELBO")):
+    for name, label in (("ar_loss", "held-out AR loss"), ("md_elbo", "held-out MD ELBO")):
+        if f"measured_{name}" in recommendation:
             alpha = recommendation[f"measured_{name}"]
             value = recommendation[f"measured_{name}_value"]
-            print(f"  {args.study}: best α by {label} = {format_fraction(alpha)} ({value:.3f} nats/token)")
+            print(f"  {args.study}: best grid α by {label} = {format_fraction(alpha)} "
+                  f"({value:.3f} nats/token, mean over seeds)")
+        if f"gp_{name}" in recommendation:
+            gp = recommendation[f"gp_{name}"]
+            low, high = gp["interval"]
+            print(f"  {args.study}: GP best α by {label} = {gp['best_alpha']:.3f} "
+                  f"(90% interval {low:.3f} to {high:.3f})")
     return 0

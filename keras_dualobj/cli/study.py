@@ -3,6 +3,7 @@
     keras-dualobj study --quick --output studies/quick     # ≤ 10 minutes on a 2-core CPU
     keras-dualobj study --output studies/default           # ≤ 60 minutes
     keras-dualobj study --paper-grid --output studies/paper  # the paper's 11 α x 8 R
+    keras-dualobj study --regime paper --source text --path input.txt --output studies/regime
     keras-dualobj study --ar-fractions 0 1/2 63/64 1 --repetitions 1 16 64 \\
         --token-budget 1048576 --output studies/mine
 
@@ -10,6 +11,13 @@ Every cell trains the same preset, recipe and seed for the same number of steps 
 first U = C / R unique tokens, R times; all cells are evaluated on the same held-out
 rows (AR loss, MD ELBO, prefix-LM loss). Rerunning a command skips finished cells and
 resumes a killed one. Outputs: results.csv / results.json, plots (PNG), summary.txt.
+
+`--regime paper` keeps the paper's tokens per parameter (C / N ~ 95 with N the
+non-embedding count, U / N = C / (R N) at every R; see keras_dualobj.study.regime): it
+picks the largest byte-level preset whose C fits the corpus and --budget-hours (timed
+here first), prints N, C, U / N per R against the paper's and the predicted time, then
+runs 5 α x 4 R x 2 seeds unless --ar-fractions / --repetitions / --seeds say otherwise.
+`--seeds 0 1 2` trains every cell once per seed (tables show mean ± std).
 """
 
 import argparse
@@ -34,6 +42,15 @@ PAPER = {
     "repetitions": (1, 2, 4, 8, 16, 32, 64, 128),
     "token_budget": 2**19,
 }
+
+
+# Command-line settings that are `RunSpec` fields (the recipe shared by every cell).
+RECIPE_NAMES = (
+    "preset", "source", "path", "tfds_name", "local_copy", "document_split", "tokenizer",
+    "vocabulary_size", "sequence_length", "batch_size", "md_variant", "ar_loss_weight",
+    "z_loss_weight", "dropout", "optimizer", "learning_rate", "warmup_fraction",
+    "decay_fraction", "decay_shape", "weight_decay", "clip_norm", "elbo_samples", "seed",
+)
 
 
 def parse_fraction(text):
@@ -62,6 +79,9 @@ def add_parser(subparsers):
     sizes = grid.add_mutually_exclusive_group()
     sizes.add_argument("--quick", action="store_true", help="the ≤ 10-minute grid: " + _describe(QUICK))
     sizes.add_argument("--paper-grid", action="store_true", help="the paper's grid: " + _describe(PAPER))
+    sizes.add_argument("--regime", choices=("paper",), help="the paper's tokens per parameter: preset and C chosen from --budget-hours and the corpus")
+    grid.add_argument("--budget-hours", type=float, default=1.0, help="with --regime: wall time the whole grid may take here (default: 1)")
+    grid.add_argument("--seeds", nargs="+", type=int, help="train every cell once per seed (default: --seed alone; with --regime: 0 1)")
     grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
     grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
@@ -94,6 +114,11 @@ def add_parser(subparsers):
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
     setup.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 2)")
     setup.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
+    analysis = parser.add_argument_group("analysis (after the grid, or alone with --analyse-only)")
+    analysis.add_argument("--analyse-only", action="store_true", help="train nothing: analyse the finished cells in --output (GP fit, findings, figure)")
+    analysis.add_argument("--multiple-choice", action="store_true", help="score every finished cell on a held-out continuation task in AR, prefix and MD modes")
+    analysis.add_argument("--choice-examples", type=int, default=512, help="multiple-choice examples (default: 512, 4 choices each)")
+    analysis.add_argument("--choice-samples", type=int, default=4, help="MD masks per choice for the MD-mode score (default: 4)")
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
     run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
@@ -111,23 +136,24 @@ def study_config(args):
     """The `StudyConfig` of parsed arguments: `--quick` or default grid, then overrides."""
     from keras_dualobj.study import StudyConfig
 
-    grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
-    for name in grid:
+    if getattr(args, "regime", None):
+        from keras_dualobj.cli.study_regime import regime_grid
+
+        grid = regime_grid(args)
+    else:
+        grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
+    for name in ("ar_fractions", "repetitions", "token_budget"):
         if getattr(args, name) is not None:
             grid[name] = getattr(args, name)
-    recipe_names = (
-        "preset", "source", "path", "tfds_name", "local_copy", "document_split", "tokenizer",
-        "vocabulary_size", "sequence_length", "batch_size", "md_variant", "ar_loss_weight",
-        "z_loss_weight", "dropout", "optimizer", "learning_rate", "warmup_fraction",
-        "decay_fraction", "decay_shape", "weight_decay", "clip_norm", "elbo_samples", "seed",
-    )
     settings = {
-        name: getattr(args, name) for name in recipe_names if getattr(args, name) is not None
+        name: getattr(args, name) for name in RECIPE_NAMES if getattr(args, name) is not None
     }
+    settings.update(grid.get("settings", {}))
     return StudyConfig(
         ar_fractions=tuple(grid["ar_fractions"]),
         repetitions=tuple(grid["repetitions"]),
         token_budget=grid["token_budget"],
+        seeds=args.seeds if args.seeds is not None else grid.get("seeds"),
         evaluations=args.evaluations,
         evaluation_batches=args.evaluation_batches,
         data_dir=args.data_dir,
@@ -144,7 +170,9 @@ def run_study_command(args):
 
     try:
         with RunLock(args.output), graceful_interrupts():
-            run_study(study_config(args), args.output, overwrite=args.overwrite)
+            if not args.analyse_only:
+                run_study(study_config(args), args.output, overwrite=args.overwrite)
+            finish_study(args)
     except KeyboardInterrupt as error:  # TrainingInterrupted: a checkpoint was saved
         stopped = error if isinstance(error, TrainingInterrupted) else "Interrupted."
         print(f"keras-dualobj study: {stopped} Finished cells are kept; run the same "
@@ -157,3 +185,20 @@ def run_study_command(args):
         print(f"keras-dualobj study: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def finish_study(args, stream=None):
+    """Scores the cells on the multiple-choice task (`--multiple-choice`), then writes
+    the GP analysis and the findings (`analysis.txt`, `gp_best_alpha.png`)."""
+    from keras_dualobj.study.analysis import analyse_study
+    from keras_dualobj.study.cell_multiple_choice import evaluate_study_cells
+    from keras_dualobj.study.cell_multiple_choice import study_examples
+
+    stream = sys.stdout if stream is None else stream
+    if args.multiple_choice:
+        examples = study_examples(args.output, num_examples=args.choice_examples)
+        evaluate_study_cells(args.output, examples, num_samples=args.choice_samples, stream=stream)
+    try:
+        analyse_study(args.output, stream=stream)
+    except ValueError as error:  # too few cells for a fit: the tables above stand
+        stream.write(f"[study] no GP analysis: {error}\n")

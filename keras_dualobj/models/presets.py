@@ -6,6 +6,7 @@ command uses (sequence length, batch size, optimiser, learning rate, tokenizer).
 
 | preset | layers x width | heads | SwiGLU | RoPE θ | vocabulary | total | non-embedding |
 |---|---|---|---|---|---|---|---|
+| `nano` | 2 x 16 | 2 | 44 | 10,000 | 272 (bytes) | 15,056 | 6,352 |
 | `tiny` | 2 x 64 | 4 | 172 | 10,000 | 272 (bytes) | 133,952 | 99,136 |
 | `small` | 4 x 128 | 4 | 344 | 10,000 | 272 (bytes) | 861,312 | 791,680 |
 | `base` | 12 x 768 | 12 | 2,048 | 160,000 | 51,200 (tied) | 124,275,456 | 84,953,856 |
@@ -27,6 +28,26 @@ import copy
 
 # Training defaults are what the `train` command uses unless told otherwise.
 PRESETS = {
+    "nano": {
+        "description": "2 x 16, byte vocabulary: the paper's tokens-per-parameter regime on tiny Shakespeare.",
+        "backbone": {
+            "vocabulary_size": 272,
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 16,
+            "intermediate_dim": 44,
+            "max_sequence_length": 64,
+            "rope_max_wavelength": 10000,
+        },
+        "training": {
+            "sequence_length": 64,
+            "batch_size": 16,
+            "optimizer": "muon",
+            "learning_rate": 1e-2,
+            "tokenizer": "byte",
+            "token_budget": 589_824,
+        },
+    },
     "tiny": {
         "description": "2 x 64, byte vocabulary: CPU tests in seconds.",
         "backbone": {
@@ -121,7 +142,7 @@ def preset_names():
 
     Example:
     >>> preset_names()
-    ['tiny', 'small', 'base', 'paper-470m']
+    ['nano', 'tiny', 'small', 'base', 'paper-470m']
     """
     return list(PRESETS)
 

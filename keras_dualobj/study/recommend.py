@@ -43,35 +43,62 @@ def recommend_ar_fraction(repetitions, study_dir=None):
 
     Args:
         repetitions: float >= 1.
-        study_dir: optional folder of a finished `keras-dualobj study`; it must contain
-            cells at exactly this number of repetitions.
+        study_dir: optional folder of a finished `keras-dualobj study`; R must lie
+            within its range of R.
 
     Returns:
-        dict with `paper` (the rule above) and, with a study, `measured_ar_loss` and
-        `measured_md_elbo`: the α with the lowest held-out AR loss / MD ELBO at R, and
-        the losses behind them.
+        dict with `paper` (the rule above) and, with a study:
+
+        - at a measured R, `measured_ar_loss` / `measured_md_elbo`: the grid α with
+          the lowest held-out AR loss / MD ELBO (mean over seeds) and
+          `measured_..._value` the loss;
+        - `gp_ar_loss` / `gp_md_elbo` (when the GP analysis can be fitted, see
+          `keras_dualobj.study.analysis`): `{"best_alpha", "interval"}`, the GP's best
+          α at R and its 90% interval (interpolated between measured R).
 
     Example:
     >>> recommend_ar_fraction(32)
     {'repetitions': 32.0, 'paper': 0.5}
     """
+    from keras_dualobj.study.seeds import mean_results
+
     repetitions = check_float("repetitions", repetitions, minimum=1.0)
     recommendation = {"repetitions": repetitions, "paper": paper_ar_fraction(repetitions)}
     if study_dir is None:
         return recommendation
     results = read_results(study_dir)
     measured = sorted({r.repetitions for r in results})
-    if repetitions not in measured:
+    if not measured[0] <= repetitions <= measured[-1]:
         raise ValueError(
             f"The study in {study_dir} has no cells at R = {repetitions:g}; it measured "
-            f"R in {measured}."
+            f"R in {measured} (the GP analysis interpolates between them, it does not "
+            "extrapolate)."
         )
+    if repetitions in measured:
+        means = mean_results(results)
+        for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
+            best = best_ar_fractions(means, metric)[int(repetitions)]["best"]
+            if best is None:
+                raise ValueError(
+                    f"The study in {study_dir} has no finite {metric} at R = {repetitions:g}."
+                )
+            recommendation[f"measured_{name}"] = best.ar_fraction
+            recommendation[f"measured_{name}_value"] = getattr(best, metric)
+    recommendation.update(_gp_recommendation(results, repetitions))
+    return recommendation
+
+
+def _gp_recommendation(results, repetitions):
+    """The GP's best α at R per face (empty where a face has too few cells to fit)."""
+    from keras_dualobj.study.analysis import UNTRAINED_END
+    from keras_dualobj.study.gp_analysis import optimal_alpha
+
+    recommendation = {}
     for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
-        best = best_ar_fractions(results, metric)[int(repetitions)]["best"]
-        if best is None:
-            raise ValueError(
-                f"The study in {study_dir} has no finite {metric} at R = {repetitions:g}."
-            )
-        recommendation[f"measured_{name}"] = best.ar_fraction
-        recommendation[f"measured_{name}_value"] = getattr(best, metric)
+        cells = [r for r in results if r.ar_fraction != UNTRAINED_END[metric]]
+        if len({r.ar_fraction for r in cells}) < 2:
+            continue
+        row = optimal_alpha(cells, metric, num_draws=2000, at_repetitions=[repetitions])
+        row = next(iter(row["per_repetition"].values()))
+        recommendation[f"gp_{name}"] = {"best_alpha": row["best_alpha"], "interval": row["interval"]}
     return recommendation

@@ -45,9 +45,15 @@ CSV_FIELDS = [
 ]
 
 
-def cell_key(ar_fraction, repetitions):
-    """Directory-safe name of a cell, e.g. `alpha0.984375_R4`."""
-    return f"alpha{ar_fraction:.6g}_R{repetitions}"
+def cell_key(ar_fraction, repetitions, seed=None):
+    """Directory-safe name of a cell, e.g. `alpha0.984375_R4` (`..._seed1` with a seed).
+
+    Example:
+    >>> cell_key(0.25, 4), cell_key(0.25, 4, seed=1)
+    ('alpha0.25_R4', 'alpha0.25_R4_seed1')
+    """
+    key = f"alpha{ar_fraction:.6g}_R{repetitions}"
+    return key if seed is None else f"{key}_seed{seed}"
 
 
 def write_results(results, study_dir):

@@ -29,9 +29,12 @@ import numpy as np
 from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.study.plots import write_plots
+from keras_dualobj.study.progress import StudyProgress
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
+from keras_dualobj.study.seeds import mean_results
+from keras_dualobj.study.seeds import seed_summary_table
 from keras_dualobj.study.summary import summary_table
 from keras_dualobj.training import RunSpec
 from keras_dualobj.training.atomic_files import atomic_write_text
@@ -72,6 +75,9 @@ class StudyConfig:
         token_budget: C, tokens each cell trains on; `C / (batch_size *
             sequence_length)` steps must be a multiple of every R so that
             `U = C / R` is a whole number of batches.
+        seeds: optional seeds; every (α, R) cell is trained once per seed (model
+            initialisation, masks and data order; the held-out split stays the
+            recipe's). `None`: the recipe's seed only, cells named without a seed.
         evaluations: held-out evaluations per cell (the training curves).
         evaluation_batches: held-out batches per evaluation (`None`: all).
         data_dir: TFDS data directory.
@@ -92,6 +98,7 @@ class StudyConfig:
     ar_fractions: tuple
     repetitions: tuple
     token_budget: int
+    seeds: tuple
     evaluations: int
     evaluation_batches: int
     data_dir: str
@@ -103,6 +110,7 @@ class StudyConfig:
         repetitions,
         token_budget,
         *,
+        seeds=None,
         evaluations=8,
         evaluation_batches=8,
         data_dir=None,
@@ -130,6 +138,12 @@ class StudyConfig:
             )
         check_int("token_budget", token_budget, minimum=1)
         check_int("evaluations", evaluations, minimum=1)
+        if seeds is not None:
+            if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+                raise TypeError(f"seeds must be a list of integers or None; received {seeds!r}.")
+            seeds = tuple(sorted({check_int("seeds", seed, minimum=0) for seed in seeds}))
+            if not seeds:
+                raise ValueError("seeds must name at least one seed; received an empty list.")
         recipe = recipe.replace(token_budget=token_budget).resolved()
         check_int("sequence_length", recipe.sequence_length, minimum=2)
         check_int("batch_size", recipe.batch_size, minimum=1)
@@ -138,6 +152,7 @@ class StudyConfig:
             ar_fractions=tuple(sorted(set(fractions))),
             repetitions=tuple(sorted(set(repetitions))),
             token_budget=token_budget,
+            seeds=seeds,
             evaluations=evaluations,
             evaluation_batches=evaluation_batches,
             data_dir=data_dir,
@@ -163,11 +178,25 @@ class StudyConfig:
                          "evaluation_batches", "data_dir")
         }
         config["recipe"] = self.recipe.to_json()
+        if self.seeds is not None:
+            # Absent for a single-seed study, so that older study folders still resume.
+            config["seeds"] = list(self.seeds)
         return config
+
+    @property
+    def seed_list(self):
+        """The seeds every cell is trained with (the recipe's alone by default)."""
+        return self.recipe_seeds if self.seeds is None else self.seeds
+
+    @property
+    def recipe_seeds(self):
+        return (self.recipe.seed,)
 
     def cell_spec(self, cell):
         """The `RunSpec` of one cell: the recipe with the cell's α, R and budget."""
-        return self.recipe.replace(ar_fraction=cell.ar_fraction, repetitions=cell.repetitions)
+        return self.recipe.replace(
+            ar_fraction=cell.ar_fraction, repetitions=cell.repetitions, seed=cell.seed
+        )
 
 
 def _check_budget(config):
@@ -187,7 +216,7 @@ def _check_budget(config):
 
 @dataclasses.dataclass(frozen=True)
 class StudyCell:
-    """One (α, R) cell: `unique_tokens * repetitions == token_budget`."""
+    """One (α, R, seed) cell: `unique_tokens * repetitions == token_budget`."""
 
     ar_fraction: float
     repetitions: int
@@ -195,14 +224,24 @@ class StudyCell:
     token_budget: int
     num_steps: int
     seed: int
+    # Multi-seed studies name their cells `alpha..._R..._seed...`; not part of the run.
+    seed_in_key: bool = dataclasses.field(default=False, compare=False)
 
     @property
     def key(self):
-        return cell_key(self.ar_fraction, self.repetitions)
+        return cell_key(self.ar_fraction, self.repetitions, self.seed if self.seed_in_key else None)
+
+    def run_fields(self):
+        """The cell's settings as its run records them."""
+        fields = dataclasses.asdict(self)
+        fields.pop("seed_in_key")
+        return fields
 
 
 def plan_cells(config):
-    """The grid's cells, R-major (all α of the smallest R first).
+    """The grid's cells, seed-major, then R-major (all α of the smallest R first).
+
+    A multi-seed grid cut short thus has whole grids of its first seeds.
 
     Example:
     >>> config = StudyConfig((0.0, 1.0), (1, 4), token_budget=4 * 32 * 128)
@@ -217,8 +256,10 @@ def plan_cells(config):
             unique_tokens=config.token_budget // repetitions,
             token_budget=config.token_budget,
             num_steps=config.num_steps,
-            seed=config.seed,
+            seed=seed,
+            seed_in_key=config.seeds is not None,
         )
+        for seed in config.seed_list
         for repetitions in config.repetitions
         for ar_fraction in config.ar_fractions
     ]
@@ -295,7 +336,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     spec.compile(model, cell.num_steps)
     log_every = math.gcd(cell.num_steps, max(1, cell.num_steps // (4 * config.evaluations)))
     eval_every = max(log_every, cell.num_steps // config.evaluations // log_every * log_every)
-    run_config = {**config.to_json(), **dataclasses.asdict(cell)}
+    run_config = {**config.to_json(), **cell.run_fields()}
     callbacks = [] if on_step is None else [_StepCallback(on_step)]
     result = train(
         model,
@@ -356,57 +397,6 @@ class _StepCallback(keras.callbacks.Callback):
         self.on_step()
 
 
-class _StudyProgress:
-    """One overall progress line (steps of all cells, elapsed, ETA) and a line per cell."""
-
-    def __init__(self, total_steps, done_steps, stream):
-        self.total_steps = total_steps
-        self.done_steps = done_steps
-        self.stream = stream
-        self.started = time.perf_counter()
-        self.steps_this_session = 0
-        self.label = ""
-        self.last_write = 0.0
-        self.interactive = bool(getattr(stream, "isatty", lambda: False)())
-
-    def start_cell(self, label):
-        self.label = label
-        self._write(force=True)
-
-    def step(self):
-        self.done_steps += 1
-        self.steps_this_session += 1
-        self._write()
-
-    def line(self, text):
-        if self.interactive:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _write(self, force=False):
-        now = time.perf_counter()
-        if not force and now - self.last_write < (0.5 if self.interactive else 30.0):
-            return
-        self.last_write = now
-        elapsed = now - self.started
-        remaining = self.total_steps - self.done_steps
-        if self.steps_this_session:
-            eta = format_duration(elapsed / self.steps_this_session * remaining)
-        else:
-            eta = "?"
-        text = (
-            f"[study] {self.done_steps}/{self.total_steps} steps "
-            f"({100 * self.done_steps / max(self.total_steps, 1):.0f}%) | {self.label} | "
-            f"elapsed {format_duration(elapsed)} | ETA {eta}"
-        )
-        if self.interactive:
-            self.stream.write("\r\033[K" + text)
-            self.stream.flush()
-        else:
-            self.line(text)
-
-
 def run_study(config, study_dir, overwrite=False, stream=None):
     """Trains and evaluates every cell of `config` into `study_dir`; returns the results.
 
@@ -438,14 +428,15 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         path = study_dir / CELLS_DIR / cell.key / CELL_RESULT_FILE
         if path.is_file():
             results[cell.key] = CellResult(**json.loads(path.read_text()))
-    progress = _StudyProgress(
+    progress = StudyProgress(
         total_steps=len(cells) * config.num_steps,
         done_steps=len(results) * config.num_steps,
         stream=stream,
     )
     progress.line(
         f"[study] {len(cells)} cells ({len(config.ar_fractions)} α x "
-        f"{len(config.repetitions)} R), {config.num_steps} steps each; "
+        f"{len(config.repetitions)} R x {len(config.seed_list)} seeds), "
+        f"{config.num_steps} steps each; "
         f"{len(results)} already finished in {study_dir}"
     )
     for index, cell in enumerate(cells, start=1):
@@ -454,6 +445,7 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         cell_dir = study_dir / CELLS_DIR / cell.key
         progress.start_cell(
             f"cell {index}/{len(cells)}: α={cell.ar_fraction:g} R={cell.repetitions} "
+            f"seed={cell.seed} "
             f"U={cell.unique_tokens:,}"
         )
         result = run_cell(cell, config, data, cell_dir, on_step=progress.step)
@@ -464,23 +456,32 @@ def run_study(config, study_dir, overwrite=False, stream=None):
         results[cell.key] = result
         write_results(list(results.values()), study_dir)
         progress.line(
-            f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions}: "
+            f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions} "
+            f"seed={cell.seed}: "
             f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
             f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}, "
             f"prefix-LM {result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
     ordered = [results[cell.key] for cell in cells]
+    progress.line(_write_outputs(ordered, config, _evaluation_rows(data, config).num_rows, study_dir))
+    return ordered
+
+
+def _write_outputs(ordered, config, rows, study_dir):
+    """Results, plots and `summary.txt` of a finished grid; returns the table."""
     write_results(ordered, study_dir)
-    write_plots(ordered, study_dir)
-    rows = _evaluation_rows(data, config).num_rows
+    # Plots and the first table show the mean over seeds (the cells as they are with one).
+    means = mean_results(ordered)
+    write_plots(means, study_dir)
     table = summary_table(
-        ordered,
+        means,
         estimator=(
             f"{rows} held-out rows of {config.sequence_length} tokens; AR and prefix-LM "
             "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
             f"masks per row: {config.elbo_samples})."
         ),
     )
+    if len(config.seed_list) > 1:
+        table += "\n\n" + seed_summary_table(ordered)
     atomic_write_text(study_dir / "summary.txt", table + "\n")
-    progress.line(table)
-    return ordered
+    return table

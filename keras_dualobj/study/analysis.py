@@ -1,0 +1,114 @@
+"""A finished study's analysis: GP best α per R on each face, and the paper's findings.
+
+`analyse_study(study_dir)` reads `results.json` (and `multiple_choice.csv` if the cells
+were scored), fits `keras_dualobj.study.gp_analysis` to the held-out AR loss, the MD
+ELBO and each multiple-choice error rate, and writes:
+
+    gp_analysis.json    per metric: hyperparameters, best α per R, interval, P(α optimal)
+    gp_best_alpha.png   one figure, both faces (each fitted without the α that leaves
+                        it untrained: no α = 1 on the MD face, no α = 0 on the AR face): best α vs R with 90% intervals, and each
+                        face's fitted surface against α at every R (points: seeds)
+    analysis.txt        the seed table, the GP table and the three findings' verdicts
+"""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from keras_dualobj.study.findings import findings_text
+from keras_dualobj.study.gp_analysis import optimal_alpha
+from keras_dualobj.study.gp_analysis import optimal_alpha_from_points
+from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.results import read_results
+from keras_dualobj.study.seeds import seed_summary_table
+from keras_dualobj.training.atomic_files import atomic_write_text
+
+FACES = {"final_ar_loss": "AR loss", "final_md_elbo": "MD ELBO"}
+
+
+def read_multiple_choice(study_dir):
+    """Rows of `multiple_choice.csv` (floats), or `[]` if the cells were not scored."""
+    path = Path(study_dir) / "multiple_choice.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(v) if k in ("repetitions", "seed") else float(v)) for k, v in row.items()}
+            for row in rows]
+
+
+# Each face is fitted on the models that train it: the MD face never at α = 1 (its MD
+# half is untrained: an ELBO of ~2x the others' would dominate the fit), the AR face
+# (AR loss; AR and prefix choice) never at α = 0.
+UNTRAINED_END = {"final_ar_loss": 0.0, "final_md_elbo": 1.0, "ar": 0.0, "prefix": 0.0, "md": 1.0}
+
+
+def study_analyses(results, choice_rows=(), num_draws=4000):
+    """`{name: optimal_alpha dict}`: both faces' losses and each MC error rate, each
+    fitted without the α that leaves its face untrained (`UNTRAINED_END`)."""
+    analyses = {
+        FACES[m]: optimal_alpha(
+            [r for r in results if r.ar_fraction != UNTRAINED_END[m]], m, num_draws=num_draws
+        )
+        for m in FACES
+    }
+    modes = [k[: -len("_accuracy")] for k in (choice_rows[0] if choice_rows else {}) if k.endswith("_accuracy")]
+    for mode in modes:
+        rows = [r for r in choice_rows
+                if math.isfinite(r[f"{mode}_accuracy"]) and r["ar_fraction"] != UNTRAINED_END[mode]]
+        analyses[f"{mode} choice error"] = optimal_alpha_from_points(
+            [r["ar_fraction"] for r in rows], [r["repetitions"] for r in rows],
+            [1.0 - r[f"{mode}_accuracy"] for r in rows], num_draws=num_draws,
+        )
+    return analyses
+
+
+def gp_table(analyses):
+    """Best α per R (GP) with the 90% interval and the most probable grid α, per metric."""
+    lines = ["GP fit (Gaussian process over logit α and log2 R, seeds as noise): best α per R "
+             "[90% interval]; P = probability that the grid α shown is the best grid α.", ""]
+    for name, analysis in analyses.items():
+        fit = analysis["fit"]
+        lines.append(
+            f"{name}: length scales (logit α, log2 R) = ({fit['length_scales'][0]:.2f}, "
+            f"{fit['length_scales'][1]:.2f}), noise sd = "
+            f"{math.sqrt(fit['noise_variance']) * fit['scale']:.4f}"
+        )
+        for repetitions, row in analysis["per_repetition"].items():
+            probabilities = row["probabilities"]
+            top = max(range(len(probabilities)), key=probabilities.__getitem__)
+            low, high = row["interval"]
+            lines.append(
+                f"  R = {repetitions:>4g}: best α {row['best_alpha']:.3f} [{low:.3f}, {high:.3f}]; "
+                f"grid α {format_fraction(analysis['ar_fractions'][top])} with P = {probabilities[top]:.2f} "
+                "(P per grid α: " + ", ".join(f"{p:.2f}" for p in probabilities) + ")"
+            )
+    return "\n".join(lines)
+
+
+def _json_ready(analyses):
+    return {name: {**analysis, "per_repetition": {str(r): row for r, row in analysis["per_repetition"].items()}}
+            for name, analysis in analyses.items()}
+
+
+def analyse_study(study_dir, stream=None, num_draws=4000):
+    """Writes `gp_analysis.json`, `gp_best_alpha.png` and `analysis.txt`; returns the text."""
+    from keras_dualobj.study.plots_gp import plot_gp_faces
+
+    study_dir = Path(study_dir)
+    results = read_results(study_dir)
+    choice_rows = read_multiple_choice(study_dir)
+    analyses = study_analyses(results, choice_rows, num_draws=num_draws)
+    atomic_write_text(study_dir / "gp_analysis.json", json.dumps(_json_ready(analyses), indent=1))
+    plot_gp_faces(results, analyses, study_dir / "gp_best_alpha.png")
+    text = "\n\n".join([
+        seed_summary_table(results),
+        gp_table(analyses),
+        findings_text(results, analyses, choice_rows),
+    ])
+    atomic_write_text(study_dir / "analysis.txt", text + "\n")
+    if stream is not None:
+        stream.write(text + "\n")
+        stream.flush()
+    return text

@@ -1,0 +1,168 @@
+"""A miniature "downstream" task per study cell: pick a passage's true continuation.
+
+The paper compares its models on downstream multiple-choice tasks scored with each
+face. A miniature from the study's own held-out split: each example is a passage of
+`context_length` tokens from one held-out document, its true next
+`continuation_length` tokens, and `num_choices - 1` continuations of the same length
+taken from other examples' documents; the model must rank the true one first. Every
+cell's saved model (`cells/<cell>/model.keras`) is scored in AR, prefix-LM and MD modes
+(`keras_dualobj.evaluation.multiple_choice`) on the same examples; the accuracies go to
+`cells/<cell>/multiple_choice.json` and `multiple_choice.csv`.
+Chance is `1 / num_choices`.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_dualobj.training.atomic_files import atomic_path
+from keras_dualobj.training.atomic_files import atomic_write_text
+from keras_dualobj.utils.validation import check_int
+
+MC_FILE = "multiple_choice.json"
+MC_MODES = ("ar", "prefix", "md")
+
+
+def continuation_examples(token_ids, document_ids, num_examples=256, context_length=32,
+                          continuation_length=16, num_choices=4, seed=0):
+    """Multiple-choice examples (token-id lists) from held-out rows.
+
+    Each example's context and true continuation are one window of
+    `context_length + continuation_length` tokens within one document (the first
+    such window of a row); its distractors are the continuations of other examples,
+    from other documents. The correct choice's position is drawn at random.
+
+    Args:
+        token_ids, document_ids: `[rows, length]` held-out rows (`PackedRows`).
+        num_examples: examples to build (fewer rows with such a window is an error).
+
+    Returns:
+        list of `{"context", "choices", "label"}` dicts.
+
+    Example:
+    >>> ids = np.arange(40).reshape(4, 10) + 5
+    >>> docs = np.repeat(np.arange(4)[:, None], 10, axis=1)
+    >>> examples = continuation_examples(ids, docs, num_examples=4, context_length=3,
+    ...                                  continuation_length=2, num_choices=2)
+    >>> examples[0]["context"], examples[0]["choices"][examples[0]["label"]]
+    ([5, 6, 7], [8, 9])
+    """
+    for name, value in (("num_examples", num_examples), ("context_length", context_length),
+                        ("continuation_length", continuation_length)):
+        check_int(name, value, minimum=1)
+    check_int("num_choices", num_choices, minimum=2)
+    token_ids = np.asarray(token_ids)
+    document_ids = np.asarray(document_ids)
+    if token_ids.ndim != 2 or token_ids.shape != document_ids.shape:
+        raise ValueError(
+            f"token_ids and document_ids must be [rows, length] arrays of one shape; "
+            f"received {token_ids.shape} and {document_ids.shape}."
+        )
+    window = context_length + continuation_length
+    spans = []
+    for row in range(len(token_ids)):
+        starts = [
+            start
+            for start in range(token_ids.shape[1] - window + 1)
+            if (document_ids[row, start : start + window] == document_ids[row, start]).all()
+        ][:1]
+        if starts:
+            spans.append((row, starts[0]))
+        if len(spans) == num_examples:
+            break
+    if len(spans) < max(num_examples, num_choices):
+        raise ValueError(
+            f"Only {len(spans)} held-out rows hold a window of {window} tokens within one "
+            f"document; num_examples={num_examples} (and num_choices={num_choices}) need "
+            "more. Use shorter windows or fewer examples."
+        )
+    rng = np.random.default_rng(seed)
+    examples = []
+    for index, (row, start) in enumerate(spans):
+        middle = start + context_length
+        others = rng.choice(
+            [i for i in range(len(spans)) if spans[i][0] != row and
+             document_ids[spans[i][0], spans[i][1]] != document_ids[row, start]],
+            size=num_choices - 1, replace=False,
+        )
+        continuations = [token_ids[spans[i][0], spans[i][1] + context_length : spans[i][1] + window]
+                         for i in others]
+        label = int(rng.integers(num_choices))
+        continuations.insert(label, token_ids[row, middle : start + window])
+        examples.append({
+            "context": token_ids[row, start:middle].tolist(),
+            "choices": [c.tolist() for c in continuations],
+            "label": label,
+        })
+    return examples
+
+
+def evaluate_cell(model, examples, modes=MC_MODES, num_samples=4, seed=0):
+    """`{mode: accuracy}` of a model on `examples` (token-normalised scores)."""
+    result = model.evaluate_multiple_choice(
+        examples, modes=modes, length_normalization="tokens", num_samples=num_samples, seed=seed
+    )
+    return {mode: result["modes"][mode]["accuracy"] for mode in modes}
+
+
+def evaluate_study_cells(study_dir, examples, modes=MC_MODES, num_samples=4, stream=None):
+    """Scores every finished cell of a study on `examples`; resumable.
+
+    A cell whose `multiple_choice.json` was written for the same examples is read
+    back. Writes `multiple_choice.csv` (one row per cell: α, R, seed, one accuracy
+    per mode) and returns those rows.
+    """
+    from keras_dualobj.cli.generate import load_model
+    from keras_dualobj.study.folder import CELLS_DIR
+    from keras_dualobj.study.folder import study_cell_keys
+    from keras_dualobj.study.results import read_results
+
+    study_dir = Path(study_dir)
+    digest = _examples_digest(examples, modes, num_samples)
+    rows = []
+    for result, key in study_cell_keys(study_dir, read_results(study_dir)):
+        cell_dir = study_dir / CELLS_DIR / key
+        path = cell_dir / MC_FILE
+        stored = json.loads(path.read_text()) if path.is_file() else None
+        if stored is None or stored.get("examples") != digest:
+            import keras
+
+            accuracies = evaluate_cell(load_model(cell_dir / "model.keras"), examples, modes, num_samples)
+            keras.backend.clear_session()
+            stored = {"examples": digest, "accuracy": accuracies}
+            atomic_write_text(path, json.dumps(stored))
+            if stream is not None:
+                stream.write(f"[multiple choice] {key}: {accuracies}\n")
+                stream.flush()
+        rows.append({"ar_fraction": result.ar_fraction, "repetitions": result.repetitions,
+                     "seed": result.seed, **{f"{m}_accuracy": stored["accuracy"][m] for m in modes}})
+    with atomic_path(study_dir / "multiple_choice.csv") as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["ar_fraction"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def _examples_digest(examples, modes, num_samples):
+    """A short identity of the task (examples, modes, MD samples)."""
+    import hashlib
+
+    text = json.dumps([examples, list(modes), num_samples], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def study_examples(study_dir, num_examples=512, num_choices=4, seed=0):
+    """`continuation_examples` from the held-out rows of a study folder's corpus split
+    (prepared again from its `study.json`, the same rows its cells were evaluated on)."""
+    from keras_dualobj.study.folder import load_study_config
+
+    config = load_study_config(study_dir)
+    data = config.recipe.prepare_data(
+        data_dir=config.data_dir, repetitions=min(config.repetitions), verbose=False
+    )
+    rows = data.validation_rows
+    return continuation_examples(rows.token_ids, rows.document_ids, num_examples=num_examples,
+                                 num_choices=num_choices, seed=seed)

@@ -1,0 +1,178 @@
+"""The paper's three findings, judged on a study's cells (mean over seeds, seed spread).
+
+1. *Mixing beats either end at every R*: at each R, the best mixed α (0 < α < 1) has a
+   lower mean held-out loss than both α = 0 and α = 1, beyond the seed spread
+   (`keras_dualobj.study.seeds.compare_cells`). Judged on the AR loss and, separately,
+   on the MD ELBO (and on the AR- and MD-mode multiple-choice error rates if scored).
+2. *Dual models resist overfitting*: at the largest R, pure AR's held-out AR loss ends
+   above its best (final - best) by more than the best mixed α's does, beyond the
+   spread; likewise pure MD on the MD ELBO.
+3. *The best α is about the same on both faces*: at every R, the GP's 90% intervals for
+   the best α on the AR loss and on the MD ELBO overlap (and, if the cells were scored,
+   those of the AR-mode and MD-mode multiple-choice error).
+
+Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers
+(for (1) and (2) "not judged" with one seed: there is no spread to compare with).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.seeds import compare_cells
+from keras_dualobj.study.seeds import seed_statistics
+
+
+ONE_SEED = "NOT JUDGED (one seed: no spread to judge against)"
+
+
+def _verdict(good, all_levels, seeds=2):
+    if seeds < 2:
+        return ONE_SEED
+    if good == all_levels:
+        return "REPRODUCED"
+    if good:
+        return f"PARTLY (at R = {', '.join(str(r) for r in good)})"
+    return "NOT REPRODUCED"
+
+
+def mixing_beats_ends(results, metric):
+    """Per R: the best mixed α, its mean, and its comparison with each end."""
+    statistics = seed_statistics(results, metric)
+    rows = {}
+    for repetitions in sorted({r for _, r in statistics}):
+        mixed = [a for a, r in statistics if r == repetitions and 0.0 < a < 1.0]
+        ends = [a for a in (0.0, 1.0) if (a, repetitions) in statistics]
+        if not mixed or len(ends) < 2:
+            continue
+        best = min(mixed, key=lambda a: statistics[(a, repetitions)]["mean"])
+        comparisons = {end: compare_cells(statistics, (best, repetitions), (end, repetitions)) for end in ends}
+        rows[repetitions] = {
+            "alpha": best,
+            "mean": statistics[(best, repetitions)]["mean"],
+            "std": statistics[(best, repetitions)]["std"],
+            "comparisons": comparisons,
+            "holds": all(c["difference"] < 0 and c["beyond_spread"] for c in comparisons.values()),
+        }
+    return rows
+
+
+def _gap_results(results, final, best):
+    return [dataclasses.replace(r, final_ar_loss=getattr(r, final) - getattr(r, best)) for r in results]
+
+
+def overfitting_gaps(results, end, final="final_ar_loss", best="best_ar_loss"):
+    """At the largest R: (final - best) of the `end` α vs the best mixed α's."""
+    gaps = seed_statistics(_gap_results(results, final, best), "final_ar_loss")
+    top = max(r for _, r in gaps)
+    mixed = [a for a, r in gaps if r == top and 0.0 < a < 1.0]
+    if not mixed or (end, top) not in gaps:
+        return None
+    loss = seed_statistics(results, final)
+    chosen = min(mixed, key=lambda a: loss[(a, top)]["mean"])
+    return {
+        "repetitions": top,
+        "end": gaps[(end, top)],
+        "mixed_alpha": chosen,
+        "mixed": gaps[(chosen, top)],
+        "comparison": compare_cells(gaps, (end, top), (chosen, top)),
+    }
+
+
+def choice_error_results(results, choice_rows, mode):
+    """Copies of `results` whose `final_ar_loss` is the `mode` multiple-choice error
+    rate (1 - accuracy) of the same (α, R, seed) cell; cells not scored are left out."""
+    by_cell = {(r["ar_fraction"], r["repetitions"], r["seed"]): r for r in choice_rows}
+    return [
+        dataclasses.replace(r, final_ar_loss=1.0 - by_cell[key][f"{mode}_accuracy"])
+        for r in results
+        if (key := (r.ar_fraction, r.repetitions, r.seed)) in by_cell
+    ]
+
+
+def _finding_one(results, choice_rows=()):
+    lines = []
+    faces = [(results, "final_ar_loss", "held-out AR loss"), (results, "final_md_elbo", "held-out MD ELBO")]
+    for mode in ("ar", "md"):
+        if choice_rows and f"{mode}_accuracy" in choice_rows[0]:
+            faces.append((choice_error_results(results, choice_rows, mode), "final_ar_loss",
+                          f"{mode}-mode multiple-choice error"))
+    for cells, metric, name in faces:
+        rows = mixing_beats_ends(cells, metric)
+        good = [r for r, row in rows.items() if row["holds"]]
+        seeds = len({r.seed for r in results})
+        lines.append(f"(1) mixing beats both ends, on the {name}: {_verdict(good, list(rows), seeds)}")
+        for r, row in rows.items():
+            vs = ", ".join(
+                f"vs α={end:g} {c['difference']:+.3f}±{c['spread']:.3f}{'*' if c['beyond_spread'] else ''}"
+                for end, c in row["comparisons"].items()
+            )
+            lines.append(f"    R = {r:>3}: best mixed α {format_fraction(row['alpha'])} "
+                         f"{row['mean']:.3f}±{row['std']:.3f}; {vs}")
+    return lines
+
+
+def _finding_two(results):
+    lines = []
+    for end, final, best, name in ((1.0, "final_ar_loss", "best_ar_loss", "pure AR on the AR loss"),
+                                   (0.0, "final_md_elbo", "best_md_elbo", "pure MD on the MD ELBO")):
+        gap = overfitting_gaps(results, end, final, best)
+        if gap is None:
+            continue
+        c = gap["comparison"]
+        holds = c["difference"] > 0 and c["beyond_spread"]
+        verdict = "REPRODUCED" if holds else "NOT REPRODUCED"
+        if min(gap["end"]["n"], gap["mixed"]["n"]) < 2:
+            verdict = ONE_SEED
+        lines.append(
+            f"(2) dual resists overfitting ({name}, R = {gap['repetitions']}): "
+            f"{verdict}: final - best = "
+            f"{gap['end']['mean']:.3f}±{gap['end']['std']:.3f} at α = {end:g} vs "
+            f"{gap['mixed']['mean']:.3f}±{gap['mixed']['std']:.3f} at α = "
+            f"{format_fraction(gap['mixed_alpha'])}"
+        )
+    return lines
+
+
+def _overlap(first, second):
+    return first[0] <= second[1] and second[0] <= first[1]
+
+
+def _finding_three(analyses, pairs):
+    lines = []
+    for a_name, b_name in pairs:
+        if a_name not in analyses or b_name not in analyses:
+            continue
+        a, b = analyses[a_name]["per_repetition"], analyses[b_name]["per_repetition"]
+        levels = sorted(set(a) & set(b))
+        good = [r for r in levels if _overlap(a[r]["interval"], b[r]["interval"])]
+        lines.append(f"(3) same best α on both faces ({a_name} vs {b_name}, GP 90% intervals overlap): "
+                     f"{_verdict(good, levels)}")
+        for r in levels:
+            lines.append(
+                f"    R = {r:>4g}: {a[r]['best_alpha']:.3f} [{a[r]['interval'][0]:.3f}, {a[r]['interval'][1]:.3f}] "
+                f"vs {b[r]['best_alpha']:.3f} [{b[r]['interval'][0]:.3f}, {b[r]['interval'][1]:.3f}]"
+            )
+    return lines
+
+
+def findings_text(results, analyses, choice_rows=()):
+    """The three findings' verdicts with their numbers (see the module docstring).
+
+    Example:
+    >>> from keras_dualobj.study.results import CellResult
+    >>> cells = [CellResult(a, 4, 100, 400, 10, s, l + s / 100, l - 0.1 * a, 1.0, m, m, l, 1.0)
+    ...          for s in (0, 1) for a, l, m in [(0.0, 3.0, 2.5), (0.5, 2.0, 2.4), (1.0, 2.5, 5.0)]]
+    >>> print(findings_text(cells, {}).splitlines()[0])
+    (1) mixing beats both ends, on the held-out AR loss: REPRODUCED
+    """
+    lines = _finding_one(results, choice_rows)
+    lines += _finding_two(results)
+    lines += _finding_three(analyses, [("AR loss", "MD ELBO"), ("ar choice error", "md choice error")])
+    if choice_rows:
+        accuracy = np.mean([[r[f"{m}_accuracy"] for m in ("ar", "prefix", "md") if f"{m}_accuracy" in r]
+                            for r in choice_rows], axis=0)
+        lines.append("    multiple choice, mean accuracy over all cells (ar, prefix, md): "
+                     + ", ".join(f"{v:.3f}" for v in accuracy))
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""A multi-seed study end to end: 2 α x 2 R x 2 seeds of the `nano` preset, resumed,
+then scored on the held-out multiple-choice task and analysed from the command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_dualobj.cli import main
+from keras_dualobj.study import StudyConfig
+from keras_dualobj.study import plan_cells
+from keras_dualobj.study import recommend_ar_fraction
+from keras_dualobj.study import run_study
+from keras_dualobj.study.folder import load_study_config
+
+# 4 steps of 16 x 64 tokens per cell, on the built-in corpus.
+GRID = dict(
+    ar_fractions=(0.5, 1.0),
+    repetitions=(1, 2),
+    token_budget=4 * 16 * 64,
+    seeds=(0, 1),
+    preset="nano",
+    source="builtin",
+    evaluations=2,
+    evaluation_batches=2,
+    elbo_samples=1,
+)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    study_dir = tmp_path_factory.mktemp("seeded")
+    results = run_study(StudyConfig(**GRID), study_dir)
+    return study_dir, results
+
+
+def test_seeds_plan_seed_major_cells_named_by_seed():
+    cells = plan_cells(StudyConfig(**GRID))
+    assert [(c.seed, c.repetitions, c.ar_fraction) for c in cells[:4]] == [
+        (0, 1, 0.5), (0, 1, 1.0), (0, 2, 0.5), (0, 2, 1.0)]
+    assert [c.seed for c in cells] == [0] * 4 + [1] * 4
+    assert cells[-1].key == "alpha1_R2_seed1"
+    # Without `seeds` the cells keep their single-seed names (older folders resume).
+    single = plan_cells(StudyConfig(**{**GRID, "seeds": None, "seed": 3}))
+    assert [c.key for c in single][:1] == ["alpha0.5_R1"] and {c.seed for c in single} == {3}
+    assert "seeds" not in StudyConfig(**{**GRID, "seeds": None}).to_json()
+
+
+@pytest.mark.parametrize(
+    "seeds, error, message",
+    [((), ValueError, "at least one seed"), ("01", TypeError, "seeds must be a list"),
+     ((0, -1), ValueError, "seeds")],
+)
+def test_bad_seeds_are_refused(seeds, error, message):
+    with pytest.raises(error, match=message):
+        StudyConfig(**{**GRID, "seeds": seeds})
+
+
+def test_every_seed_trains_its_own_model_on_the_same_held_out_rows(study, capsys):
+    study_dir, results = study
+    assert len(results) == 8 and sorted({r.seed for r in results}) == [0, 1]
+    for seed in (0, 1):
+        run = json.loads((study_dir / "cells" / f"alpha0.5_R1_seed{seed}" / "run.json").read_text())
+        assert run["config"]["seed"] == seed
+    by_seed = {(r.ar_fraction, r.repetitions, r.seed): r.final_ar_loss for r in results}
+    # Another initialisation and data order: other losses, but of the same size.
+    assert by_seed[(0.5, 1, 0)] != by_seed[(0.5, 1, 1)]
+    assert abs(by_seed[(0.5, 1, 0)] - by_seed[(0.5, 1, 1)]) < 0.5
+    summary = (study_dir / "summary.txt").read_text()
+    assert "mean ± sample std over seeds [0, 1]" in summary
+    mean = np.mean([by_seed[(0.5, 1, 0)], by_seed[(0.5, 1, 1)]])
+    assert f"{mean:.3f}" in summary
+    assert load_study_config(study_dir) == StudyConfig(**GRID)
+    capsys.readouterr()
+    run_study(StudyConfig(**GRID), study_dir)  # every cell finished: nothing retrains
+    assert "8 already finished" in capsys.readouterr().out
+
+
+def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
+    study_dir, results = study
+    code = main(["study", "--output", str(study_dir), "--analyse-only", "--multiple-choice",
+                 "--choice-examples", "8", "--choice-samples", "1"])
+    assert code == 0
+    rows = (study_dir / "multiple_choice.csv").read_text().splitlines()
+    assert rows[0] == "ar_fraction,repetitions,seed,ar_accuracy,prefix_accuracy,md_accuracy"
+    assert len(rows) == 9
+    for row in rows[1:]:
+        accuracies = [float(v) for v in row.split(",")[3:]]
+        # 8 examples: accuracies are multiples of 1/8.
+        assert all(0 <= a <= 1 and (a * 8) == int(a * 8) for a in accuracies), row
+    analysis = json.loads((study_dir / "gp_analysis.json").read_text())
+    assert {"AR loss", "MD ELBO", "ar choice error", "md choice error"} <= set(analysis)
+    for row in analysis["AR loss"]["per_repetition"].values():
+        low, high = row["interval"]
+        assert 0.5 <= low <= high <= 1.0 and sum(row["probabilities"]) == pytest.approx(1.0)
+    text = (study_dir / "analysis.txt").read_text()
+    assert "(3) same best α on both faces" in text and "GP fit" in text
+    assert (study_dir / "gp_best_alpha.png").read_bytes().startswith(b"\x89PNG")
+    # A second scoring of the same task reads the cells' stored accuracies back.
+    stamp = (study_dir / "cells" / "alpha1_R2_seed1" / "multiple_choice.json").stat().st_mtime_ns
+    main(["study", "--output", str(study_dir), "--analyse-only", "--multiple-choice",
+          "--choice-examples", "8", "--choice-samples", "1"])
+    assert (study_dir / "cells" / "alpha1_R2_seed1" / "multiple_choice.json").stat().st_mtime_ns == stamp
+
+
+def test_recommend_uses_the_seed_means_and_the_gp(study):
+    study_dir, results = study
+    recommendation = recommend_ar_fraction(2, study_dir)
+    means = {a: np.mean([r.final_ar_loss for r in results if (r.ar_fraction, r.repetitions) == (a, 2)])
+             for a in (0.5, 1.0)}
+    assert recommendation["measured_ar_loss"] == min(means, key=means.get)
+    assert recommendation["measured_ar_loss_value"] == pytest.approx(min(means.values()))
+    between = recommend_ar_fraction(1.5, study_dir)  # interpolated: no grid cell at 1.5
+    assert "measured_ar_loss" not in between
+    low, high = between["gp_ar_loss"]["interval"]
+    assert 0.5 <= low <= between["gp_ar_loss"]["best_alpha"] <= high <= 1.0
+    with pytest.raises(ValueError, match="no cells at R = 4"):
+        recommend_ar_fraction(4, study_dir)
+
+
+def test_the_regime_refuses_a_corpus_too_small_for_it(tmp_path, capsys):
+    code = main(["study", "--regime", "paper", "--source", "builtin", "--output", str(tmp_path / "r")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "nano: U = 589,824 at R = 1 >" in error and "corpus tokens" in error
+
+
+def test_the_command_line_passes_seeds_to_the_study():
+    from keras_dualobj.cli import build_parser
+    from keras_dualobj.cli.study import study_config
+
+    args = build_parser().parse_args(
+        ["study", "--quick", "--seeds", "2", "0", "--preset", "nano", "--output", "unused"])
+    config = study_config(args)
+    assert config.seeds == (0, 2) and config.preset == "nano"
+    assert study_config(build_parser().parse_args(["study", "--output", "unused"])).seeds is None
