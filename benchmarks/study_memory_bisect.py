@@ -12,12 +12,12 @@ the recipe's MatrixMuon), `nojit` (with `adamw`: `jit_compile=False`);
 
     MODE=fit N=6 KERAS_BACKEND=tensorflow python benchmarks/study_memory_bisect.py
 """
-import ctypes, gc, os, sys, tempfile, time
+import ctypes, gc, os, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np, psutil
 import keras
-from keras_dualobj.study import StudyConfig, runner
+from keras_dualobj.study import StudyConfig
 from keras_dualobj.study.runner import plan_cells, run_cell
 from keras_dualobj.data import make_training_dataset, plan_repetition
 

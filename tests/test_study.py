@@ -67,6 +67,7 @@ def test_cells_share_budget_steps_and_seed():
         ({"repetitions": (0,)}, "repetitions"),
         ({"ar_fractions": ()}, "at least one"),
         ({"preset": "huge"}, "Unknown preset 'huge'"),
+        ({"accumulation_steps": 2}, "accumulation_steps must be 1.*received accumulation_steps=2"),
     ],
 )
 def test_bad_grids_are_refused(overrides, message):

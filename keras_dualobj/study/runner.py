@@ -148,6 +148,11 @@ class StudyConfig:
         check_int("sequence_length", recipe.sequence_length, minimum=2)
         check_int("batch_size", recipe.batch_size, minimum=1)
         check_int("elbo_samples", recipe.elbo_samples, minimum=1)
+        if recipe.accumulation_steps != 1:
+            raise ValueError(
+                "A study feeds whole batches to fit(); accumulation_steps must be 1; "
+                f"received accumulation_steps={recipe.accumulation_steps!r}."
+            )
         values = dict(
             ar_fractions=tuple(sorted(set(fractions))),
             repetitions=tuple(sorted(set(repetitions))),
