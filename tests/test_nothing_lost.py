@@ -393,7 +393,7 @@ def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weight
 
 
 def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tmp_path, monkeypatch, capsys):
-    from keras_dualobj.study import runner
+    from keras_dualobj.study.progress import StudyProgress
 
     arguments = [
         "study", "--ar-fractions", "1/2", "--repetitions", "1", "--token-budget", "4096",
@@ -401,7 +401,7 @@ def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tm
         "--batch-size", "8", "--evaluations", "2", "--evaluation-batches", "1",
         "--elbo-samples", "1", "--output", str(tmp_path / "study"),
     ]
-    counted_step = runner._StudyProgress.step
+    counted_step = StudyProgress.step
     handler_before = signal.getsignal(signal.SIGINT)
 
     def press_ctrl_c_at_step_5(self):
@@ -409,7 +409,7 @@ def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tm
         if self.done_steps == 5:
             os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, to this process
 
-    monkeypatch.setattr(runner._StudyProgress, "step", press_ctrl_c_at_step_5)
+    monkeypatch.setattr(StudyProgress, "step", press_ctrl_c_at_step_5)
     assert main(arguments) == 130
     error = capsys.readouterr().err
     stopped = int(re.search(r"Interrupted at step (\d+); saved checkpoint", error).group(1))
