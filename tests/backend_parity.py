@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import tiny_backbone
+
 VOCABULARY_SIZE = 48
 LENGTH = 16
 BATCH_SIZE = 4
@@ -57,18 +59,10 @@ def build_model(seed=0):
     """The tiny `DualLM` every backend builds (weights depend on the backend's RNG)."""
     import keras
 
-    from keras_dualobj import DualBackbone
     from keras_dualobj import DualLM
 
     keras.utils.set_random_seed(seed)
-    backbone = DualBackbone(
-        vocabulary_size=VOCABULARY_SIZE,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
+    backbone = tiny_backbone(vocabulary_size=VOCABULARY_SIZE, max_sequence_length=32)
     model = DualLM(backbone, ar_fraction=0.5, seed=0)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     return model

@@ -19,8 +19,12 @@ import pytest
 
 import backend_parity
 
+from conftest import BACKENDS
+from conftest import one_thread_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BACKENDS = ("tensorflow", "jax", "torch")
+# It starts the other two backends itself: one pass suffices (tests/conftest.py).
+pytestmark = pytest.mark.end_to_end("jax")
 RELATIVE_TOLERANCE = 1e-4
 SCORES = ("causal_logits", "bidirectional_logits", "prefix_logits", "ar_loss", "md_loss")
 
@@ -41,8 +45,7 @@ def parity(tmp_path_factory):
     others = [backend for backend in BACKENDS if backend != current]
     processes = {}
     for backend in others:
-        environment = dict(
-            os.environ,
+        environment = one_thread_environment(
             KERAS_BACKEND=backend,
             PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             TF_CPP_MIN_LOG_LEVEL="2",

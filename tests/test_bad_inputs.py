@@ -18,7 +18,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
 from keras_dualobj.data import ByteTokenizer
@@ -31,24 +30,22 @@ from keras_dualobj.training import TrainingDivergedError
 from keras_dualobj.training.checkpoints import load_training_state
 from keras_dualobj.training.checkpoints import save_training_state
 
+from conftest import tiny_backbone
+
 VOCAB = 48
 MAX_LENGTH = 16
 GOOD_IDS = np.full((2, 8), 7, "int32")
 
 
-def tiny_backbone(hidden_dim=16, vocabulary_size=VOCAB):
-    return DualBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=hidden_dim,
-        intermediate_dim=32,
-        max_sequence_length=MAX_LENGTH,
+def bad_inputs_backbone(hidden_dim=16, vocabulary_size=VOCAB):
+    return tiny_backbone(
+        vocabulary_size=vocabulary_size, num_layers=1, hidden_dim=hidden_dim,
+        intermediate_dim=32, max_sequence_length=MAX_LENGTH,
     )
 
 
 def tiny_model(hidden_dim=16):
-    model = DualLM(tiny_backbone(hidden_dim), seed=0)
+    model = DualLM(bad_inputs_backbone(hidden_dim), seed=0)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     return model
 
@@ -190,7 +187,9 @@ API_CASES = {
     "ar_fraction as a string": (
         lambda m, f: DualLM(m.backbone, ar_fraction="0.5"), TypeError, "must be a number.*'0.5'"),
     "special id that does not match the tokenizer": (
-        lambda m, f: DualLM(tiny_backbone(vocabulary_size=272), tokenizer=ByteTokenizer(), mask_token_id=5),
+        lambda m, f: DualLM(
+            bad_inputs_backbone(vocabulary_size=272), tokenizer=ByteTokenizer(), mask_token_id=5
+        ),
         ValueError, "`mask_token_id`=5 does not match the tokenizer's mask_token_id=4"),
     "tokenizer larger than the vocabulary": (
         lambda m, f: DualLM(m.backbone, tokenizer=ByteTokenizer()), ValueError,

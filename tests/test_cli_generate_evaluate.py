@@ -1,7 +1,6 @@
 """`keras-dualobj generate` and `keras-dualobj evaluate` on a saved model."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
 from keras_dualobj.data import ByteTokenizer
 from test_evaluation import fixed_logits_model
+from conftest import tiny_backbone
+from conftest import one_thread_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,14 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     keras.utils.set_random_seed(2)
-    backbone = DualBackbone(
-        vocabulary_size=48,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=24,
-    )
+    backbone = tiny_backbone(hidden_dim=16, intermediate_dim=32, max_sequence_length=24)
     model = DualLM(backbone)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
@@ -39,13 +32,8 @@ def saved_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def text_model(tmp_path_factory):
     keras.utils.set_random_seed(4)
-    backbone = DualBackbone(
-        vocabulary_size=272,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=24,
+    backbone = tiny_backbone(
+        vocabulary_size=272, hidden_dim=16, intermediate_dim=32, max_sequence_length=24,
     )
     model = DualLM(backbone, tokenizer=ByteTokenizer())
     path = tmp_path_factory.mktemp("text") / "text.keras"
@@ -228,9 +216,10 @@ def test_evaluate_reports_bad_input(saved_model, capsys, tmp_path):
     assert code == 2 and "prefix" in err
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_console_entry_point_runs_as_a_module(saved_model):
     path, _ = saved_model
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment = one_thread_environment(PYTHONPATH=str(REPO_ROOT))
     completed = subprocess.run(
         [sys.executable, "-m", "keras_dualobj", "generate", str(path),
          "--prompt-ids", "1 20", "--max-new-tokens", "2", "--no-stop"],

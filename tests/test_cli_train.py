@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ from keras_dualobj.cli import build_parser
 from keras_dualobj.cli import main
 from keras_dualobj.cli.train import resolve_config
 
+from conftest import one_thread_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The built-in corpus is always there and offline; 8,192 tokens = 8 steps of 16 x 64.
 TINY_BASE = [
@@ -23,11 +24,12 @@ TINY_BASE = [
 TINY_RUN = TINY_BASE + ["--token-budget", "8192", "--log-every", "4"]
 
 
+@pytest.mark.backend_independent
 def test_help_lists_the_options_the_issue_asks_for():
     completed = subprocess.run(
         [sys.executable, "-m", "keras_dualobj", "train", "--help"],
         cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        env=one_thread_environment(PYTHONPATH=str(REPO_ROOT)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -43,6 +45,7 @@ def test_help_lists_the_options_the_issue_asks_for():
     assert "train" in build_parser().format_help()
 
 
+@pytest.mark.end_to_end("torch")
 def test_tiny_end_to_end_run_prints_summary_and_writes_outputs(tmp_path, capsys):
     output_dir = tmp_path / "run"
     assert main(TINY_RUN + ["--output-dir", str(output_dir)]) == 0
@@ -82,6 +85,7 @@ def test_tiny_end_to_end_run_prints_summary_and_writes_outputs(tmp_path, capsys)
     assert json.loads((output_dir / "run.json").read_text())["config"]["seed"] == 1
 
 
+@pytest.mark.end_to_end("torch")
 def test_diverging_run_stops_with_a_message_naming_step_and_checkpoint(tmp_path, capsys):
     code = main(TINY_RUN + ["--output-dir", str(tmp_path), "--optimizer", "adamw",
                             "--learning-rate", "1e9", "--warmup-fraction", "0"])
@@ -91,6 +95,7 @@ def test_diverging_run_stops_with_a_message_naming_step_and_checkpoint(tmp_path,
     assert not (tmp_path / "model.keras").exists()
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -107,6 +112,7 @@ def test_bad_arguments_fail_with_a_message_naming_the_value(tmp_path, capsys, ar
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "arguments, fits",
     [
@@ -126,6 +132,7 @@ def test_only_the_presets_own_budget_may_raise_repetitions(tmp_path, arguments, 
     assert resolve_config(args)["fit_repetitions"] is fits
 
 
+@pytest.mark.backend_independent
 def test_mutually_exclusive_budget_arguments_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--output-dir", str(tmp_path), "--unique-tokens", "10",

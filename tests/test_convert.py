@@ -17,7 +17,6 @@ import pytest
 import torch
 from keras import ops
 
-import keras_dualobj
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
 from keras_dualobj.convert import from_reference
@@ -26,6 +25,8 @@ from keras_dualobj.convert import load_state_dict
 from keras_dualobj.convert import reference_config
 from keras_dualobj.convert import save_state_dict
 from keras_dualobj.convert import to_reference
+
+from conftest import tiny_backbone
 
 VOCABULARY, HIDDEN, HEADS, HEAD_DIM, INTERMEDIATE, LAYERS = 300, 32, 4, 8, 48, 2
 
@@ -254,8 +255,8 @@ def test_inconsistent_heads_are_refused():
 
 
 def test_to_reference_refuses_a_head_the_reference_lacks():
-    backbone = keras_dualobj.DualBackbone(
-        vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32
+    backbone = tiny_backbone(
+        vocabulary_size=64, num_layers=1, hidden_dim=16, intermediate_dim=32, max_sequence_length=2048,
     )
     with pytest.raises(ValueError, match="head_projection=False, head_bias=False"):
         to_reference(backbone)

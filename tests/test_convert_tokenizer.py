@@ -9,10 +9,12 @@ from pydoc_data.topics import topics
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers import processors, trainers
 
-from keras_dualobj import DualBackbone, DualLM
+from keras_dualobj import DualLM
 from keras_dualobj.convert import load_reference_tokenizer
 from keras_dualobj.data import TokenizerJsonBytePairTokenizer
 from keras_dualobj.data import load_tokenizer, save_tokenizer
+
+from conftest import tiny_backbone
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<mask>"] + [f"<special_{i}>" for i in range(11)]
 TEXTS = [
@@ -97,8 +99,9 @@ def test_the_tokenizer_survives_saving_alone_and_inside_a_model(tokenizer_files,
     assert load_tokenizer(tmp_path / "alone").tokenize(text).tolist() == hf.encode(
         text, add_special_tokens=False
     ).ids
-    backbone = DualBackbone(vocabulary_size=600, num_layers=1, num_heads=2, hidden_dim=16,
-                            intermediate_dim=32)
+    backbone = tiny_backbone(
+        vocabulary_size=600, num_layers=1, hidden_dim=16, intermediate_dim=32, max_sequence_length=2048,
+    )
     DualLM(backbone, tokenizer=tokenizer).save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras").tokenizer
     assert type(loaded) is TokenizerJsonBytePairTokenizer

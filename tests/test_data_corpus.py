@@ -14,6 +14,9 @@ from keras_dualobj.data import (
     tfds_source,
 )
 
+# NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 TFDS_NAME = "tiny_shakespeare"
 
 

@@ -12,6 +12,9 @@ from keras_dualobj.data import (
     unpack_rows,
 )
 
+# NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 BOS, EOS = 1, 2
 
 

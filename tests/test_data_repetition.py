@@ -13,6 +13,9 @@ from keras_dualobj.data import (
     training_row_order,
 )
 
+# NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 SEQUENCE_LENGTH = 32
 BATCH_SIZE = 8
 

@@ -4,18 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj import DualBackbone, DualLM
+from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer, prepare_data, train_bpe_tokenizer
+
+from conftest import tiny_backbone
 
 
 def _tiny_backbone(vocabulary_size):
-    return DualBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=32,
+    return tiny_backbone(
+        vocabulary_size=vocabulary_size, num_layers=1, hidden_dim=16, intermediate_dim=32, max_sequence_length=32,
     )
 
 

@@ -21,6 +21,8 @@ from keras_dualobj.training.distribution import DISTRIBUTION_BACKENDS
 from keras_dualobj.training.distribution import make_distribution
 from keras_dualobj.training.distribution import parse_distribution
 
+from conftest import one_thread_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Losses and weights of one device vs 4: float32 sums reordered across devices
 # (measured: losses within 2e-7 relative, weights within 8e-6 after 3 Muon steps,
@@ -29,6 +31,7 @@ LOSS_TOLERANCE = 1e-5
 WEIGHT_TOLERANCE = 5e-5
 
 
+@pytest.mark.backend_independent
 def test_specs_parse_and_bad_specs_are_refused():
     assert parse_distribution("model:2x4").batch == 2
     assert parse_distribution("data:4").batch == 4
@@ -52,8 +55,7 @@ else:
     @pytest.fixture(scope="module")
     def checks(tmp_path_factory):
         folder = tmp_path_factory.mktemp("distribution")
-        environment = dict(
-            os.environ,
+        environment = one_thread_environment(
             KERAS_BACKEND="jax",
             PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
         )

@@ -61,6 +61,7 @@ if keras.backend.backend() not in DISTRIBUTION_BACKENDS:
     # On JAX the same command runs under `--distribution model:2x2` in
     # `distribution_checks.py` and `test_distribution.py` checks it the same way.
 
+    @pytest.mark.end_to_end("torch")
     def test_paper_preset_dry_run_trains_two_accumulated_updates(tmp_path):
         output_dir = tmp_path / "run"
         check_dry_run(dry_run_facts(main(DRY_RUN + ["--output-dir", str(output_dir)]), output_dir))
@@ -71,6 +72,7 @@ if keras.backend.backend() not in DISTRIBUTION_BACKENDS:
         assert "JAX backend" in capsys.readouterr().err
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -85,6 +87,7 @@ def test_bad_scale_flags_are_refused(flags, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.backend_independent
 def test_backbone_override_needs_name_and_value(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(DRY_RUN + ["--backbone-override", "num_layers", "--output-dir", str(tmp_path)])

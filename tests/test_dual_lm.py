@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj import objectives
 
-VOCAB = 48
+from conftest import TINY_BACKBONE
+from conftest import tiny_backbone
+from conftest import tiny_token_ids
+from model_checks import backbone_inputs
+from model_checks import run_backbone_test
+from model_checks import run_task_test
+
+VOCAB = TINY_BACKBONE["vocabulary_size"]
 
 
 def _np(x):
@@ -21,29 +27,9 @@ def _log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def make_backbone(**overrides):
-    config = dict(
-        vocabulary_size=VOCAB,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=64,
-    )
-    config.update(overrides)
-    return DualBackbone(**config)
-
-
-def make_tokens(batch_size=8, length=16, seed=0):
-    rng = np.random.default_rng(seed)
-    token_ids = rng.integers(5, VOCAB, size=(batch_size, length)).astype("int32")
-    token_ids[:, 0] = 1
-    return token_ids
-
-
 def test_alpha_one_is_the_plain_next_token_cross_entropy():
-    model = DualLM(make_backbone(), ar_fraction=1.0, seed=0)
-    token_ids = make_tokens()
+    model = DualLM(tiny_backbone(), ar_fraction=1.0, seed=0)
+    token_ids = tiny_token_ids()
     forward = model(token_ids, training=True)
     assert _np(forward["ar_rows"]).all()
     loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
@@ -56,8 +42,8 @@ def test_alpha_one_is_the_plain_next_token_cross_entropy():
 
 @pytest.mark.parametrize("md_variant", ["shifted", "unshifted"])
 def test_alpha_zero_is_the_md_loss(md_variant):
-    model = DualLM(make_backbone(), ar_fraction=0.0, md_variant=md_variant, seed=0)
-    token_ids = make_tokens()
+    model = DualLM(tiny_backbone(), ar_fraction=0.0, md_variant=md_variant, seed=0)
+    token_ids = tiny_token_ids()
     forward = model(token_ids, training=True)
     assert not _np(forward["ar_rows"]).any()
     masked = _np(forward["masked_positions"])
@@ -78,8 +64,8 @@ def test_alpha_zero_is_the_md_loss(md_variant):
 
 
 def test_half_the_rows_train_each_objective():
-    model = DualLM(make_backbone(), ar_fraction=0.5, seed=3)
-    token_ids = make_tokens()
+    model = DualLM(tiny_backbone(), ar_fraction=0.5, seed=3)
+    token_ids = tiny_token_ids()
     for _ in range(5):
         forward = model(token_ids, training=True)
         ar_rows = _np(forward["ar_rows"])
@@ -90,16 +76,16 @@ def test_half_the_rows_train_each_objective():
 
 
 def test_non_integer_share_is_right_in_expectation():
-    model = DualLM(make_backbone(), ar_fraction=0.3, seed=5)
-    token_ids = make_tokens(batch_size=5, length=4)
+    model = DualLM(tiny_backbone(), ar_fraction=0.3, seed=5)
+    token_ids = tiny_token_ids(batch_size=5, length=4)
     counts = [_np(model(token_ids, training=True)["ar_rows"]).sum() for _ in range(100)]
     assert set(counts) <= {1, 2}
     assert abs(np.mean(counts) - 1.5) < 0.2
 
 
 def test_training_loss_mixes_the_row_losses():
-    model = DualLM(make_backbone(), ar_fraction=0.5, ar_loss_weight=2.0, seed=1)
-    token_ids = make_tokens()
+    model = DualLM(tiny_backbone(), ar_fraction=0.5, ar_loss_weight=2.0, seed=1)
+    token_ids = tiny_token_ids()
     forward = model(token_ids, training=True)
     ar_rows = _np(forward["ar_rows"])
     loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
@@ -119,8 +105,8 @@ def test_training_loss_mixes_the_row_losses():
 
 
 def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
-    model = DualLM(make_backbone(), seed=0)
-    token_ids = make_tokens(batch_size=2, length=12)
+    model = DualLM(tiny_backbone(), seed=0)
+    token_ids = tiny_token_ids(batch_size=2, length=12)
     perturbed = token_ids.copy()
     j = 7
     perturbed[:, j] = (perturbed[:, j] + 1 - 5) % (VOCAB - 5) + 5
@@ -136,8 +122,8 @@ def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
 
 
 def test_prefix_mode_is_bidirectional_over_the_prefix_only():
-    model = DualLM(make_backbone(), seed=0)
-    token_ids = make_tokens(batch_size=1, length=12)
+    model = DualLM(tiny_backbone(), seed=0)
+    token_ids = tiny_token_ids(batch_size=1, length=12)
     prefix = 5
 
     def changed_by(position):
@@ -161,8 +147,8 @@ def test_prefix_mode_is_bidirectional_over_the_prefix_only():
 
 
 def test_documents_never_attend_to_each_other():
-    model = DualLM(make_backbone(), seed=0)
-    token_ids = make_tokens(batch_size=2, length=12)
+    model = DualLM(tiny_backbone(), seed=0)
+    token_ids = tiny_token_ids(batch_size=2, length=12)
     document_ids = np.zeros_like(token_ids)
     document_ids[:, 6:] = 1
     token_ids[:, 6] = 1
@@ -181,10 +167,10 @@ def test_overfits_one_small_batch(ar_fraction):
     # Held-out-style comparison with evaluate(): exact AR loss and an 8-sample MD ELBO
     # with fixed masks, so the criterion does not depend on one noisy training step.
     # MD learns more slowly than AR (the paper's point); at lr 1e-2 it stalls.
-    backbone = make_backbone(hidden_dim=64, intermediate_dim=128)
+    backbone = tiny_backbone(hidden_dim=64, intermediate_dim=128)
     model = DualLM(backbone, ar_fraction=ar_fraction, elbo_samples=8, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    token_ids = make_tokens(batch_size=2, length=8)
+    token_ids = tiny_token_ids(batch_size=2, length=8)
     before = model.evaluate(token_ids, batch_size=2, verbose=0, return_dict=True)
     steps = 100
     model.fit(np.tile(token_ids, (steps, 1)), batch_size=2, epochs=1, shuffle=False, verbose=0)
@@ -193,11 +179,11 @@ def test_overfits_one_small_batch(ar_fraction):
 
 
 def test_same_seed_gives_the_same_losses():
-    token_ids = make_tokens(batch_size=8, length=16)
+    token_ids = tiny_token_ids(batch_size=8, length=16)
 
     def run():
         keras.utils.set_random_seed(42)
-        model = DualLM(make_backbone(), ar_fraction=0.5, seed=7)
+        model = DualLM(tiny_backbone(), ar_fraction=0.5, seed=7)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(token_ids, batch_size=4, epochs=2, shuffle=False, verbose=0)
         return history.history
@@ -209,14 +195,14 @@ def test_same_seed_gives_the_same_losses():
 
 
 def test_logs_name_each_objective_and_evaluate_reports_both():
-    token_ids = make_tokens(batch_size=4, length=16)
+    token_ids = tiny_token_ids(batch_size=4, length=16)
     expected_train = {
         0.0: {"loss", "md_loss", "md_accuracy"},
         1.0: {"loss", "ar_loss", "ar_accuracy"},
         0.5: {"loss", "ar_loss", "ar_accuracy", "md_loss", "md_accuracy"},
     }
     for ar_fraction, names in expected_train.items():
-        model = DualLM(make_backbone(), ar_fraction=ar_fraction, seed=0)
+        model = DualLM(tiny_backbone(), ar_fraction=ar_fraction, seed=0)
         model.compile()
         history = model.fit(token_ids, batch_size=4, epochs=1, verbose=0)
         assert set(history.history) == names
@@ -227,8 +213,8 @@ def test_logs_name_each_objective_and_evaluate_reports_both():
 
 
 def test_evaluate_is_repeatable_and_elbo_depends_on_its_seed():
-    token_ids = make_tokens(batch_size=8, length=16)
-    model = DualLM(make_backbone(), elbo_samples=2, elbo_seed=3)
+    token_ids = tiny_token_ids(batch_size=8, length=16)
+    model = DualLM(tiny_backbone(), elbo_samples=2, elbo_seed=3)
     model.compile()
     first = model.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
     second = model.evaluate(token_ids, batch_size=4, verbose=0, return_dict=True)
@@ -241,8 +227,8 @@ def test_evaluate_is_repeatable_and_elbo_depends_on_its_seed():
 
 
 def test_z_loss_is_added_with_its_weight():
-    token_ids = make_tokens()
-    model = DualLM(make_backbone(), ar_fraction=1.0, z_loss_weight=0.5, seed=0)
+    token_ids = tiny_token_ids()
+    model = DualLM(tiny_backbone(), ar_fraction=1.0, z_loss_weight=0.5, seed=0)
     forward = model(token_ids, training=True)
     loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
     plain = objectives.ar_loss(token_ids, forward["logits"])
@@ -254,20 +240,26 @@ def test_z_loss_is_added_with_its_weight():
 def test_tf_data_with_document_ids_trains():
     import tensorflow as tf
 
-    token_ids = make_tokens(batch_size=8, length=16)
+    token_ids = tiny_token_ids(batch_size=8, length=16)
     document_ids = np.repeat(np.arange(2), 8)[None].repeat(8, 0).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices(
         {"token_ids": token_ids, "document_ids": document_ids}
     ).batch(4)
-    model = DualLM(make_backbone(), seed=0)
+    model = DualLM(tiny_backbone(), seed=0)
     model.compile()
     history = model.fit(dataset, epochs=1, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_backbone_contract(tied, tmp_path):
+    token_ids = tiny_token_ids(batch_size=4, length=12)
+    run_backbone_test(tiny_backbone(tie_word_embeddings=tied), backbone_inputs(token_ids), tmp_path)
+
+
 def test_saving_round_trip(tmp_path):
     model = DualLM(
-        make_backbone(tie_word_embeddings=True),
+        tiny_backbone(tie_word_embeddings=True),
         ar_fraction=0.25,
         md_variant="unshifted",
         ar_loss_weight=2.0,
@@ -275,20 +267,7 @@ def test_saving_round_trip(tmp_path):
         seed=9,
     )
     model.compile()
-    token_ids = make_tokens(batch_size=4, length=16)
-    model.fit(token_ids, batch_size=4, epochs=1, verbose=0)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, DualLM)
-    assert restored.get_config() == model.get_config()
-    for mode in ("causal", "bidirectional"):
-        np.testing.assert_allclose(
-            _np(restored(token_ids, mode=mode)), _np(model(token_ids, mode=mode)), atol=1e-6
-        )
-    np.testing.assert_allclose(
-        restored.evaluate(token_ids, verbose=0), model.evaluate(token_ids, verbose=0), rtol=1e-5
-    )
+    run_task_test(model, tiny_token_ids(batch_size=4, length=16), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -306,7 +285,7 @@ def test_saving_round_trip(tmp_path):
 )
 def test_bad_model_arguments_raise(overrides, message):
     with pytest.raises(ValueError, match=message):
-        DualLM(make_backbone(), **overrides)
+        DualLM(tiny_backbone(), **overrides)
 
 
 @pytest.mark.parametrize(
@@ -321,29 +300,29 @@ def test_bad_model_arguments_raise(overrides, message):
 )
 def test_bad_backbone_arguments_raise(overrides, message):
     with pytest.raises(ValueError, match=message):
-        make_backbone(**overrides)
+        tiny_backbone(**overrides)
 
 
 def test_a_small_vocabulary_cannot_hold_the_special_ids():
     with pytest.raises(ValueError, match="mask_token_id.*vocabulary of 4"):
-        DualLM(make_backbone(vocabulary_size=4))
+        DualLM(tiny_backbone(vocabulary_size=4))
 
 
 def test_misuse_of_compile_fit_and_call_is_explained():
-    model = DualLM(make_backbone())
+    model = DualLM(tiny_backbone())
     with pytest.raises(ValueError, match="no `loss`"):
         model.compile(loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="mode"):
-        model(make_tokens(), mode="sideways")
+        model(tiny_token_ids(), mode="sideways")
     with pytest.raises(ValueError, match="prefix_lengths"):
-        model(make_tokens(), mode="prefix")
+        model(tiny_token_ids(), mode="prefix")
     with pytest.raises(ValueError, match="shape"):
         model(np.ones((16,), "int32"))
     with pytest.raises(ValueError, match="keys"):
-        model({"tokens": make_tokens()})
+        model({"tokens": tiny_token_ids()})
     model.compile()
     with pytest.raises(ValueError, match="own targets"):
-        model.fit(make_tokens(), make_tokens(), batch_size=4, verbose=0)
+        model.fit(tiny_token_ids(), tiny_token_ids(), batch_size=4, verbose=0)
     with pytest.raises(TypeError, match="DualBackbone"):
         DualLM(keras.Sequential())
 
@@ -353,12 +332,12 @@ def test_evaluate_md_loss_is_the_exact_bound_estimate():
     # same cross-entropy log(V), so the bound is exactly log(V) whatever the masks; the
     # estimate (weights n/k) must equal it. The training rule's eps-smoothed 1/t_hat
     # would be off by up to 0.2% here; the k distribution is tested in test_objectives.
-    model = DualLM(make_backbone(num_layers=1), ar_fraction=0.0, elbo_samples=4, elbo_seed=1)
+    model = DualLM(tiny_backbone(num_layers=1), ar_fraction=0.0, elbo_samples=4, elbo_seed=1)
     for variable in model.backbone.trainable_variables:
         if "final_norm" in variable.path:
             variable.assign(np.zeros(variable.shape))
     model.compile()
-    token_ids = make_tokens(batch_size=8, length=16)
+    token_ids = tiny_token_ids(batch_size=8, length=16)
     logs = model.evaluate(token_ids, batch_size=8, verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["md_loss"], np.log(VOCAB), rtol=1e-5)
     np.testing.assert_allclose(logs["ar_loss"], np.log(VOCAB), rtol=1e-5)

@@ -7,24 +7,21 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.evaluation import evaluate_language_modeling
 from keras_dualobj.evaluation import token_rows
 from keras_dualobj.evaluation.md_bound import stratified_mask_counts
 
+from conftest import tiny_backbone
+
 MASK = 4
 VOCABULARY_SIZE = 32
 
 
-def tiny_backbone(vocabulary_size=VOCABULARY_SIZE, num_layers=2):
-    return DualBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=num_layers,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=32,
+def scoring_backbone(vocabulary_size=VOCABULARY_SIZE, num_layers=2):
+    return tiny_backbone(
+        vocabulary_size=vocabulary_size, num_layers=num_layers, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=32,
     )
 
 
@@ -35,7 +32,7 @@ def fixed_logits_model(logits, md_variant="shifted"):
     each hidden state is `final_norm(ones) = ones`; the head `ones/width ⊗ logits`
     then maps it to `logits`.
     """
-    backbone = tiny_backbone(vocabulary_size=len(logits), num_layers=1)
+    backbone = scoring_backbone(vocabulary_size=len(logits), num_layers=1)
     model = DualLM(backbone, md_variant=md_variant)
     width = backbone.hidden_dim
     embedding = backbone.token_embedding
@@ -62,7 +59,7 @@ def log_softmax(logits):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(3)
-    return DualLM(tiny_backbone())
+    return DualLM(scoring_backbone())
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.evaluation import pseudo_log_likelihood
 from keras_dualobj.evaluation.md_bound import md_bound_masks
 from keras_dualobj.objectives.masking import next_token_targets
+
+from conftest import tiny_backbone
 
 MASK = 4
 SPECIAL = (0, 1, 2, 3, 4)
@@ -24,13 +25,8 @@ SPECIAL = (0, 1, 2, 3, 4)
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(7)
-    backbone = DualBackbone(
-        vocabulary_size=40,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=24,
+    backbone = tiny_backbone(
+        vocabulary_size=40, hidden_dim=16, intermediate_dim=32, max_sequence_length=24,
     )
     model = DualLM(backbone, elbo_samples=3, elbo_seed=11)
     model.compile()

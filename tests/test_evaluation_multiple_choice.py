@@ -107,6 +107,7 @@ def test_string_examples_use_the_tokenizer_and_bytes_normalization():
     assert normalized["modes"]["ar"]["predictions"] == [0]
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "line, message",
     [

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
+
+from conftest import tiny_backbone
 
 VOCABULARY_SIZE = 64
 # float32 logits of order 1: cached and uncached passes differ only by summation order.
@@ -17,15 +18,7 @@ LOGITS_TOLERANCE = 1e-5
 
 def tiny_model(vocabulary_size=VOCABULARY_SIZE, **kwargs):
     keras.utils.set_random_seed(7)
-    backbone = DualBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
-    return DualLM(backbone, **kwargs)
+    return DualLM(tiny_backbone(vocabulary_size=vocabulary_size, max_sequence_length=32), **kwargs)
 
 
 @pytest.fixture(scope="module")

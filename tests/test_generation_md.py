@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.generation import reveal_schedule
+
+from conftest import tiny_backbone
 
 MASK = 4
 VOCABULARY_SIZE = 64
@@ -17,14 +18,7 @@ VOCABULARY_SIZE = 64
 @pytest.fixture(scope="module")
 def backbone():
     keras.utils.set_random_seed(11)
-    return DualBackbone(
-        vocabulary_size=VOCABULARY_SIZE,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
+    return tiny_backbone(vocabulary_size=VOCABULARY_SIZE, max_sequence_length=32)
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +130,7 @@ def test_infilling_keeps_prefix_and_suffix_identical(model):
 def test_infilling_strings_keeps_their_bytes(backbone):
     keras.utils.set_random_seed(5)
     model = DualLM(
-        DualBackbone(
-            vocabulary_size=272,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=32,
-            intermediate_dim=64,
-            max_sequence_length=32,
-        ),
+        tiny_backbone(vocabulary_size=272, max_sequence_length=32),
         tokenizer=ByteTokenizer(),
     )
     prefix, suffix = "Once upon ", " time, é!"

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.generation import block_cache_md_generate
 from keras_dualobj.generation import block_causal_mask
 from keras_dualobj.generation.md_block_cache import block_reveal
+
+from conftest import tiny_backbone
 
 MASK = 4
 PAD = 3
@@ -19,10 +20,7 @@ NUM_NEW = 8
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(5)
-    backbone = DualBackbone(
-        vocabulary_size=64, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-        max_sequence_length=32,
-    )
+    backbone = tiny_backbone(vocabulary_size=64, max_sequence_length=32)
     return DualLM(backbone)
 
 

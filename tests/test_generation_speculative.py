@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.generation import speculative_acceptance as acceptance
 from keras_dualobj.generation.compiled import compile_decoding_function
@@ -21,6 +20,8 @@ from keras_dualobj.generation.speculative import make_loop_runner
 from keras_dualobj.generation.speculative import speculative_decode
 from keras_dualobj.generation.speculative import speculative_generate
 
+from conftest import tiny_backbone
+
 VOCABULARY_SIZE = 64
 # Chi-square critical values at p = 0.001 (a false alarm once in 1000 seeds).
 CHI_SQUARE_CRITICAL = {4: 18.467, 6: 22.458}
@@ -28,14 +29,7 @@ CHI_SQUARE_CRITICAL = {4: 18.467, 6: 22.458}
 
 def tiny_model(vocabulary_size, seed):
     keras.utils.set_random_seed(seed)
-    backbone = DualBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=64,
-    )
+    backbone = tiny_backbone(vocabulary_size=vocabulary_size)
     return DualLM(backbone, ar_fraction=0.5, seed=seed)
 
 

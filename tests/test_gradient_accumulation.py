@@ -9,11 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import build_optimizer
 from keras_dualobj.training.optimizers import PerUpdateSchedule
 from keras_dualobj.training.schedules import WarmupStableDecay
+
+from conftest import tiny_backbone
 
 MICRO_BATCHES = 2
 UPDATES = 2
@@ -23,8 +24,7 @@ TOLERANCE = 2e-5
 
 def _train(accumulation_steps, rows):
     keras.utils.set_random_seed(0)
-    backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2, hidden_dim=32,
-                            intermediate_dim=48)
+    backbone = tiny_backbone(vocabulary_size=64, intermediate_dim=48, max_sequence_length=2048)
     model = DualLM(backbone, ar_fraction=1.0, seed=0)
     model.compile(optimizer=build_optimizer(
         model, learning_rate=1e-2, total_steps=4, warmup_fraction=0.5, clip_norm=1.0,
@@ -50,8 +50,7 @@ def test_accumulated_micro_batches_equal_one_big_batch(trained):
     assert max(differences) <= TOLERANCE
     # The runs did move the weights (so equality means something).
     keras.utils.set_random_seed(0)
-    fresh = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2, hidden_dim=32,
-                         intermediate_dim=48)
+    fresh = tiny_backbone(vocabulary_size=64, intermediate_dim=48, max_sequence_length=2048)
     moved = np.max(np.abs(keras.ops.convert_to_numpy(fresh.weights[0])
                           - keras.ops.convert_to_numpy(big.backbone.weights[0])))
     assert moved > 1e-3
@@ -78,8 +77,9 @@ def test_per_update_schedule_matches_numpy_and_round_trips():
 
 
 def test_bad_accumulation_steps_are_refused():
-    backbone = DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=32,
-                            intermediate_dim=48)
+    backbone = tiny_backbone(
+        vocabulary_size=64, num_layers=1, intermediate_dim=48, max_sequence_length=2048,
+    )
     model = DualLM(backbone)
     for bad in (0, -2, 1.5):
         with pytest.raises((ValueError, TypeError), match="accumulation_steps"):

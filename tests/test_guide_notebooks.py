@@ -10,6 +10,9 @@ import pytest
 
 from conftest import REPO_ROOT
 
+# Notebook text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 _SPEC = importlib.util.spec_from_file_location(
     "make_notebooks", REPO_ROOT / "guides" / "make_notebooks.py"
 )

@@ -1,10 +1,10 @@
 """Every guide runs to the end, as a reader runs it: its notebook, in a Jupyter kernel.
 
 The notebook in guides/ipynb/ holds exactly the guide's code (tests/test_guide_notebooks.py
-checks that), so running the notebook also runs the guide. Each runs once per CI run, on
-the backend(s) it is assigned to here (the suite runs once per backend); the library code
-they use is tested on all three backends by the other tests. A new guide must be given
-its backends below.
+checks that), so running the notebook also runs the guide. Each runs once per run of the
+README's test command, in the pass of the backend it is assigned to here (an end-to-end
+test, tests/conftest.py); the library code they use is tested on all three backends by the
+other tests. A new guide must be given a backend below, keeping the passes balanced.
 
 The kernel is this interpreter's ipykernel, started in a temporary folder with
 KERAS_BACKEND set, the checkout first on PYTHONPATH and no local TFDS copy, so every
@@ -21,43 +21,45 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 
+from conftest import BACKENDS
 from conftest import REPO_ROOT
+from conftest import one_thread_environment
 
+# `same_code_three_backends` runs all three backends itself, in subprocesses.
 GUIDE_BACKENDS = {
-    "dual_objective_basics": ("torch",),
-    "evaluate_like_the_papers": ("torch",),
-    "fast_decoding": ("jax",),
-    "generation_and_evaluation": ("tensorflow",),
-    "released_models": ("jax",),
-    "repetition_study": ("jax",),
-    "same_code_three_backends": ("tensorflow", "jax", "torch"),
-    "training_at_scale": ("jax",),
-    "training_recipe": ("torch",),
+    "dual_objective_basics": "torch",
+    "evaluate_like_the_papers": "torch",
+    "fast_decoding": "jax",
+    "generation_and_evaluation": "tensorflow",
+    "released_models": "jax",
+    "repetition_study": "jax",
+    "same_code_three_backends": "tensorflow",
+    "training_at_scale": "jax",
+    "training_recipe": "torch",
 }
 NOTEBOOKS_DIR = REPO_ROOT / "guides" / "ipynb"
 NOTEBOOKS = sorted(path.stem for path in NOTEBOOKS_DIR.glob("*.ipynb"))
-BACKEND_NOTEBOOKS = [
-    name for name in NOTEBOOKS if keras.backend.backend() in GUIDE_BACKENDS.get(name, ())
+GUIDE_PARAMETERS = [
+    pytest.param(name, marks=pytest.mark.end_to_end(GUIDE_BACKENDS[name]))
+    for name in NOTEBOOKS
+    if name in GUIDE_BACKENDS  # a guide without one fails test_every_guide_has_a_backend
 ]
 CELL_TIMEOUT_SECONDS = 600
 
 
+@pytest.mark.backend_independent
 def test_every_guide_has_a_backend():
     assert sorted(GUIDE_BACKENDS) == NOTEBOOKS
-    for backends in GUIDE_BACKENDS.values():
-        assert backends and set(backends) <= {"tensorflow", "jax", "torch"}
+    assert set(GUIDE_BACKENDS.values()) == set(BACKENDS)
 
 
 def kernel_environment():
-    environment = {
-        **os.environ,
-        "KERAS_BACKEND": keras.backend.backend(),
-        "PYTHONPATH": os.pathsep.join(
-            [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "MPLBACKEND": "Agg",
-    }
+    environment = one_thread_environment(
+        KERAS_BACKEND=keras.backend.backend(),
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        MPLBACKEND="Agg",
+    )
     environment.pop("KERAS_DUALOBJ_TFDS_LOCAL_COPY", None)
     return environment
 
@@ -88,7 +90,7 @@ def cell_text(cell):
     )
 
 
-@pytest.mark.parametrize("name", BACKEND_NOTEBOOKS)
+@pytest.mark.parametrize("name", GUIDE_PARAMETERS)
 def test_guide_notebook_runs(name, tmp_path):
     notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
     run_notebook(notebook, tmp_path)
@@ -101,6 +103,7 @@ def test_guide_notebook_runs(name, tmp_path):
     )
 
 
+@pytest.mark.backend_independent
 def test_the_kernel_gets_the_environment_and_errors_fail_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_DUALOBJ_TFDS_LOCAL_COPY", "/nowhere/input.txt")
     notebook = nbformat.v4.new_notebook()

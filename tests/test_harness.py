@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
 from test_evaluation import fixed_logits_model
@@ -25,6 +24,8 @@ from lm_eval.api.instance import Instance  # noqa: E402  (the `eval` extra, in `
 
 from keras_dualobj.evaluation.harness import run_harness  # noqa: E402
 from keras_dualobj.evaluation.lm_eval_model import KerasDualLM  # noqa: E402
+
+from conftest import tiny_backbone
 
 VOCABULARY_SIZE = 272  # ByteTokenizer: 16 specials + 256 bytes
 A = ord("a") + 16
@@ -72,13 +73,8 @@ def forced_model():
 @pytest.fixture(scope="module")
 def random_model():
     keras.utils.set_random_seed(5)
-    backbone = DualBackbone(
-        vocabulary_size=VOCABULARY_SIZE,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=32,
+    backbone = tiny_backbone(
+        vocabulary_size=VOCABULARY_SIZE, hidden_dim=16, intermediate_dim=32, max_sequence_length=32,
     )
     return DualLM(backbone, tokenizer=ByteTokenizer())
 

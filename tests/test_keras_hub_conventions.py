@@ -19,15 +19,14 @@ from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.models import DualLMPreprocessor
 
+from conftest import tiny_backbone
+
 TEXTS = [f"line {i}: the quick brown fox {i % 7}" for i in range(32)]
 
 
 def make_model(seed=0, **kwargs):
     keras.utils.set_random_seed(seed)
-    backbone = DualBackbone(
-        vocabulary_size=272, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-        max_sequence_length=64,
-    )
+    backbone = tiny_backbone(vocabulary_size=272)
     return DualLM(backbone, tokenizer=ByteTokenizer(), seed=seed, **kwargs)
 
 

@@ -16,21 +16,15 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.layers.swiglu import silu
+
+from conftest import tiny_backbone
 
 
 def train_and_forget(ar_fraction):
     """Builds, compiles and fits a tiny model; returns only a weak reference to it."""
-    backbone = DualBackbone(
-        vocabulary_size=64,
-        num_layers=2,
-        hidden_dim=32,
-        num_heads=2,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
+    backbone = tiny_backbone(vocabulary_size=64, max_sequence_length=32)
     model = DualLM(backbone, ar_fraction=ar_fraction)
     model.compile(optimizer="adamw")
     rng = np.random.default_rng(0)

@@ -43,9 +43,11 @@ from keras_dualobj.training.run_lock import LOCK_FILE
 from keras_dualobj.training.run_lock import RunFolderInUseError
 from keras_dualobj.training.run_lock import RunLock
 
+from conftest import tiny_backbone
+from conftest import one_thread_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENT = dict(
-    os.environ,
+ENVIRONMENT = one_thread_environment(
     KERAS_BACKEND=keras.backend.backend(),
     PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]),
 )
@@ -90,6 +92,7 @@ def _check_every_checkpoint_loads(folder):
 # --- Atomic writes ---------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_a_failed_atomic_write_keeps_the_previous_file(tmp_path):
     target = tmp_path / "run.json"
     atomic_write_text(target, "old")
@@ -229,11 +232,11 @@ def test_a_crash_at_every_point_of_a_save_keeps_a_loadable_checkpoint(tmp_path, 
 def tiny_training():
     import tensorflow as tf
 
-    from keras_dualobj.models import DualBackbone
     from keras_dualobj.models import DualLM
 
     keras.utils.set_random_seed(0)
-    model = DualLM(DualBackbone(64, 2, 2, 32, 48), seed=0)
+    backbone = tiny_backbone(vocabulary_size=64, intermediate_dim=48, max_sequence_length=2048)
+    model = DualLM(backbone, seed=0)
     model.compile(optimizer="adamw")
     rows = np.random.default_rng(0).integers(5, 64, (32, 16)).astype("int32")
 
@@ -312,7 +315,7 @@ def test_a_second_process_is_refused_and_a_dead_owners_lock_is_taken_over(tmp_pa
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(REPO_ROOT / "keras_dualobj/training/run_lock.py"),
          str(folder)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENVIRONMENT,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -358,6 +361,7 @@ def _logged_step(log_dir):
     return max(steps, default=0)
 
 
+@pytest.mark.end_to_end("torch")
 def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weights(tmp_path, capsys):
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -392,6 +396,7 @@ def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weight
         np.testing.assert_allclose(actual[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.end_to_end("jax")
 def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tmp_path, monkeypatch, capsys):
     from keras_dualobj.study.progress import StudyProgress
 

@@ -17,6 +17,7 @@ from keras_dualobj.study import runner
 from keras_dualobj.training import RunSpec
 
 
+@pytest.mark.backend_independent
 def test_train_command_defaults_are_the_specs(tmp_path):
     args = build_parser().parse_args(["train", "--preset", "small", "--output-dir", str(tmp_path)])
     config = resolve_config(args)
@@ -34,6 +35,7 @@ def test_train_command_defaults_are_the_specs(tmp_path):
     assert (changed["dropout"], changed["warmup_fraction"]) == (0.1, 0.05)
 
 
+@pytest.mark.backend_independent
 def test_the_study_uses_the_same_defaults_and_can_set_every_option():
     config = StudyConfig((0.0, 1.0), (1, 2), token_budget=2 * 16 * 64, preset="tiny")
     train_spec = RunSpec(preset="tiny").resolved()
@@ -58,6 +60,7 @@ def test_the_study_uses_the_same_defaults_and_can_set_every_option():
         StudyConfig((0.5,), (1,), token_budget=16 * 64, recipe=RunSpec(), learning_rat=1.0)
 
 
+@pytest.mark.backend_independent
 def test_study_command_passes_recipe_flags(tmp_path):
     args = build_parser().parse_args(
         ["study", "--quick", "--output", str(tmp_path), "--dropout", "0.2", "--clip-norm", "0.5"]
@@ -91,6 +94,7 @@ def test_spec_builds_model_optimizer_and_data():
     )
 
 
+@pytest.mark.backend_independent
 def test_spec_refuses_unknown_or_unresolved_settings():
     with pytest.raises(ValueError, match="Unknown run settings"):
         RunSpec.from_json({"preset": "tiny", "warmup": 0.1})
@@ -101,6 +105,7 @@ def test_spec_refuses_unknown_or_unresolved_settings():
         RunSpec(preset="huge").resolved()
 
 
+@pytest.mark.backend_independent
 def test_runner_uses_no_private_helper_of_training():
     tree = ast.parse(inspect.getsource(runner))
     imported = [

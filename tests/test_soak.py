@@ -19,9 +19,9 @@ what `test_training_resume.py` (SIGKILL) and `test_nothing_lost.py` (Ctrl-C) tes
 
 import numpy as np
 import keras
+import pytest
 import tensorflow as tf
 
-from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import build_optimizer
 from keras_dualobj.training import train
@@ -29,6 +29,8 @@ from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.checkpoints import CheckpointManager
 from keras_dualobj.training.checkpoints import load_training_state
 from keras_dualobj.training.checkpoints import save_training_state
+
+from conftest import tiny_backbone
 
 # Keras' PyTorch backend runs eagerly: a step of this model cost ~0.4 s there on the
 # shared 2-core CI host (vs ~2 ms compiled on JAX), so torch runs a shorter soak.
@@ -77,9 +79,8 @@ def _data():
 
 def _model():
     keras.utils.set_random_seed(9)
-    backbone = DualBackbone(
-        vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=32,
-        intermediate_dim=48, max_sequence_length=LENGTH,
+    backbone = tiny_backbone(
+        vocabulary_size=VOCABULARY, intermediate_dim=48, max_sequence_length=LENGTH,
     )
     model = DualLM(backbone, ar_fraction=0.5, seed=4)
     model.compile(
@@ -110,6 +111,7 @@ def _state(output_dir):
         return dict(arrays)
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_three_crashes_and_resumes_end_with_the_uninterrupted_weights(tmp_path):
     data = _data()
     model = _model()

@@ -18,6 +18,8 @@ from keras_dualobj.study import recommend_ar_fraction
 from keras_dualobj.study import run_study
 from keras_dualobj.study.results import CSV_FIELDS
 
+from conftest import one_thread_environment
+
 # 8 steps of 16 x 64 tokens per cell, on the built-in corpus, with the tiny preset.
 TINY = dict(
     ar_fractions=(0.0, 1.0),
@@ -40,6 +42,7 @@ def study(tmp_path_factory):
     return study_dir, results
 
 
+@pytest.mark.backend_independent
 def test_cells_share_budget_steps_and_seed():
     config = StudyConfig(
         ar_fractions=(1.0, 0.5, 0.0, 0.5),
@@ -58,6 +61,7 @@ def test_cells_share_budget_steps_and_seed():
     assert (config.optimizer, config.learning_rate) == (training["optimizer"], training["learning_rate"])
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -77,6 +81,7 @@ def test_bad_grids_are_refused(overrides, message):
         StudyConfig(**arguments)
 
 
+@pytest.mark.end_to_end("jax")
 def test_outputs_have_the_documented_schema(study):
     study_dir, results = study
     with open(study_dir / "results.csv", newline="") as handle:
@@ -107,6 +112,7 @@ def test_outputs_have_the_documented_schema(study):
     assert body[0].rstrip().endswith("63/64")
 
 
+@pytest.mark.end_to_end("jax")
 def test_a_rerun_trains_only_unfinished_cells(study, capsys):
     study_dir, results = study
     untouched = {
@@ -126,12 +132,14 @@ def test_a_rerun_trains_only_unfinished_cells(study, capsys):
     np.testing.assert_allclose(rerun[0].final_md_elbo, results[0].final_md_elbo, rtol=1e-5)
 
 
+@pytest.mark.end_to_end("jax")
 def test_a_different_study_in_the_folder_is_refused(study):
     study_dir, _ = study
     with pytest.raises(ValueError, match="another configuration.*seed"):
         run_study(StudyConfig(**{**TINY, "seed": 1}), study_dir)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "repetitions, expected",
     [
@@ -149,6 +157,7 @@ def test_paper_rule(repetitions, expected):
     assert paper_ar_fraction(repetitions) == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.end_to_end("jax")
 def test_recommend_reads_the_measured_alpha(study):
     study_dir, results = study
     recommendation = recommend_ar_fraction(2, study_dir)
@@ -168,9 +177,11 @@ def test_recommend_reads_the_measured_alpha(study):
         recommend_ar_fraction(0.5)
 
 
+@pytest.mark.backend_independent
 def test_recommend_command():
     completed = subprocess.run(
         [sys.executable, "-m", "keras_dualobj", "recommend", "--repetitions", "64"],
+        env=one_thread_environment(),
         capture_output=True,
         text=True,
         check=True,
@@ -178,6 +189,7 @@ def test_recommend_command():
     assert "α = 1/4" in completed.stdout
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "flags, cells, fractions",
     [
@@ -197,6 +209,7 @@ def test_study_command_grids(flags, cells, fractions):
         assert config.ar_fractions == fractions
 
 
+@pytest.mark.backend_independent
 def test_study_command_rejects_bad_fractions(capsys):
     from keras_dualobj.cli import build_parser
 

@@ -16,6 +16,9 @@ from keras_dualobj.study.seeds import compare_cells
 from keras_dualobj.study.seeds import mean_results
 from keras_dualobj.study.seeds import seed_statistics
 
+# NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 def _cell(alpha, repetitions, seed, ar, md=None, best=None):
     md = ar + 0.5 if md is None else md

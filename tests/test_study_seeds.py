@@ -34,6 +34,7 @@ def study(tmp_path_factory):
     return study_dir, results
 
 
+@pytest.mark.backend_independent
 def test_seeds_plan_seed_major_cells_named_by_seed():
     cells = plan_cells(StudyConfig(**GRID))
     assert [(c.seed, c.repetitions, c.ar_fraction) for c in cells[:4]] == [
@@ -46,6 +47,7 @@ def test_seeds_plan_seed_major_cells_named_by_seed():
     assert "seeds" not in StudyConfig(**{**GRID, "seeds": None}).to_json()
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "seeds, error, message",
     [((), ValueError, "at least one seed"), ("01", TypeError, "seeds must be a list"),
@@ -56,6 +58,7 @@ def test_bad_seeds_are_refused(seeds, error, message):
         StudyConfig(**{**GRID, "seeds": seeds})
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_every_seed_trains_its_own_model_on_the_same_held_out_rows(study, capsys):
     study_dir, results = study
     assert len(results) == 8 and sorted({r.seed for r in results}) == [0, 1]
@@ -77,6 +80,7 @@ def test_every_seed_trains_its_own_model_on_the_same_held_out_rows(study, capsys
     assert "8 already finished" in capsys.readouterr().out
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
     study_dir, results = study
     code = main(["study", "--output", str(study_dir), "--analyse-only", "--multiple-choice",
@@ -104,6 +108,7 @@ def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
     assert (study_dir / "cells" / "alpha1_R2_seed1" / "multiple_choice.json").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_recommend_uses_the_seed_means_and_the_gp(study):
     study_dir, results = study
     recommendation = recommend_ar_fraction(2, study_dir)
@@ -119,6 +124,7 @@ def test_recommend_uses_the_seed_means_and_the_gp(study):
         recommend_ar_fraction(4, study_dir)
 
 
+@pytest.mark.backend_independent
 def test_the_regime_refuses_a_corpus_too_small_for_it(tmp_path, capsys):
     code = main(["study", "--regime", "paper", "--source", "builtin", "--output", str(tmp_path / "r")])
     assert code == 2
@@ -126,6 +132,7 @@ def test_the_regime_refuses_a_corpus_too_small_for_it(tmp_path, capsys):
     assert "nano: U = 589,824 at R = 1 >" in error and "corpus tokens" in error
 
 
+@pytest.mark.backend_independent
 def test_the_command_line_passes_seeds_to_the_study():
     from keras_dualobj.cli import build_parser
     from keras_dualobj.cli.study import study_config

@@ -11,6 +11,7 @@ import pytest
 from keras_dualobj.cli import build_parser
 from keras_dualobj.cli import main
 from keras_dualobj.utils.threads import set_compute_threads
+from keras_dualobj.utils.threads import thread_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,11 +38,20 @@ if keras.backend.backend() == "torch":
 """
 
 
+def unlimited_environment(**overrides):
+    """`os.environ` without any thread limit (an xdist worker sets one): the probe
+    must show that `--threads 1` itself sets every limit."""
+    environment = {**os.environ, **overrides}
+    for name in thread_environment(1):
+        environment.pop(name, None)
+    return environment
+
+
 def _probe():
     completed = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2"),
+        env=unlimited_environment(PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -55,6 +65,7 @@ def probed():
     return _probe()
 
 
+@pytest.mark.backend_independent
 def test_threads_option_is_parsed_and_documented():
     args = build_parser().parse_args(["train", "--output-dir", "x", "--threads", "3"])
     assert args.threads == 3
@@ -81,6 +92,7 @@ def test_bad_thread_counts_are_refused(threads, error):
         set_compute_threads(threads)
 
 
+@pytest.mark.backend_independent
 def test_cli_refuses_a_bad_thread_count_before_touching_the_output_dir(tmp_path, capsys):
     output_dir = tmp_path / "run"
     assert main(["train", "--output-dir", str(output_dir), "--threads", "0"]) == 2

@@ -6,13 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import MatrixMuon
 from keras_dualobj.training import WarmupStableDecay
 from keras_dualobj.training import build_optimizer
 from keras_dualobj.training import muon_matrix_shapes
 from keras_dualobj.training import warmup_stable_decay
+
+from conftest import tiny_backbone
 
 
 def numpy_wsd(step, peak, total, warmup, decay, shape, final):
@@ -116,9 +117,7 @@ def test_wsd_rejects_bad_arguments(kwargs, message):
 
 @pytest.fixture
 def tiny_model():
-    backbone = DualBackbone(
-        vocabulary_size=64, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=48
-    )
+    backbone = tiny_backbone(vocabulary_size=64, intermediate_dim=48, max_sequence_length=2048)
     return DualLM(backbone, seed=0)
 
 

@@ -22,6 +22,9 @@ from keras_dualobj.training.checkpoints import METADATA_FILE
 from keras_dualobj.training.checkpoints import STATE_FILE
 from keras_dualobj.training.checkpoints import _layout_key
 
+from conftest import tiny_backbone
+from conftest import one_thread_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TOTAL_STEPS = 22
@@ -36,7 +39,6 @@ def run_tiny_training(output_dir, kill_at_step=0, resume=False, optimizer="muon"
     """
     import tensorflow as tf
 
-    from keras_dualobj.models import DualBackbone
     from keras_dualobj.models import DualLM
     from keras_dualobj.training import build_optimizer
     from keras_dualobj.training import train
@@ -56,9 +58,8 @@ def run_tiny_training(output_dir, kill_at_step=0, resume=False, optimizer="muon"
         )
 
     keras.utils.set_random_seed(3)
-    backbone = DualBackbone(
-        vocabulary_size=64, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=48,
-        dropout=0.1,
+    backbone = tiny_backbone(
+        vocabulary_size=64, intermediate_dim=48, dropout=0.1, max_sequence_length=2048,
     )
     model = DualLM(backbone, ar_fraction=0.5, seed=11)
     model.compile(
@@ -103,8 +104,7 @@ def _run(output_dir, kill_at_step=0, resume=False, optimizer="muon"):
     script = Path(output_dir).parent / "run_script.py"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(RUN_SCRIPT)
-    environment = dict(
-        os.environ,
+    environment = one_thread_environment(
         KERAS_BACKEND=keras.backend.backend(),
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]),
     )
@@ -125,6 +125,7 @@ def _final_state(output_dir):
     return state, json.loads((checkpoint / METADATA_FILE).read_text())
 
 
+@pytest.mark.end_to_end("jax")
 @pytest.mark.parametrize("optimizer", ["muon"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, optimizer):
     # The uninterrupted reference runs in this process (same code, same seeds).

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import CheckpointManager
 from keras_dualobj.training import TrainingDivergedError
@@ -18,13 +17,13 @@ from keras_dualobj.training import check_output_dir
 from keras_dualobj.training import load_training_state
 from keras_dualobj.training import train
 
+from conftest import tiny_backbone
+
 BATCH_SIZE, LENGTH = 4, 16
 
 
 def _model(ar_fraction=0.5):
-    backbone = DualBackbone(
-        vocabulary_size=48, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=48
-    )
+    backbone = tiny_backbone(num_layers=1, intermediate_dim=48, max_sequence_length=2048)
     model = DualLM(backbone, ar_fraction=ar_fraction, seed=5)
     model.compile(optimizer=build_optimizer(model, learning_rate=3e-3, total_steps=12))
     return model
@@ -180,7 +179,7 @@ def test_checkpoint_manager_keeps_last_n_and_ignores_partial_writes(tmp_path):
     assert [manager.step_of(p) for p in manager.checkpoints()] == [4, 6]
     record = manager.restore(model)
     assert record["step"] == 6 and record["metadata"] == {"tokens_seen": 384}
-    other = DualLM(DualBackbone(48, 1, 2, 32, 64), seed=5)  # different FFN width
+    other = DualLM(tiny_backbone(num_layers=1, max_sequence_length=2048), seed=5)  # FFN 64, not 48
     other.compile(optimizer=build_optimizer(other))
     with pytest.raises(ValueError, match="does not match this model's model variables"):
         manager.restore(other)

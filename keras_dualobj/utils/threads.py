@@ -23,15 +23,32 @@ def _jax_backend_started():
     return xla_bridge.backends_are_initialized()
 
 
-def _set_xla_cpu_threads(threads):
+def thread_environment(threads, environment=None):
+    """The environment variables that limit a process to `threads` compute threads.
+
+    `OMP_NUM_THREADS` (PyTorch), `TF_NUM_INTRAOP_THREADS` / `TF_NUM_INTEROP_THREADS`
+    (TensorFlow) and `XLA_FLAGS` (JAX's CPU client; the other flags of
+    `environment["XLA_FLAGS"]` are kept). Pass them to a child process to start it
+    limited, as the tests do for every subprocess.
+
+    >>> thread_environment(1, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})["XLA_FLAGS"]
+    '--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+    """
+    check_int("threads", threads, minimum=1)
+    environment = os.environ if environment is None else environment
     flags = [
         flag
-        for flag in os.environ.get("XLA_FLAGS", "").split()
+        for flag in environment.get("XLA_FLAGS", "").split()
         if not flag.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))
     ]
     flags += ["--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false"),
               f"intra_op_parallelism_threads={threads}"]
-    os.environ["XLA_FLAGS"] = " ".join(flags)
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": " ".join(flags),
+    }
 
 
 def set_compute_threads(threads):
@@ -61,16 +78,13 @@ def set_compute_threads(threads):
     ...
     ValueError: `threads` must be an integer >= 1; received threads=0.
     """
-    check_int("threads", threads, minimum=1)
-    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-        os.environ[name] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    environment = thread_environment(threads)
     if _jax_backend_started():
         raise RuntimeError(
             f"cannot limit JAX to {threads} threads: its CPU runtime already started "
             "(set the threads before the first JAX computation)."
         )
-    _set_xla_cpu_threads(threads)
+    os.environ.update(environment)
     if "torch" in sys.modules:
         import torch
 
