@@ -104,8 +104,8 @@ def test_training_loss_mixes_the_row_losses():
     )
 
 
-def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
-    model = DualLM(tiny_backbone(), seed=0)
+def test_causal_rows_never_see_the_future_and_bidirectional_rows_do(trained_tiny_dual_lm):
+    model = trained_tiny_dual_lm
     token_ids = tiny_token_ids(batch_size=2, length=12)
     perturbed = token_ids.copy()
     j = 7
@@ -121,8 +121,8 @@ def test_causal_rows_never_see_the_future_and_bidirectional_rows_do():
             assert changed[:j].all()
 
 
-def test_prefix_mode_is_bidirectional_over_the_prefix_only():
-    model = DualLM(tiny_backbone(), seed=0)
+def test_prefix_mode_is_bidirectional_over_the_prefix_only(trained_tiny_dual_lm):
+    model = trained_tiny_dual_lm
     token_ids = tiny_token_ids(batch_size=1, length=12)
     prefix = 5
 
@@ -146,8 +146,8 @@ def test_prefix_mode_is_bidirectional_over_the_prefix_only():
     assert not changed_by(prefix)[:prefix].any()
 
 
-def test_documents_never_attend_to_each_other():
-    model = DualLM(tiny_backbone(), seed=0)
+def test_documents_never_attend_to_each_other(trained_tiny_dual_lm):
+    model = trained_tiny_dual_lm
     token_ids = tiny_token_ids(batch_size=2, length=12)
     document_ids = np.zeros_like(token_ids)
     document_ids[:, 6:] = 1

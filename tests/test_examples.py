@@ -15,7 +15,7 @@ def load_example(name):
     return module
 
 
-@pytest.mark.end_to_end("torch")
+@pytest.mark.end_to_end("tensorflow")
 def test_train_on_your_text_trains_evaluates_and_generates(tmp_path, prose_file, capsys):
     text = prose_file.read_text()[:30_000]
     corpus = tmp_path / "corpus.txt"

@@ -29,10 +29,10 @@ from conftest import one_thread_environment
 GUIDE_BACKENDS = {
     "dual_objective_basics": "torch",
     "evaluate_like_the_papers": "torch",
-    "fast_decoding": "jax",
+    "fast_decoding": "tensorflow",
     "generation_and_evaluation": "tensorflow",
-    "released_models": "jax",
-    "repetition_study": "jax",
+    "released_models": "torch",
+    "repetition_study": "torch",
     "same_code_three_backends": "tensorflow",
     "training_at_scale": "jax",
     "training_recipe": "torch",

@@ -361,7 +361,7 @@ def _logged_step(log_dir):
     return max(steps, default=0)
 
 
-@pytest.mark.end_to_end("torch")
+@pytest.mark.end_to_end("tensorflow")
 def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weights(tmp_path, capsys):
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -396,7 +396,7 @@ def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weight
         np.testing.assert_allclose(actual[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_ctrl_c_during_a_study_saves_the_cell_and_the_same_command_resumes_it(tmp_path, monkeypatch, capsys):
     from keras_dualobj.study.progress import StudyProgress
 

@@ -81,7 +81,7 @@ def test_bad_grids_are_refused(overrides, message):
         StudyConfig(**arguments)
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_outputs_have_the_documented_schema(study):
     study_dir, results = study
     with open(study_dir / "results.csv", newline="") as handle:
@@ -112,7 +112,7 @@ def test_outputs_have_the_documented_schema(study):
     assert body[0].rstrip().endswith("63/64")
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_a_rerun_trains_only_unfinished_cells(study, capsys):
     study_dir, results = study
     untouched = {
@@ -132,7 +132,7 @@ def test_a_rerun_trains_only_unfinished_cells(study, capsys):
     np.testing.assert_allclose(rerun[0].final_md_elbo, results[0].final_md_elbo, rtol=1e-5)
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_a_different_study_in_the_folder_is_refused(study):
     study_dir, _ = study
     with pytest.raises(ValueError, match="another configuration.*seed"):
@@ -157,7 +157,7 @@ def test_paper_rule(repetitions, expected):
     assert paper_ar_fraction(repetitions) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_recommend_reads_the_measured_alpha(study):
     study_dir, results = study
     recommendation = recommend_ar_fraction(2, study_dir)

@@ -58,7 +58,7 @@ def test_bad_seeds_are_refused(seeds, error, message):
         StudyConfig(**{**GRID, "seeds": seeds})
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 def test_every_seed_trains_its_own_model_on_the_same_held_out_rows(study, capsys):
     study_dir, results = study
     assert len(results) == 8 and sorted({r.seed for r in results}) == [0, 1]
@@ -80,7 +80,7 @@ def test_every_seed_trains_its_own_model_on_the_same_held_out_rows(study, capsys
     assert "8 already finished" in capsys.readouterr().out
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
     study_dir, results = study
     code = main(["study", "--output", str(study_dir), "--analyse-only", "--multiple-choice",
@@ -108,7 +108,7 @@ def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
     assert (study_dir / "cells" / "alpha1_R2_seed1" / "multiple_choice.json").stat().st_mtime_ns == stamp
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 def test_recommend_uses_the_seed_means_and_the_gp(study):
     study_dir, results = study
     recommendation = recommend_ar_fraction(2, study_dir)

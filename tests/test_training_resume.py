@@ -125,7 +125,7 @@ def _final_state(output_dir):
     return state, json.loads((checkpoint / METADATA_FILE).read_text())
 
 
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 @pytest.mark.parametrize("optimizer", ["muon"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, optimizer):
     # The uninterrupted reference runs in this process (same code, same seeds).
