@@ -311,11 +311,15 @@ def _run_train(args):
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
+    from keras_dualobj.training.manifest import record_written
 
     _check_early(config, options)
     spec = RunSpec.from_json(config)
-    # Refuse a foreign output directory before spending minutes on data.
-    mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
+    # Refuse a foreign output directory before spending minutes on data; an
+    # --overwrite deletes only in train(), once every check has passed.
+    mode = check_output_dir(
+        output_dir, config, resume=args.resume, overwrite=args.overwrite, dry_run=True
+    )
     tokenizer_dir = output_dir / "tokenizer"
     tokenizer = None
     if mode == "resume" and tokenizer_dir.is_dir():
@@ -331,6 +335,7 @@ def _run_train(args):
         # run.json), before any step, so a resumed run reuses this exact tokenizer.
         def on_train_begin(self, logs=None):
             if not tokenizer_dir.is_dir():
+                record_written(output_dir, files=[tokenizer_dir])
                 save_tokenizer(data.tokenizer, tokenizer_dir)
 
     try:
@@ -350,6 +355,7 @@ def _run_train(args):
         print(f"keras-dualobj train: {error}", file=sys.stderr)
         return 1
     if not tokenizer_dir.is_dir():
+        record_written(output_dir, files=[tokenizer_dir])
         save_tokenizer(data.tokenizer, tokenizer_dir)
     _write_summary(output_dir, config, counts, data, result, options, started, model)
     return 0
@@ -358,6 +364,7 @@ def _run_train(args):
 def _write_summary(output_dir, config, counts, data, result, options, started, model):
     """Samples each way, writes `summary.json` and prints the summary."""
     from keras_dualobj.training.atomic_files import atomic_write_text
+    from keras_dualobj.training.manifest import record_written
 
     samples = _summary_samples(model, data, options, config["seed"])
     summary = {
@@ -375,6 +382,7 @@ def _write_summary(output_dir, config, counts, data, result, options, started, m
         "samples": samples,
         "model": str(result.model_path),
     }
+    record_written(output_dir, files=["summary.json"])
     atomic_write_text(output_dir / "summary.json", json.dumps(summary, indent=1))
     print(_format_summary(summary))
 
