@@ -100,7 +100,7 @@ def add_parser(subparsers):
     run.add_argument("--sample-length", type=int, help="tokens generated for each summary sample (default: 64)")
     run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
-    run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates (the schedule keeps the full run's length)")
+    run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates, at most the plan's (the schedule keeps the full run's length)")
     run.add_argument("--threads", type=int, help="compute threads of every backend (default: the backend's, one per core; on a shared machine give at most the free cores, see docs/performance.md)")
     flags = run.add_mutually_exclusive_group()
     flags.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
@@ -248,6 +248,7 @@ def _build_run(spec, config, tokenizer, options):
     from keras_dualobj.models.presets import parameter_counts
 
     data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
+    _check_max_steps(options["max_steps"], data.plan)
     distribution = _distribute(
         options["distribution"], spec, int(data.tokenizer.vocabulary_size())
     )
@@ -268,6 +269,20 @@ def _build_run(spec, config, tokenizer, options):
         flush=True,
     )
     return data, model, counts
+
+
+def _check_max_steps(max_steps, plan):
+    """`--max-steps` stops a dry run early; it cannot make the run longer than its plan
+    (the steps beyond it would all train at learning rate 0)."""
+    if max_steps is not None and max_steps > plan.total_steps:
+        raise ValueError(
+            f"--max-steps {max_steps:,} is more than the {plan.total_steps:,} steps of the "
+            f"run's plan (C = {plan.total_tokens:,} tokens, set by --token-budget or "
+            f"--unique-tokens x --repetitions (R = {plan.repetitions}), in steps of "
+            f"--batch-size {plan.batch_size} x --sequence-length {plan.sequence_length}). "
+            f"--max-steps stops a dry run early: give at most {plan.total_steps:,}, or "
+            "raise --token-budget to train longer."
+        )
 
 
 def _fit_steps(spec, data, options, log_every, eval_every):
