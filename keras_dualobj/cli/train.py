@@ -271,6 +271,18 @@ def _build_run(spec, config, tokenizer, options):
     return data, model, counts
 
 
+def _as_stored(config, output_dir):
+    """`config` as the run in `output_dir` would store it: when both let the plan raise
+    R to fit the corpus, with the stored (raised) R, so that the same command is not
+    called a different configuration."""
+    from keras_dualobj.training.run import read_run_config
+
+    stored = read_run_config(output_dir) or {}
+    if stored.get("fit_repetitions") and config.get("fit_repetitions"):
+        return dict(config, repetitions=stored.get("repetitions", config["repetitions"]))
+    return config
+
+
 def _check_max_steps(max_steps, plan):
     """`--max-steps` stops a dry run early; it cannot make the run longer than its plan
     (the steps beyond it would all train at learning rate 0)."""
@@ -333,7 +345,8 @@ def _run_train(args):
     # Refuse a foreign output directory before spending minutes on data; an
     # --overwrite deletes only in train(), once every check has passed.
     mode = check_output_dir(
-        output_dir, config, resume=args.resume, overwrite=args.overwrite, dry_run=True
+        output_dir, _as_stored(config, output_dir), resume=args.resume,
+        overwrite=args.overwrite, dry_run=True,
     )
     tokenizer_dir = output_dir / "tokenizer"
     tokenizer = None
@@ -341,6 +354,10 @@ def _run_train(args):
         # A retrained BPE could differ; the run's own tokenizer is authoritative.
         tokenizer = str(tokenizer_dir)
     data, model, counts = _build_run(spec, config, tokenizer, options)
+    if mode == "new":
+        # run.json records the plan run: R as raised to fit the corpus (a resumed
+        # run keeps what its run.json says, which plans the same R again).
+        config = dict(config, repetitions=data.plan.repetitions)
     total_steps = options["max_steps"] or data.plan.total_steps
     log_every = min(config["log_every"], total_steps)
     eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
