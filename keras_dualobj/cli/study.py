@@ -25,7 +25,10 @@ import fractions
 import sys
 
 # Chosen by measurement on tiny Shakespeare (see guides/repetition_study.py): at these
-# budgets pure AR's held-out loss turns upward at the highest R.
+# budgets pure AR's held-out loss turns upward at the highest R. On a corpus too small
+# for C at the smallest R (the offline fallback holds 417,077 training tokens) the
+# study lowers C to the largest budget that fits, keeping every R of the grid (see
+# `fit_token_budget`); a --token-budget the user gives is kept exactly.
 QUICK = {
     "ar_fractions": (0.0, 0.5, 1.0),
     "repetitions": (1, 16),
@@ -84,7 +87,7 @@ def add_parser(subparsers):
     grid.add_argument("--seeds", nargs="+", type=int, help="train every cell once per seed (default: --seed alone; with --regime: 0 1)")
     grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
-    grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
+    grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R (default: the grid's, lowered to fit a small corpus; one you give is kept exactly)")
     setup = parser.add_argument_group("model, data and recipe (the same in every cell)")
     # No defaults here: unset settings take RunSpec's (those of `keras-dualobj train`)
     # and the preset's; see `StudyConfig`.
@@ -142,6 +145,7 @@ def study_config(args):
         grid = regime_grid(args)
     else:
         grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
+        grid["fit_budget"] = args.token_budget is None
     for name in ("ar_fractions", "repetitions", "token_budget"):
         if getattr(args, name) is not None:
             grid[name] = getattr(args, name)
@@ -157,6 +161,7 @@ def study_config(args):
         evaluations=args.evaluations,
         evaluation_batches=args.evaluation_batches,
         data_dir=args.data_dir,
+        fit_budget=grid.get("fit_budget", False),
         **settings,
     )
 
