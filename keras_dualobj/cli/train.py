@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.cli.arguments import key_value
+from keras_dualobj.cli.arguments import parse_fraction
+from keras_dualobj.models.presets import PRESETS
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -51,8 +54,8 @@ def add_parser(subparsers):
     # Every default is None here and filled in later, so that a --resume can tell
     # what was given explicitly; --help shows the effective defaults in the text.
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
-    model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
+    model.add_argument("--preset", help=f"{', '.join(PRESETS)} (default: small)")
+    model.add_argument("--ar-fraction", type=parse_fraction, help="α, share of AR rows: a number or a fraction like 63/64 (default: 0.5)")
     model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
     model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
@@ -60,7 +63,7 @@ def add_parser(subparsers):
     model.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
     model.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
     model.add_argument("--backbone-override", dest="backbone_overrides", action="append",
-                       type=_key_value, metavar="NAME=VALUE",
+                       type=key_value, metavar="NAME=VALUE",
                        help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
 
     data = parser.add_argument_group("data")
@@ -107,17 +110,6 @@ def add_parser(subparsers):
     flags.add_argument("--overwrite", action="store_true", help="delete the run in --output-dir and start again")
     parser.set_defaults(run=run_train)
     return parser
-
-
-def _key_value(text):
-    """`NAME=VALUE` -> `(NAME, VALUE)`, the value read as JSON when it parses."""
-    name, separator, value = text.partition("=")
-    if not separator or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, received {text!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def _explicit(args, names):
