@@ -153,7 +153,8 @@ def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path):
 @pytest.fixture(scope="module")
 def nano_run(tmp_path_factory):
     """A 2-step dry run of nano at its own budget (589,824 tokens: R raised to 2 on the
-    offline corpus), through the command line."""
+    offline corpus), through the command line (a CLI training run: its tests run in the
+    torch pass; the manifest code is the same on every backend)."""
     folder = tmp_path_factory.mktemp("nano") / "run"
     code, _, err = run_cli(
         "train", *NANO, "--max-steps", 2, "--eval-batches", 1, "--sample-length", 4,
@@ -163,6 +164,7 @@ def nano_run(tmp_path_factory):
     return folder
 
 
+@pytest.mark.end_to_end("torch")
 def test_run_json_records_the_repetitions_the_plan_ran(nano_run):
     config = json.loads((nano_run / "run.json").read_text())["config"]
     summary = json.loads((nano_run / "summary.json").read_text())
@@ -173,6 +175,7 @@ def test_run_json_records_the_repetitions_the_plan_ran(nano_run):
     assert code == 2 and "holds a training run with the same configuration" in last_line(err)
 
 
+@pytest.mark.end_to_end("torch")
 def test_overwrite_deletes_only_what_the_run_wrote(nano_run, tmp_path):
     from keras_dualobj.training import check_output_dir
 
