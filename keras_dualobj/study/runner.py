@@ -42,7 +42,6 @@ from keras_dualobj.training import train
 from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.callbacks import format_duration
 from keras_dualobj.training.run import LOG_DIR
-from keras_dualobj.training.run import config_differences
 from keras_dualobj.training.run import normalise_config
 from keras_dualobj.training.run import read_run_config
 from keras_dualobj.utils.validation import check_choice

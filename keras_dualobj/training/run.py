@@ -20,7 +20,6 @@ uninterrupted run.
 
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
