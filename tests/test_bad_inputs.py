@@ -292,7 +292,7 @@ CLI_CASES = {
         r"`ar_fraction` must be a finite number in \[0.0, 1.0\]; received ar_fraction=nan"),
     "--ar-fraction not a number": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "half"),
-        "argument --ar-fraction: invalid float value: 'half'"),
+        "argument --ar-fraction: .*fraction like 63/64; received 'half'"),
     "--resume with --overwrite": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--resume", "--overwrite"),
         "--overwrite: not allowed with argument --resume"),

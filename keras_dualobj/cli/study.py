@@ -24,8 +24,15 @@ import argparse
 import fractions
 import sys
 
+from keras_dualobj.cli.arguments import key_value
+from keras_dualobj.cli.arguments import parse_fraction
+from keras_dualobj.models.presets import PRESETS
+
 # Chosen by measurement on tiny Shakespeare (see guides/repetition_study.py): at these
-# budgets pure AR's held-out loss turns upward at the highest R.
+# budgets pure AR's held-out loss turns upward at the highest R. On a corpus too small
+# for C at the smallest R (the offline fallback holds 417,077 training tokens) the
+# study lowers C to the largest budget that fits, keeping every R of the grid (see
+# `fit_token_budget`); a --token-budget the user gives is kept exactly.
 QUICK = {
     "ar_fractions": (0.0, 0.5, 1.0),
     "repetitions": (1, 16),
@@ -50,22 +57,8 @@ RECIPE_NAMES = (
     "vocabulary_size", "sequence_length", "batch_size", "md_variant", "ar_loss_weight",
     "z_loss_weight", "dropout", "optimizer", "learning_rate", "warmup_fraction",
     "decay_fraction", "decay_shape", "weight_decay", "clip_norm", "elbo_samples", "seed",
+    "precision", "backbone_overrides",
 )
-
-
-def parse_fraction(text):
-    """`"63/64"` or `"0.5"` -> float.
-
-    Example:
-    >>> parse_fraction("63/64"), parse_fraction("0.25")
-    (0.984375, 0.25)
-    """
-    try:
-        return float(fractions.Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"α must be a number or a fraction like 63/64; received {text!r}."
-        ) from None
 
 
 def add_parser(subparsers):
@@ -84,11 +77,11 @@ def add_parser(subparsers):
     grid.add_argument("--seeds", nargs="+", type=int, help="train every cell once per seed (default: --seed alone; with --regime: 0 1)")
     grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
-    grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R")
+    grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R (default: the grid's, lowered to fit a small corpus; one you give is kept exactly)")
     setup = parser.add_argument_group("model, data and recipe (the same in every cell)")
     # No defaults here: unset settings take RunSpec's (those of `keras-dualobj train`)
     # and the preset's; see `StudyConfig`.
-    setup.add_argument("--preset", help="model preset (default: small, 0.86M parameters)")
+    setup.add_argument("--preset", help=f"model preset: {', '.join(PRESETS)} (default: small, 0.86M parameters)")
     setup.add_argument("--source", help="corpus: auto, tfds, text, jsonl or builtin (default: auto)")
     setup.add_argument("--path", help="file or folder for --source text / jsonl")
     setup.add_argument("--tfds-name", help="TFDS dataset (default: tiny_shakespeare)")
@@ -110,6 +103,10 @@ def add_parser(subparsers):
     setup.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
     setup.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
     setup.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
+    setup.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
+    setup.add_argument("--backbone-override", dest="backbone_overrides", action="append",
+                       type=key_value, metavar="NAME=VALUE",
+                       help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
     setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves)")
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
     setup.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 2)")
@@ -122,6 +119,7 @@ def add_parser(subparsers):
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
     run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
+    run.add_argument("--threads", type=int, help="compute threads of every backend, as for train (default: the backend's, one per core; on a shared machine give at most the free cores)")
     parser.set_defaults(run=run_study_command)
     return parser
 
@@ -130,6 +128,16 @@ def _describe(grid):
     alphas = ", ".join(str(fractions.Fraction(a).limit_denominator(1024)) for a in grid["ar_fractions"])
     repetitions = ", ".join(str(r) for r in grid["repetitions"])
     return f"α in {{{alphas}}} x R in {{{repetitions}}}, C = {grid['token_budget']:,}"
+
+
+def recipe_settings(args):
+    """The `RunSpec` settings given on the command line (`RECIPE_NAMES`)."""
+    settings = {
+        name: getattr(args, name) for name in RECIPE_NAMES if getattr(args, name, None) is not None
+    }
+    if "backbone_overrides" in settings:
+        settings["backbone_overrides"] = dict(settings["backbone_overrides"])
+    return settings
 
 
 def study_config(args):
@@ -142,12 +150,11 @@ def study_config(args):
         grid = regime_grid(args)
     else:
         grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
+        grid["fit_budget"] = args.token_budget is None
     for name in ("ar_fractions", "repetitions", "token_budget"):
         if getattr(args, name) is not None:
             grid[name] = getattr(args, name)
-    settings = {
-        name: getattr(args, name) for name in RECIPE_NAMES if getattr(args, name) is not None
-    }
+    settings = recipe_settings(args)
     settings.update(grid.get("settings", {}))
     return StudyConfig(
         ar_fractions=tuple(grid["ar_fractions"]),
@@ -157,6 +164,7 @@ def study_config(args):
         evaluations=args.evaluations,
         evaluation_batches=args.evaluation_batches,
         data_dir=args.data_dir,
+        fit_budget=grid.get("fit_budget", False),
         **settings,
     )
 
@@ -167,7 +175,14 @@ def run_study_command(args):
     from keras_dualobj.training.interrupts import TrainingInterrupted
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
+    from keras_dualobj.utils.threads import set_compute_threads
 
+    if args.threads is not None:
+        try:
+            set_compute_threads(args.threads)
+        except (TypeError, ValueError, RuntimeError) as error:
+            print(f"keras-dualobj study: error: --threads: {error}", file=sys.stderr)
+            return 2
     try:
         with RunLock(args.output), graceful_interrupts():
             if not args.analyse_only:

@@ -26,14 +26,11 @@ def _stored_preset(output):
 
 
 def _base_spec(args, preset):
-    from keras_dualobj.cli.study import RECIPE_NAMES
+    from keras_dualobj.cli.study import recipe_settings
     from keras_dualobj.training import RunSpec
 
-    settings = {
-        name: getattr(args, name)
-        for name in RECIPE_NAMES
-        if getattr(args, name, None) is not None and name != "preset"
-    }
+    settings = recipe_settings(args)
+    settings.pop("preset", None)
     return RunSpec(preset=preset, **settings).resolved()
 
 

@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.cli.arguments import key_value
+from keras_dualobj.cli.arguments import parse_fraction
+from keras_dualobj.models.presets import PRESETS
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -51,8 +54,8 @@ def add_parser(subparsers):
     # Every default is None here and filled in later, so that a --resume can tell
     # what was given explicitly; --help shows the effective defaults in the text.
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", help="tiny, small, base or paper-470m (default: small)")
-    model.add_argument("--ar-fraction", type=float, help="α, share of AR rows (default: 0.5)")
+    model.add_argument("--preset", help=f"{', '.join(PRESETS)} (default: small)")
+    model.add_argument("--ar-fraction", type=parse_fraction, help="α, share of AR rows: a number or a fraction like 63/64 (default: 0.5)")
     model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
     model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
     model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
@@ -60,7 +63,7 @@ def add_parser(subparsers):
     model.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
     model.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
     model.add_argument("--backbone-override", dest="backbone_overrides", action="append",
-                       type=_key_value, metavar="NAME=VALUE",
+                       type=key_value, metavar="NAME=VALUE",
                        help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
 
     data = parser.add_argument_group("data")
@@ -100,24 +103,13 @@ def add_parser(subparsers):
     run.add_argument("--sample-length", type=int, help="tokens generated for each summary sample (default: 64)")
     run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
-    run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates (the schedule keeps the full run's length)")
+    run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates, at most the plan's (the schedule keeps the full run's length)")
     run.add_argument("--threads", type=int, help="compute threads of every backend (default: the backend's, one per core; on a shared machine give at most the free cores, see docs/performance.md)")
     flags = run.add_mutually_exclusive_group()
     flags.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     flags.add_argument("--overwrite", action="store_true", help="delete the run in --output-dir and start again")
     parser.set_defaults(run=run_train)
     return parser
-
-
-def _key_value(text):
-    """`NAME=VALUE` -> `(NAME, VALUE)`, the value read as JSON when it parses."""
-    name, separator, value = text.partition("=")
-    if not separator or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, received {text!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def _explicit(args, names):
@@ -248,6 +240,7 @@ def _build_run(spec, config, tokenizer, options):
     from keras_dualobj.models.presets import parameter_counts
 
     data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
+    _check_max_steps(options["max_steps"], data.plan)
     distribution = _distribute(
         options["distribution"], spec, int(data.tokenizer.vocabulary_size())
     )
@@ -268,6 +261,32 @@ def _build_run(spec, config, tokenizer, options):
         flush=True,
     )
     return data, model, counts
+
+
+def _as_stored(config, output_dir):
+    """`config` as the run in `output_dir` would store it: when both let the plan raise
+    R to fit the corpus, with the stored (raised) R, so that the same command is not
+    called a different configuration."""
+    from keras_dualobj.training.run import read_run_config
+
+    stored = read_run_config(output_dir) or {}
+    if stored.get("fit_repetitions") and config.get("fit_repetitions"):
+        return dict(config, repetitions=stored.get("repetitions", config["repetitions"]))
+    return config
+
+
+def _check_max_steps(max_steps, plan):
+    """`--max-steps` stops a dry run early; it cannot make the run longer than its plan
+    (the steps beyond it would all train at learning rate 0)."""
+    if max_steps is not None and max_steps > plan.total_steps:
+        raise ValueError(
+            f"--max-steps {max_steps:,} is more than the {plan.total_steps:,} steps of the "
+            f"run's plan (C = {plan.total_tokens:,} tokens, set by --token-budget or "
+            f"--unique-tokens x --repetitions (R = {plan.repetitions}), in steps of "
+            f"--batch-size {plan.batch_size} x --sequence-length {plan.sequence_length}). "
+            f"--max-steps stops a dry run early: give at most {plan.total_steps:,}, or "
+            "raise --token-budget to train longer."
+        )
 
 
 def _fit_steps(spec, data, options, log_every, eval_every):
@@ -311,17 +330,26 @@ def _run_train(args):
     from keras_dualobj.training import TrainingDivergedError
     from keras_dualobj.training import check_output_dir
     from keras_dualobj.training import train
+    from keras_dualobj.training.manifest import record_written
 
     _check_early(config, options)
     spec = RunSpec.from_json(config)
-    # Refuse a foreign output directory before spending minutes on data.
-    mode = check_output_dir(output_dir, config, resume=args.resume, overwrite=args.overwrite)
+    # Refuse a foreign output directory before spending minutes on data; an
+    # --overwrite deletes only in train(), once every check has passed.
+    mode = check_output_dir(
+        output_dir, _as_stored(config, output_dir), resume=args.resume,
+        overwrite=args.overwrite, dry_run=True,
+    )
     tokenizer_dir = output_dir / "tokenizer"
     tokenizer = None
     if mode == "resume" and tokenizer_dir.is_dir():
         # A retrained BPE could differ; the run's own tokenizer is authoritative.
         tokenizer = str(tokenizer_dir)
     data, model, counts = _build_run(spec, config, tokenizer, options)
+    if mode == "new":
+        # run.json records the plan run: R as raised to fit the corpus (a resumed
+        # run keeps what its run.json says, which plans the same R again).
+        config = dict(config, repetitions=data.plan.repetitions)
     total_steps = options["max_steps"] or data.plan.total_steps
     log_every = min(config["log_every"], total_steps)
     eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
@@ -331,6 +359,7 @@ def _run_train(args):
         # run.json), before any step, so a resumed run reuses this exact tokenizer.
         def on_train_begin(self, logs=None):
             if not tokenizer_dir.is_dir():
+                record_written(output_dir, files=[tokenizer_dir])
                 save_tokenizer(data.tokenizer, tokenizer_dir)
 
     try:
@@ -350,6 +379,7 @@ def _run_train(args):
         print(f"keras-dualobj train: {error}", file=sys.stderr)
         return 1
     if not tokenizer_dir.is_dir():
+        record_written(output_dir, files=[tokenizer_dir])
         save_tokenizer(data.tokenizer, tokenizer_dir)
     _write_summary(output_dir, config, counts, data, result, options, started, model)
     return 0
@@ -358,6 +388,7 @@ def _run_train(args):
 def _write_summary(output_dir, config, counts, data, result, options, started, model):
     """Samples each way, writes `summary.json` and prints the summary."""
     from keras_dualobj.training.atomic_files import atomic_write_text
+    from keras_dualobj.training.manifest import record_written
 
     samples = _summary_samples(model, data, options, config["seed"])
     summary = {
@@ -375,6 +406,7 @@ def _write_summary(output_dir, config, counts, data, result, options, started, m
         "samples": samples,
         "model": str(result.model_path),
     }
+    record_written(output_dir, files=["summary.json"])
     atomic_write_text(output_dir / "summary.json", json.dumps(summary, indent=1))
     print(_format_summary(summary))
 

@@ -158,6 +158,7 @@ def prepare_data(
     chunk_characters=None,
     reachability_timeout_seconds=3.0,
     verbose=True,
+    describe=True,
 ):
     """Loads a corpus and returns the training and validation datasets.
 
@@ -189,6 +190,9 @@ def prepare_data(
             passed to `load_corpus`.
         train_split, validation_split: TFDS splits.
         verbose: print what was loaded and planned.
+        describe: with `verbose`, end with the line of `PreparedData.describe()`
+            (tokenizer, splits, plan); `False` leaves it to a caller that
+            replaces the plan (the repetition study).
 
     Returns:
         A `PreparedData`.
@@ -276,6 +280,6 @@ def prepare_data(
         if validation_rows is None
         else make_evaluation_dataset(validation_rows, batch_size),
     )
-    if verbose:
+    if verbose and describe:
         print(f"[keras_dualobj.data] {data.describe()}")
     return data

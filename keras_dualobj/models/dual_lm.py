@@ -416,8 +416,15 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
         return load_reference_model(path_or_dir, ar_fraction=ar_fraction, **kwargs)
 
-    def save_to_preset(self, preset_dir, max_shard_size=10):
+    def save_to_preset(self, preset_dir, max_shard_size=10, overwrite=False):
         """Saves the model as a keras-hub preset directory (see `task_presets`).
+
+        Args:
+            preset_dir: the folder; it must be missing or empty, so that the
+                preset is never merged with other files.
+            max_shard_size: keras-hub's, in GB.
+            overwrite: write into a non-empty folder anyway (its preset files are
+                replaced, other files stay).
 
         Example:
         >>> import tempfile
@@ -429,7 +436,7 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         >>> type(restored.preprocessor).__name__, restored.backbone.num_layers
         ('DualLMPreprocessor', 2)
         """
-        task_presets.save_task_preset(self, preset_dir, max_shard_size)
+        task_presets.save_task_preset(self, preset_dir, max_shard_size, overwrite=overwrite)
 
     def has_task_weights(self):
         """Whether the task holds weights beyond its backbone (keras-hub's hook): no."""

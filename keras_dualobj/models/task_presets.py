@@ -18,6 +18,7 @@ these directories hold trained weights.
 """
 
 import os
+from pathlib import Path
 
 from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import check_config_class
@@ -39,8 +40,35 @@ def is_named_architecture(preset):
     return isinstance(preset, str) and preset in PRESETS
 
 
-def save_task_preset(task, preset_dir, max_shard_size=10):
-    """Writes `task` (a `DualLM`) into `preset_dir` in keras-hub's layout."""
+def save_task_preset(task, preset_dir, max_shard_size=10, overwrite=False):
+    """Writes `task` (a `DualLM`) into `preset_dir` in keras-hub's layout.
+
+    A folder that holds anything is refused unless `overwrite=True`: keras-hub
+    would write into it and leave the other files beside the preset (an older
+    preset's tokenizer assets or weight shards among them).
+
+    Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "notes.txt").write_text("mine")
+    >>> save_task_preset(None, folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: save_to_preset: ... is not empty (1 entries, e.g. ['notes.txt'])...`overwrite=True`...
+    """
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be True or False; received {overwrite!r}.")
+    folder = Path(preset_dir) if "://" not in str(preset_dir) else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise ValueError(f"save_to_preset: {str(folder)!r} exists and is not a folder.")
+    entries = sorted(path.name for path in folder.iterdir()) if folder and folder.is_dir() else []
+    if entries and not overwrite:
+        raise ValueError(
+            f"save_to_preset: {str(folder)!r} is not empty ({len(entries)} entries, e.g. "
+            f"{entries[:3]}); a preset is not merged into other files. Save into a new "
+            "or empty folder, or pass `overwrite=True` to replace the preset files there."
+        )
     get_preset_saver(str(preset_dir)).save_task(task, max_shard_size=max_shard_size)
 
 

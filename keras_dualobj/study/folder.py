@@ -25,10 +25,10 @@ def load_study_config(study_dir):
 
     Example:
     >>> import tempfile
-    >>> from keras_dualobj.study.runner import _check_study_dir
+    >>> from keras_dualobj.study.runner import _claim_study_dir
     >>> folder = Path(tempfile.mkdtemp())
     >>> config = StudyConfig((0, 1), (1, 4), 4 * 16 * 64, preset="tiny", seeds=(0, 1))
-    >>> _check_study_dir(folder, config, overwrite=False)
+    >>> _claim_study_dir(folder, config, overwrite=False)
     >>> load_study_config(folder) == config
     True
     """

@@ -42,9 +42,9 @@ from keras_dualobj.training import train
 from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.callbacks import format_duration
 from keras_dualobj.training.run import LOG_DIR
-from keras_dualobj.training.run import config_differences
 from keras_dualobj.training.run import normalise_config
 from keras_dualobj.training.run import read_run_config
+from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
@@ -83,6 +83,10 @@ class StudyConfig:
         data_dir: TFDS data directory.
         recipe: optional `RunSpec`; defaults to `RunSpec()` with `elbo_samples=2`
             (`STUDY_DEFAULTS`).
+        fit_budget: `token_budget` is a default the user did not choose (the
+            `study` command's grids): `run_study` lowers it to the largest budget
+            the corpus holds at the smallest R, with a note, instead of refusing
+            (see `fit_token_budget`). Not part of the study's identity.
         **settings: `RunSpec` fields overriding the recipe's, except the grid's own
             (`ar_fraction`, `repetitions`, `unique_tokens`, `token_budget`).
 
@@ -103,6 +107,7 @@ class StudyConfig:
     evaluation_batches: int
     data_dir: str
     recipe: RunSpec
+    fit_budget: bool
 
     def __init__(
         self,
@@ -115,6 +120,7 @@ class StudyConfig:
         evaluation_batches=8,
         data_dir=None,
         recipe=None,
+        fit_budget=False,
         **settings,
     ):
         grid = sorted(set(settings) & set(GRID_SETTINGS))
@@ -162,6 +168,7 @@ class StudyConfig:
             evaluation_batches=evaluation_batches,
             data_dir=data_dir,
             recipe=recipe,
+            fit_budget=bool(fit_budget),
         )
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -187,6 +194,14 @@ class StudyConfig:
             # Absent for a single-seed study, so that older study folders still resume.
             config["seeds"] = list(self.seeds)
         return config
+
+    def with_token_budget(self, token_budget):
+        """This study at another C, every other setting kept (`fit_budget` off)."""
+        return StudyConfig(
+            self.ar_fractions, self.repetitions, token_budget, seeds=self.seeds,
+            evaluations=self.evaluations, evaluation_batches=self.evaluation_batches,
+            data_dir=self.data_dir, recipe=self.recipe,
+        )
 
     @property
     def seed_list(self):
@@ -270,17 +285,67 @@ def plan_cells(config):
     ]
 
 
-def _check_study_dir(study_dir, config, overwrite):
+def _flat_settings(config_json, ignore=()):
+    """A `StudyConfig.to_json()` as `{flag name: value}`: the grid's settings and the
+    recipe's (less the recipe's per-cell ones), `ignore` left out."""
+    flat = {
+        name: value for name, value in (config_json.get("recipe") or {}).items()
+        if name not in GRID_SETTINGS
+    }
+    flat.update({name: value for name, value in config_json.items() if name != "recipe"})
+    return {name: value for name, value in flat.items() if name not in ignore}
+
+
+def _flag_value(value):
+    if isinstance(value, (list, tuple)):
+        return " ".join(_flag_value(item) for item in value)
+    if value is None:
+        return "(unset)"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def study_differences(stored, given, ignore=()):
+    """The settings in which two `StudyConfig.to_json()`s differ, as flags.
+
+    Example:
+    >>> a = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
+    >>> b = StudyConfig((0, 1), (1, 4), token_budget=8 * 16 * 64, preset="tiny", seed=3)
+    >>> study_differences(a.to_json(), b.to_json())
+    ['--seed 0 there, 3 now', '--token-budget 4,096 there, 8,192 now']
+    """
+    stored = _flat_settings(normalise_config(stored), ignore)
+    given = _flat_settings(normalise_config(given), ignore)
+    return [
+        f"--{name.replace('_', '-')} {_flag_value(stored.get(name))} there, "
+        f"{_flag_value(given.get(name))} now"
+        for name in sorted(set(stored) | set(given))
+        if stored.get(name) != given.get(name)
+    ]
+
+
+def _check_study_dir(study_dir, config, overwrite, ignore=()):
+    """Refuses a folder holding a study with other settings (nothing is written)."""
     path = study_dir / STUDY_FILE
-    if path.is_file() and not overwrite:
-        differences = config_differences(json.loads(path.read_text()), normalise_config(config.to_json()))
-        if differences:
-            raise ValueError(
-                f"{study_dir} holds a study with another configuration "
-                f"({'; '.join(differences)}). Use another --output folder, or "
-                "--overwrite to delete its cells and start again."
-            )
-    elif overwrite and study_dir.exists():
+    if overwrite or not path.is_file():
+        return
+    differences = study_differences(json.loads(path.read_text()), config.to_json(), ignore)
+    if differences:
+        cells = study_dir / CELLS_DIR
+        trained = cells.is_dir() and any(cells.iterdir())
+        shown = "; ".join(differences[:6]) + (
+            f"; and {len(differences) - 6} more" if len(differences) > 6 else ""
+        )
+        raise ValueError(
+            f"{study_dir} holds a study with another configuration: {shown}. Rerun with "
+            "its settings to resume it, use another --output folder, or pass --overwrite "
+            "to delete its cells and start again"
+            + ("." if trained else " (none of its cells was trained: nothing is lost).")
+        )
+
+
+def _claim_study_dir(study_dir, config, overwrite):
+    """Deletes the folder's previous study (`overwrite`), then writes `study.json`."""
+    if overwrite and study_dir.exists():
         for name in (STUDY_FILE, CELLS_DIR, "results.csv", "results.json"):
             target = study_dir / name
             if target.is_dir():
@@ -288,7 +353,54 @@ def _check_study_dir(study_dir, config, overwrite):
             elif target.exists():
                 target.unlink()
     study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(config.to_json(), indent=1))
+    atomic_write_text(study_dir / STUDY_FILE, json.dumps(config.to_json(), indent=1))
+
+
+def fit_token_budget(config, rows, stream=None):
+    """`config` with a token budget whose largest U (C / the smallest R) fits `rows`.
+
+    A budget that fits is kept. One that does not is lowered, when the grid chose it
+    (`config.fit_budget`), to the largest multiple of batch x length x lcm(R) that
+    fits (every cell still runs whole epochs; every R of the grid is kept), and a
+    note says so; a budget the user gave is refused with the largest that would fit.
+
+    Example:
+    >>> from keras_dualobj.data import pack_documents
+    >>> rows = pack_documents([list(range(16, 116))] * 50, sequence_length=64)
+    >>> config = StudyConfig((0, 1), (1, 2), token_budget=8 * 16 * 64, preset="tiny",
+    ...                      fit_budget=True)
+    >>> rows.num_rows * 64, fit_token_budget(config, rows, stream=False).token_budget
+    (4992, 4096)
+    """
+    smallest = min(config.repetitions)
+    usable = rows.num_rows * rows.sequence_length
+    if config.token_budget // smallest <= usable:
+        return config
+    step = math.lcm(*config.repetitions) * config.recipe.tokens_per_step
+    fitted = usable * smallest // step * step
+    held = (f"the training split holds {usable:,} usable tokens ({rows.num_rows:,} whole "
+            f"rows of {rows.sequence_length})")
+    if config.fit_budget and fitted:
+        if stream is not False:
+            (sys.stdout if stream is None else stream).write(
+                f"[study] note: {held}, fewer than the grid's C = {config.token_budget:,} "
+                f"tokens needs at R = {smallest}; every cell trains on C = {fitted:,} "
+                "instead, the largest budget that fits in whole epochs (give "
+                "--token-budget to choose one; a budget you give is kept exactly).\n"
+            )
+        return config.with_token_budget(fitted)
+    budget = (f"The grid's token budget C = {config.token_budget:,}" if config.fit_budget
+              else f"--token-budget {config.token_budget:,}")
+    advice = (
+        f"the largest that fits is --token-budget {fitted:,}" if fitted else
+        f"no multiple of {step:,} (--batch-size x --sequence-length x the lcm of "
+        "--repetitions) fits: use a larger corpus, a smaller --batch-size or "
+        "--sequence-length, or smaller --repetitions"
+    )
+    raise ValueError(
+        f"{budget} needs C / R = {config.token_budget // smallest:,} unique tokens at "
+        f"R = {smallest} (the smallest of --repetitions), but {held}; {advice}."
+    )
 
 
 def _read_curve(cell_dir, steps_per_epoch):
@@ -402,6 +514,36 @@ class _StepCallback(keras.callbacks.Callback):
         self.on_step()
 
 
+def _check_recipe(recipe):
+    """The recipe checks `train` makes before its data, so that a bad value fails
+    before the study claims its folder (the model and optimizer check again)."""
+    from keras_dualobj.models.dual_lm import MD_VARIANTS
+    from keras_dualobj.training.optimizers import OPTIMIZERS
+
+    check_float("learning_rate", recipe.learning_rate, minimum=0.0)
+    check_choice("md_variant", recipe.md_variant, MD_VARIANTS)
+    check_choice("optimizer", recipe.optimizer, OPTIMIZERS)
+
+
+def _prepare_study_data(config, stream):
+    """The corpus and the grid's budget fitted to it (`fit_token_budget`); prints
+    the data line with the plan of the largest U (the smallest R)."""
+    data = config.recipe.prepare_data(
+        data_dir=config.data_dir, repetitions=1, token_budget=None, unique_tokens=None,
+        describe=False,
+    )
+    config = fit_token_budget(config, data.train_rows, stream)
+    plan = plan_repetition(
+        data.train_rows, batch_size=config.batch_size,
+        repetitions=min(config.repetitions), token_budget=config.token_budget,
+    )
+    data = dataclasses.replace(
+        data, plan=plan, train_dataset=make_training_dataset(data.train_rows, plan, seed=data.seed)
+    )
+    print(f"[keras_dualobj.data] {data.describe()}", file=stream, flush=True)
+    return config, data
+
+
 def run_study(config, study_dir, overwrite=False, stream=None):
     """Trains and evaluates every cell of `config` into `study_dir`; returns the results.
 
@@ -412,7 +554,9 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     Args:
         config: a `StudyConfig`.
         study_dir: the study's folder; refused if it holds a study with another
-            configuration unless `overwrite=True`.
+            configuration unless `overwrite=True` (the refusal names the differing
+            settings as flags). `study.json` is written once the grid fits the
+            corpus, so a study that fails before leaves no folder to refuse a retry.
         overwrite: delete the folder's previous study first.
         stream: where progress and the table go (default `sys.stdout`).
 
@@ -421,13 +565,14 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     """
     stream = sys.stdout if stream is None else stream
     study_dir = Path(study_dir)
+    # Checked before the data (minutes for a BPE) and again once C is fitted; the
+    # folder is claimed (study.json) only when the grid fits the corpus.
+    _check_recipe(config.recipe)
+    _check_study_dir(study_dir, config, overwrite, ("token_budget",) if config.fit_budget else ())
+    config, data = _prepare_study_data(config, stream)
     _check_study_dir(study_dir, config, overwrite)
+    _claim_study_dir(study_dir, config, overwrite)
     cells = plan_cells(config)
-    # The largest U (the smallest R) must fit the corpus: prepare_data says how many
-    # unique tokens there are if not.
-    data = config.recipe.prepare_data(
-        data_dir=config.data_dir, repetitions=min(config.repetitions)
-    )
     results = {}
     for cell in cells:
         path = study_dir / CELLS_DIR / cell.key / CELL_RESULT_FILE

@@ -273,6 +273,8 @@ class CheckpointManager:
         directory: folder holding the `step_<8 digits>/` checkpoints.
         keep_last: int >= 1. Checkpoints kept on disk; older ones are deleted after
             each successful save.
+        on_write: optional callable, given each checkpoint's folder before it is
+            written (`train()` lists it in the run's manifest).
 
     Example:
     >>> import tempfile, numpy as np
@@ -288,10 +290,11 @@ class CheckpointManager:
     30
     """
 
-    def __init__(self, directory, keep_last=3):
+    def __init__(self, directory, keep_last=3, on_write=None):
         check_int("keep_last", keep_last, minimum=1)
         self.directory = Path(directory)
         self.keep_last = keep_last
+        self.on_write = on_write
 
     @staticmethod
     def step_of(path):
@@ -344,6 +347,8 @@ class CheckpointManager:
                 os.replace(path, self.directory / checkpoint_name(self.step_of(path)))
         remove_leftovers(self.directory)
         final = self.directory / checkpoint_name(step)
+        if self.on_write is not None:
+            self.on_write(final)
         try:
             # A resumed run may pass a saved step again: the new state replaces the old.
             with atomic_path(final) as staging:

@@ -8,6 +8,7 @@
       logs/training_log.csv    one row per log segment, by step
       logs/tensorboard/        the same as TensorBoard scalars
       model.keras              the final model (with its tokenizer, if any)
+      manifest.json            every path the run wrote (`--overwrite` deletes those)
 
 Keras "epochs" are segments of `log_every` updates, so segment means are the logged
 values and every checkpoint falls on a segment end. A run killed at any point and
@@ -19,7 +20,6 @@ uninterrupted run.
 
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +38,8 @@ from keras_dualobj.training.checkpoints import restore_global_generator_states
 from keras_dualobj.training.atomic_files import atomic_path
 from keras_dualobj.training.atomic_files import atomic_write_text
 from keras_dualobj.training.interrupts import interrupt_callbacks
+from keras_dualobj.training.manifest import delete_written
+from keras_dualobj.training.manifest import record_written
 from keras_dualobj.training.run_lock import LOCK_FILE
 from keras_dualobj.training.run_lock import holds_run_lock
 from keras_dualobj.utils.validation import check_int
@@ -46,8 +48,6 @@ RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
-# What `train()` (and the `train` command) write; `overwrite=True` deletes only these.
-OUTPUT_ENTRIES = (RUN_FILE, MODEL_FILE, CHECKPOINT_DIR, LOG_DIR, "tokenizer", "summary.json")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -118,17 +118,22 @@ def read_run_config(output_dir):
     return json.loads(path.read_text())["config"]
 
 
-def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
+def check_output_dir(output_dir, run_config, resume=False, overwrite=False, dry_run=False):
     """Decides whether a run may use `output_dir`; returns `"new"` or `"resume"`.
 
-    - A missing or empty folder: a new run.
+    - A missing or empty folder: a new run; with `resume=True`, a `ValueError`
+      (there is nothing to resume).
     - A folder holding a run (`run.json`): with `resume=True`, resumed if its
       configuration equals `run_config` (else a `ValueError` listing the
-      differences); with `overwrite=True`, its outputs are deleted and a new run
-      starts; otherwise refused with a `ValueError` saying which flag to pass.
+      differences); with `overwrite=True`, what the run wrote (its
+      `manifest.json`) is deleted and a new run starts; otherwise refused with a
+      `ValueError` saying which flag to pass.
     - A non-empty folder without `run.json` (not ours): refused unless
-      `overwrite=True`, which deletes only the entries a run writes
-      (`OUTPUT_ENTRIES`) and leaves other files alone.
+      `overwrite=True`, which deletes only what a run wrote there (see
+      `keras_dualobj.training.manifest`) and leaves other files alone.
+
+    `dry_run=True` decides and raises as above but deletes nothing (the `train`
+    command checks this way before preparing the data; `train()` deletes).
 
     Example:
     >>> import tempfile
@@ -143,9 +148,14 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
         raise ValueError(f"Output directory {str(output_dir)!r} exists and is not a folder.")
     entries = sorted(path.name for path in output_dir.iterdir()) if output_dir.is_dir() else []
     entries = [name for name in entries if name != LOCK_FILE]
+    stored = read_run_config(output_dir)
+    if resume and stored is None:
+        raise ValueError(
+            f"--resume: nothing to resume: {str(output_dir)!r} holds no training run (no "
+            f"{RUN_FILE}). Check --output-dir, or drop --resume to start a new run there."
+        )
     if not entries:
         return "new"
-    stored = read_run_config(output_dir)
     given = normalise_config(run_config)
     if stored is not None and resume:
         differences = config_differences(stored, given)
@@ -157,18 +167,19 @@ def check_output_dir(output_dir, run_config, resume=False, overwrite=False):
             )
         return "resume"
     if overwrite:
-        for name in OUTPUT_ENTRIES:
-            path = output_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        if not dry_run:
+            delete_written(output_dir)
         return "new"
+    _refuse_occupied(output_dir, entries, stored, given)
+
+
+def _refuse_occupied(output_dir, entries, stored, given):
+    """The `ValueError` for a folder that holds files and neither flag was given."""
     if stored is None:
         raise ValueError(
             f"Output directory {str(output_dir)!r} is not empty and holds no training "
             f"run ({len(entries)} entries, e.g. {entries[:3]}). Choose an empty or new "
-            "folder, or pass --overwrite (deletes only what a run writes there)."
+            "folder, or pass --overwrite (deletes only what a run wrote there)."
         )
     checkpoints = CheckpointManager(output_dir / CHECKPOINT_DIR).checkpoints()
     latest = (
@@ -251,6 +262,7 @@ def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, 
     elif mode == "resume" and stream is not None:
         stream.write(f"No checkpoint in {output_dir}; starting the run from step 0.\n")
     if mode == "new":
+        record_written(output_dir, files=[RUN_FILE])
         atomic_write_text(
             output_dir / RUN_FILE,
             json.dumps({"config": run_config, "total_steps": total_steps}, indent=1),
@@ -261,6 +273,18 @@ def _start_or_resume(model, manager, mode, output_dir, run_config, total_steps, 
             f"end of this run (log_every={log_every}, total_steps={total_steps})."
         )
     return start_step, generator_states
+
+
+def _open_logs(output_dir, meter, segment, start_step):
+    """The run's `TrainingLogs`, with the files they write recorded in the manifest."""
+    log_dir = output_dir / LOG_DIR
+    board = log_dir / "tensorboard"
+    record_written(output_dir, files=[log_dir / TrainingLogs.CSV_FILE], folders=[log_dir, board])
+    before = set(board.iterdir()) if board.is_dir() else set()
+    logs = TrainingLogs(log_dir, meter, segment, resume_step=start_step)
+    # TensorFlow names the event file (time, host, pid) as it opens the writer.
+    record_written(output_dir, files=sorted(set(board.iterdir()) - before))
+    return logs
 
 
 def _fit_calls(start_step, total_steps, segment):
@@ -339,8 +363,10 @@ def train(
         eval_every: int multiple of `log_every`, or `None` for `10 * log_every`.
         checkpoint_every: int multiple of `log_every`, or `None` for `eval_every`.
         keep_checkpoints: int >= 1. Checkpoints kept on disk.
-        resume: continue the run in `output_dir` from its latest checkpoint.
-        overwrite: delete a previous run's outputs in `output_dir` first.
+        resume: continue the run in `output_dir` from its latest checkpoint (an
+            error if the folder holds no run).
+        overwrite: delete a previous run's outputs in `output_dir` first (only
+            the paths its `manifest.json` lists; other files stay).
         callbacks: extra Keras callbacks (run after the built-in ones).
         stream: where progress goes; `sys.stdout` by default, `False` for silence.
 
@@ -375,7 +401,11 @@ def train(
     output_dir = Path(output_dir)
     mode = check_output_dir(output_dir, run_config, resume=resume, overwrite=overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
-    manager = CheckpointManager(output_dir / CHECKPOINT_DIR, keep_last=keep_checkpoints)
+    manager = CheckpointManager(
+        output_dir / CHECKPOINT_DIR,
+        keep_last=keep_checkpoints,
+        on_write=lambda path: record_written(output_dir, files=[path], folders=[path.parent]),
+    )
     start_step, generator_states = _start_or_resume(
         model, manager, mode, output_dir, run_config, total_steps, log_every,
         None if quiet else stream,
@@ -391,7 +421,7 @@ def train(
         segment,
         metadata=lambda step: {"tokens_seen": step * tokens_per_step},
     )
-    logs = TrainingLogs(output_dir / LOG_DIR, meter, segment, resume_step=start_step)
+    logs = _open_logs(output_dir, meter, segment, start_step)
     run_callbacks = [_RestoreGlobalGenerators(generator_states), meter, stop, saver, logs]
     run_callbacks += interrupt_callbacks(manager, saver.metadata)  # Ctrl-C: save, stop
     if not quiet:
@@ -428,6 +458,7 @@ def train(
     finally:
         logs.close()
     model_path = output_dir / MODEL_FILE
+    record_written(output_dir, files=[MODEL_FILE])
     with atomic_path(model_path, suffix=".keras") as partial_path:
         model.save(partial_path)
     rate = meter.average_tokens_per_second
