@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
+# First: XLA stops reading the flags at the thread limit's bare `intra_op_...=1`.
 os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=4"]
+    ["--xla_force_host_platform_device_count=4", os.environ.get("XLA_FLAGS", "")]
 )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -24,7 +24,7 @@ from conftest import one_thread_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # It starts the other two backends itself: one pass suffices (tests/conftest.py).
-pytestmark = pytest.mark.end_to_end("tensorflow")
+pytestmark = pytest.mark.end_to_end("torch")
 RELATIVE_TOLERANCE = 1e-4
 SCORES = ("causal_logits", "bidirectional_logits", "prefix_logits", "ar_loss", "md_loss")
 

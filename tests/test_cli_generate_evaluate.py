@@ -216,7 +216,7 @@ def test_evaluate_reports_bad_input(saved_model, capsys, tmp_path):
     assert code == 2 and "prefix" in err
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 def test_console_entry_point_runs_as_a_module(saved_model):
     path, _ = saved_model
     environment = one_thread_environment(PYTHONPATH=str(REPO_ROOT))

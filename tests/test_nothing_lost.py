@@ -361,7 +361,7 @@ def _logged_step(log_dir):
     return max(steps, default=0)
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 def test_ctrl_c_during_train_saves_and_resume_ends_with_the_uninterrupted_weights(tmp_path, capsys):
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
