@@ -3,6 +3,7 @@
 import argparse
 import fractions
 import json
+import sys
 
 
 def parse_fraction(text):
@@ -45,3 +46,23 @@ def key_value(text):
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
+
+
+def apply_threads(args, command):
+    """Applies `--threads` (when given) before any computation; returns the exit
+    code 2 with the error on stderr when it cannot, else None.
+
+    Example:
+    >>> apply_threads(argparse.Namespace(threads=None), "train") is None
+    True
+    """
+    if args.threads is None:
+        return None
+    from keras_dualobj.utils.threads import set_compute_threads
+
+    try:
+        set_compute_threads(args.threads)
+    except (TypeError, ValueError, RuntimeError) as error:
+        print(f"keras-dualobj {command}: error: --threads: {error}", file=sys.stderr)
+        return 2
+    return None

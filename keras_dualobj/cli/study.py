@@ -24,6 +24,7 @@ import argparse
 import fractions
 import sys
 
+from keras_dualobj.cli.arguments import apply_threads
 from keras_dualobj.cli.arguments import key_value
 from keras_dualobj.cli.arguments import parse_fraction
 from keras_dualobj.models.presets import PRESETS
@@ -175,14 +176,9 @@ def run_study_command(args):
     from keras_dualobj.training.interrupts import TrainingInterrupted
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
-    from keras_dualobj.utils.threads import set_compute_threads
 
-    if args.threads is not None:
-        try:
-            set_compute_threads(args.threads)
-        except (TypeError, ValueError, RuntimeError) as error:
-            print(f"keras-dualobj study: error: --threads: {error}", file=sys.stderr)
-            return 2
+    if apply_threads(args, "study") is not None:
+        return 2
     try:
         with RunLock(args.output), graceful_interrupts():
             if not args.analyse_only:

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from keras_dualobj.cli.arguments import apply_threads
 from keras_dualobj.cli.arguments import key_value
 from keras_dualobj.cli.arguments import parse_fraction
 from keras_dualobj.models.presets import PRESETS
@@ -161,14 +162,9 @@ def run_train(args):
     from keras_dualobj.training.interrupts import TrainingInterrupted
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
-    from keras_dualobj.utils.threads import set_compute_threads
 
-    if args.threads is not None:
-        try:
-            set_compute_threads(args.threads)
-        except (TypeError, ValueError, RuntimeError) as error:
-            print(f"keras-dualobj train: error: --threads: {error}", file=sys.stderr)
-            return 2
+    if apply_threads(args, "train") is not None:
+        return 2
     try:
         with RunLock(args.output_dir), graceful_interrupts():
             return _run_train(args)
