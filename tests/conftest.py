@@ -79,16 +79,17 @@ _ELSEWHERE = pytest.StashKey[collections.Counter]()
 def pytest_collection_modifyitems(config, items):
     backend = keras.backend.backend()
     homes = {item: home_pass(item) for item in items}
-    if config.getoption("--whole-suite"):
-        return
-    elsewhere = [item for item in items if homes[item] not in (None, backend)]
+    here = (None, backend) if not config.getoption("--whole-suite") else (None, *BACKENDS)
+    elsewhere = [item for item in items if homes[item] not in here]
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
-        items[:] = [item for item in items if homes[item] in (None, backend)]
+        items[:] = [item for item in items if homes[item] in here]
     config.stash[_ELSEWHERE] = collections.Counter(homes[item] for item in elsewhere)
     # The modules of this pass's end-to-end runs first: under `-n 2` a long run started
     # last would keep one worker busy while the other idles.
-    long_modules = {item.module for item in items if item.get_closest_marker("end_to_end")}
+    long_modules = {
+        getattr(item, "module", None) for item in items if item.get_closest_marker("end_to_end")
+    }
     items.sort(key=lambda item: getattr(item, "module", None) not in long_modules)
 
 
