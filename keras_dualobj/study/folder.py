@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from keras_dualobj.study.results import cell_key
-from keras_dualobj.study.runner import CELLS_DIR  # noqa: F401 (re-exported)
-from keras_dualobj.study.runner import STUDY_FILE
+from keras_dualobj.study.claims import CELLS_DIR  # noqa: F401 (re-exported)
+from keras_dualobj.study.claims import STUDY_FILE
 from keras_dualobj.study.runner import StudyConfig
 from keras_dualobj.training import RunSpec
 
@@ -25,10 +25,10 @@ def load_study_config(study_dir):
 
     Example:
     >>> import tempfile
-    >>> from keras_dualobj.study.runner import _claim_study_dir
+    >>> from keras_dualobj.study.claims import claim_study_dir
     >>> folder = Path(tempfile.mkdtemp())
     >>> config = StudyConfig((0, 1), (1, 4), 4 * 16 * 64, preset="tiny", seeds=(0, 1))
-    >>> _claim_study_dir(folder, config, overwrite=False)
+    >>> claim_study_dir(folder, config, overwrite=False)
     >>> load_study_config(folder) == config
     True
     """

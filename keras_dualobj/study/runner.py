@@ -18,7 +18,6 @@ one from its last checkpoint, ending with the weights an uninterrupted run would
 import dataclasses
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,11 @@ import numpy as np
 from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.study.plots import write_plots
+from keras_dualobj.study.budget import fit_token_budget
+from keras_dualobj.study.claims import CELLS_DIR
+from keras_dualobj.study.claims import GRID_SETTINGS
+from keras_dualobj.study.claims import check_study_dir
+from keras_dualobj.study.claims import claim_study_dir
 from keras_dualobj.study.progress import StudyProgress
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
@@ -42,22 +46,17 @@ from keras_dualobj.training import train
 from keras_dualobj.training.callbacks import read_log_rows
 from keras_dualobj.training.callbacks import format_duration
 from keras_dualobj.training.run import LOG_DIR
-from keras_dualobj.training.run import normalise_config
 from keras_dualobj.training.run import read_run_config
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
-STUDY_FILE = "study.json"
-CELLS_DIR = "cells"
 CELL_RESULT_FILE = "result.json"
 
 
 # The study's own default beside `RunSpec`'s: it measures the held-out MD ELBO, so it
 # draws two stratified masks per held-out row (a training run logs one).
 STUDY_DEFAULTS = {"elbo_samples": 2}
-# Set per cell by the grid, never in the shared recipe.
-GRID_SETTINGS = ("ar_fraction", "repetitions", "unique_tokens", "token_budget", "fit_repetitions")
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -285,124 +284,6 @@ def plan_cells(config):
     ]
 
 
-def _flat_settings(config_json, ignore=()):
-    """A `StudyConfig.to_json()` as `{flag name: value}`: the grid's settings and the
-    recipe's (less the recipe's per-cell ones), `ignore` left out."""
-    flat = {
-        name: value for name, value in (config_json.get("recipe") or {}).items()
-        if name not in GRID_SETTINGS
-    }
-    flat.update({name: value for name, value in config_json.items() if name != "recipe"})
-    return {name: value for name, value in flat.items() if name not in ignore}
-
-
-def _flag_value(value):
-    if isinstance(value, (list, tuple)):
-        return " ".join(_flag_value(item) for item in value)
-    if value is None:
-        return "(unset)"
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
-def study_differences(stored, given, ignore=()):
-    """The settings in which two `StudyConfig.to_json()`s differ, as flags.
-
-    Example:
-    >>> a = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
-    >>> b = StudyConfig((0, 1), (1, 4), token_budget=8 * 16 * 64, preset="tiny", seed=3)
-    >>> study_differences(a.to_json(), b.to_json())
-    ['--seed 0 there, 3 now', '--token-budget 4,096 there, 8,192 now']
-    """
-    stored = _flat_settings(normalise_config(stored), ignore)
-    given = _flat_settings(normalise_config(given), ignore)
-    return [
-        f"--{name.replace('_', '-')} {_flag_value(stored.get(name))} there, "
-        f"{_flag_value(given.get(name))} now"
-        for name in sorted(set(stored) | set(given))
-        if stored.get(name) != given.get(name)
-    ]
-
-
-def _check_study_dir(study_dir, config, overwrite, ignore=()):
-    """Refuses a folder holding a study with other settings (nothing is written)."""
-    path = study_dir / STUDY_FILE
-    if overwrite or not path.is_file():
-        return
-    differences = study_differences(json.loads(path.read_text()), config.to_json(), ignore)
-    if differences:
-        cells = study_dir / CELLS_DIR
-        trained = cells.is_dir() and any(cells.iterdir())
-        shown = "; ".join(differences[:6]) + (
-            f"; and {len(differences) - 6} more" if len(differences) > 6 else ""
-        )
-        raise ValueError(
-            f"{study_dir} holds a study with another configuration: {shown}. Rerun with "
-            "its settings to resume it, use another --output folder, or pass --overwrite "
-            "to delete its cells and start again"
-            + ("." if trained else " (none of its cells was trained: nothing is lost).")
-        )
-
-
-def _claim_study_dir(study_dir, config, overwrite):
-    """Deletes the folder's previous study (`overwrite`), then writes `study.json`."""
-    if overwrite and study_dir.exists():
-        for name in (STUDY_FILE, CELLS_DIR, "results.csv", "results.json"):
-            target = study_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(study_dir / STUDY_FILE, json.dumps(config.to_json(), indent=1))
-
-
-def fit_token_budget(config, rows, stream=None):
-    """`config` with a token budget whose largest U (C / the smallest R) fits `rows`.
-
-    A budget that fits is kept. One that does not is lowered, when the grid chose it
-    (`config.fit_budget`), to the largest multiple of batch x length x lcm(R) that
-    fits (every cell still runs whole epochs; every R of the grid is kept), and a
-    note says so; a budget the user gave is refused with the largest that would fit.
-
-    Example:
-    >>> from keras_dualobj.data import pack_documents
-    >>> rows = pack_documents([list(range(16, 116))] * 50, sequence_length=64)
-    >>> config = StudyConfig((0, 1), (1, 2), token_budget=8 * 16 * 64, preset="tiny",
-    ...                      fit_budget=True)
-    >>> rows.num_rows * 64, fit_token_budget(config, rows, stream=False).token_budget
-    (4992, 4096)
-    """
-    smallest = min(config.repetitions)
-    usable = rows.num_rows * rows.sequence_length
-    if config.token_budget // smallest <= usable:
-        return config
-    step = math.lcm(*config.repetitions) * config.recipe.tokens_per_step
-    fitted = usable * smallest // step * step
-    held = (f"the training split holds {usable:,} usable tokens ({rows.num_rows:,} whole "
-            f"rows of {rows.sequence_length})")
-    if config.fit_budget and fitted:
-        if stream is not False:
-            (sys.stdout if stream is None else stream).write(
-                f"[study] note: {held}, fewer than the grid's C = {config.token_budget:,} "
-                f"tokens needs at R = {smallest}; every cell trains on C = {fitted:,} "
-                "instead, the largest budget that fits in whole epochs (give "
-                "--token-budget to choose one; a budget you give is kept exactly).\n"
-            )
-        return config.with_token_budget(fitted)
-    budget = (f"The grid's token budget C = {config.token_budget:,}" if config.fit_budget
-              else f"--token-budget {config.token_budget:,}")
-    advice = (
-        f"the largest that fits is --token-budget {fitted:,}" if fitted else
-        f"no multiple of {step:,} (--batch-size x --sequence-length x the lcm of "
-        "--repetitions) fits: use a larger corpus, a smaller --batch-size or "
-        "--sequence-length, or smaller --repetitions"
-    )
-    raise ValueError(
-        f"{budget} needs C / R = {config.token_budget // smallest:,} unique tokens at "
-        f"R = {smallest} (the smallest of --repetitions), but {held}; {advice}."
-    )
-
-
 def _read_curve(cell_dir, steps_per_epoch):
     """Held-out losses logged during training: `[{"step", "epoch", "ar_loss", "md_elbo"}]`."""
     return [
@@ -568,10 +449,10 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     # Checked before the data (minutes for a BPE) and again once C is fitted; the
     # folder is claimed (study.json) only when the grid fits the corpus.
     _check_recipe(config.recipe)
-    _check_study_dir(study_dir, config, overwrite, ("token_budget",) if config.fit_budget else ())
+    check_study_dir(study_dir, config, overwrite, ("token_budget",) if config.fit_budget else ())
     config, data = _prepare_study_data(config, stream)
-    _check_study_dir(study_dir, config, overwrite)
-    _claim_study_dir(study_dir, config, overwrite)
+    check_study_dir(study_dir, config, overwrite)
+    claim_study_dir(study_dir, config, overwrite)
     cells = plan_cells(config)
     results = {}
     for cell in cells:
