@@ -272,7 +272,7 @@ os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=true intra_op_parallelis
 
 **Speed.** A model this small measures start-up and overheads, not the backends. For
 training speed on your machine, run `benchmarks/training_throughput.py`, which times
-`fit()` on each backend side by side; the README lists what it measured on a 2-core
+`fit()` on each backend side by side; `docs/training.md` lists what it measured on a 2-core
 CPU (all three within ~20% of each other on one thread; PyTorch and JAX fell far behind
 TensorFlow when other jobs held the cores).
 
