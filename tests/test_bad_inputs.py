@@ -286,10 +286,10 @@ CLI_CASES = {
         ("train", "--output-dir", "{tmp}/run", "--frobnicate"), "unrecognized arguments: --frobnicate"),
     "--ar-fraction above 1": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "1.5"),
-        r"`ar_fraction` must be a finite number in \[0.0, 1.0\]; received ar_fraction=1.5"),
+        r"--ar-fraction must be a finite number in \[0.0, 1.0\]; received --ar-fraction 1.5"),
     "--ar-fraction NaN": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "nan"),
-        r"`ar_fraction` must be a finite number in \[0.0, 1.0\]; received ar_fraction=nan"),
+        r"--ar-fraction must be a finite number in \[0.0, 1.0\]; received --ar-fraction nan"),
     "--ar-fraction not a number": (
         (*TRAIN, "--output-dir", "{tmp}/run", "--ar-fraction", "half"),
         "argument --ar-fraction: .*fraction like 63/64; received 'half'"),
@@ -303,16 +303,16 @@ CLI_CASES = {
         ("train", "--output-dir", "{tmp}/run", "--preset", "huge"), "Unknown preset 'huge'; accepted presets"),
     "--source text without --path": (
         ("train", "--preset", "tiny", "--source", "text", "--output-dir", "{tmp}/run"),
-        "source='text' needs `path`"),
+        "--source text needs --path"),
     "--path that does not exist": (
         ("train", "--preset", "tiny", "--source", "text", "--path", "{files}/missing.txt",
          "--output-dir", "{tmp}/run"), "missing.txt' does not exist"),
     "--md-variant unknown": (
-        (*TRAIN, "--output-dir", "{tmp}/run", "--md-variant", "mdlm"), "`md_variant` must be one of.*'mdlm'"),
+        (*TRAIN, "--output-dir", "{tmp}/run", "--md-variant", "mdlm"), "--md-variant must be one of.*--md-variant mdlm"),
     "--optimizer unknown": (
-        (*TRAIN, "--output-dir", "{tmp}/run", "--optimizer", "sgd"), r"`optimizer` must be one of \['muon', 'adamw'\]"),
+        (*TRAIN, "--output-dir", "{tmp}/run", "--optimizer", "sgd"), r"--optimizer must be one of \['muon', 'adamw'\]"),
     "--learning-rate negative": (
-        (*TRAIN, "--output-dir", "{tmp}/run", "--learning-rate", "-1"), "learning_rate.*>= 0.0.*-1.0"),
+        (*TRAIN, "--output-dir", "{tmp}/run", "--learning-rate", "-1"), "--learning-rate must be.*>= 0.0.*--learning-rate -1.0"),
     "--output-dir is a file": (
         (*TRAIN, "--output-dir", "{files}/a_file"), "a_file' exists and is not a folder"),
     "--output-dir holds another run": (
@@ -321,10 +321,10 @@ CLI_CASES = {
         ("study", "--quick", "--preset", "tiny", "--source", "builtin", "--output", "{tmp}/other_study"),
         "holds a study with another configuration.*seed"),
     "study α above 1": (
-        ("study", "--output", "{tmp}/study", "--ar-fractions", "0.5", "1.5"), "ar_fractions.*1.5"),
+        ("study", "--output", "{tmp}/study", "--ar-fractions", "0.5", "1.5"), "--ar-fractions must be.*--ar-fractions 1.5"),
     "study α not a fraction": (
         ("study", "--output", "{tmp}/study", "--ar-fractions", "2/0"), "received '2/0'"),
-    "recommend for R below 1": (("recommend", "--repetitions", "0"), "`repetitions` must be .*>= 1.0"),
+    "recommend for R below 1": (("recommend", "--repetitions", "0"), "--repetitions must be .*>= 1.0"),
     "generate from a garbage .keras": (
         ("generate", "{files}/garbage.keras", "--prompt-ids", "1 5"), "garbage.keras' is not a `.keras` file"),
     "generate from a truncated .keras": (
@@ -339,7 +339,7 @@ CLI_CASES = {
         ("generate", "{files}/model.keras", "--prompt-ids", "1 x"), "integers separated by spaces"),
     "generate at a negative temperature": (
         ("generate", "{files}/model.keras", "--prompt-ids", "1 5", "--max-new-tokens", "2", "--temperature", "-1"),
-        "`temperature` must be a finite number >= 0.0"),
+        "--temperature must be a finite number >= 0.0"),
     "evaluate a missing token file": (
         ("evaluate", "{files}/model.keras", "--token-ids", "{files}/missing.npy"), "missing.npy' does not exist"),
     "evaluate with a garbage .keras": (

@@ -107,9 +107,9 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
     "arguments, message",
     [
         (["--prompt-ids", "1 x"], "integers"),
-        (["--prompt", "hello"], "no tokenizer"),
+        (["--prompt", "hello"], "has none; pass token ids with --prompt-ids"),
         (["--prompt-ids", "1 20", "--max-new-tokens", "40"], "max_sequence_length"),
-        (["--prompt-ids", "1 20", "--mode", "md", "--num-steps", "0"], "num_steps"),
+        (["--prompt-ids", "1 20", "--mode", "md", "--num-steps", "0"], "--num-steps must be"),
         (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --mode md"),
         (["--prompt-ids", "1 20", "--suffix-ids", "5", "--mode", "md", "--no-stop",
           "--strip-prompt"], "--no-stop, --strip-prompt do not apply to infilling"),
@@ -119,7 +119,7 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
         (["--prompt-ids", "1 20", "--mode", "speculative", "--num-steps", "3"],
          "--num-steps apply to --mode md only; received --mode speculative"),
         (["--prompt-ids", "1 20", "--mode", "speculative", "--draft-length", "0"],
-         "draft_length"),
+         "--draft-length must be"),
     ],
 )
 def test_generate_reports_bad_input(saved_model, capsys, arguments, message):

@@ -99,11 +99,11 @@ def test_diverging_run_stops_with_a_message_naming_step_and_checkpoint(tmp_path,
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--ar-fraction", "1.5"], "ar_fraction=1.5"),
+        (["--ar-fraction", "1.5"], "received --ar-fraction 1.5"),
         (["--preset", "huge"], "Unknown preset 'huge'"),
         (["--token-budget", "100000000"], "the training split holds"),
         (["--optimizer", "sgd"], "optimizer"),
-        (["--log-every", "4", "--eval-every", "6"], "multiple of `log_every`"),
+        (["--log-every", "4", "--eval-every", "6"], "--eval-every must be a multiple of --log-every"),
     ],
 )
 def test_bad_arguments_fail_with_a_message_naming_the_value(tmp_path, capsys, arguments, message):

@@ -370,7 +370,7 @@ def test_cli_converts_a_torch_checkpoint_that_loads_generates_and_scores(
     assert prefix_result["num_tokens"].tolist() == [6]
     assert np.isfinite(prefix_result["nll"]).all()
     code = main(["convert", str(checkpoint), "--output", str(tmp_path / "x.keras")])
-    assert code == 2 and "pass `config=`" in capsys.readouterr().err
+    assert code == 2 and "pass --config (" in capsys.readouterr().err
 
 
 LARGE_JSON = {  # configs/large.json of the reference repository

@@ -1,9 +1,12 @@
 """Argument types the subcommands share, so that one flag reads the same everywhere."""
 
 import argparse
+import difflib
 import fractions
+import importlib.util
 import json
-import sys
+import os
+import re
 
 
 def parse_fraction(text):
@@ -48,21 +51,108 @@ def key_value(text):
         return name, value
 
 
-def apply_threads(args, command):
-    """Applies `--threads` (when given) before any computation; returns the exit
-    code 2 with the error on stderr when it cannot, else None.
+def apply_threads(args):
+    """Applies `--threads` (when given) before any computation; raises `ValueError`
+    naming the flag when it cannot.
 
     Example:
-    >>> apply_threads(argparse.Namespace(threads=None), "train") is None
-    True
+    >>> apply_threads(argparse.Namespace(threads=None))
     """
     if args.threads is None:
-        return None
+        return
     from keras_dualobj.utils.threads import set_compute_threads
 
     try:
         set_compute_threads(args.threads)
     except (TypeError, ValueError, RuntimeError) as error:
-        print(f"keras-dualobj {command}: error: --threads: {error}", file=sys.stderr)
-        return 2
-    return None
+        raise ValueError(f"--threads: {error}") from None
+
+
+def option_flags(parser):
+    """`{dest: "--flag"}` for every option of `parser` (its longest spelling).
+
+    Example:
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("-o", "--output-dir")
+    >>> option_flags(parser)
+    {'output_dir': '--output-dir'}
+    """
+    return {
+        action.dest: max(action.option_strings, key=len)
+        for action in parser._actions
+        if action.option_strings and action.dest != "help"
+    }
+
+
+# A library message names a parameter as `name`, `name=` or name=value (value a repr or a
+# bare word).
+_VALUE = r"""'[^']*'|"[^"]*"|[^\s;,)]+?"""
+_END = r"(?=[\s;,)]|\.(?:\s|$)|$)"
+
+
+def in_flags(message, flags):
+    """A library error message in a subcommand's voice: each parameter that is one of
+    its flags (`flags`: `{dest: "--flag"}`) written as that flag.
+
+    Example:
+    >>> in_flags("`ar_fraction` must be in [0, 1]; received ar_fraction=1.5.",
+    ...          {"ar_fraction": "--ar-fraction"})
+    '--ar-fraction must be in [0, 1]; received --ar-fraction 1.5.'
+    >>> in_flags("source='text' needs `path=`.", {"source": "--source", "path": "--path"})
+    '--source text needs --path.'
+    """
+    for dest, flag in sorted(flags.items(), key=lambda item: -len(item[0])):
+        message = re.sub(rf"`{re.escape(dest)}=?`", flag, message)
+        message = re.sub(
+            rf"(?<![\w.-]){re.escape(dest)}=({_VALUE}){_END}",
+            lambda match: f"{flag} {match.group(1).strip(chr(39) + chr(34))}",
+            message,
+        )
+    return message
+
+
+# The backends keras-dualobj runs on, and the extra that installs each.
+BACKEND_EXTRAS = {"tensorflow": None, "jax": "jax", "torch": "torch"}
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def check_backend(environment=None):
+    """Raises, naming the fix, unless Keras will start on a backend we run on and that is
+    installed: `KERAS_BACKEND`, else the one in Keras' config file, else TensorFlow.
+
+    Example:
+    >>> check_backend({"KERAS_BACKEND": "tensorflow"})
+    'tensorflow'
+    >>> check_backend({"KERAS_BACKEND": "pytorch"})
+    Traceback (most recent call last):
+    ...
+    ValueError: KERAS_BACKEND='pytorch' is not a backend keras-dualobj runs on: set KERAS_BACKEND to tensorflow, jax or torch (did you mean 'torch'?).
+    """
+    environment = os.environ if environment is None else environment
+    backend = environment.get("KERAS_BACKEND") or _configured_backend(environment)
+    where = "KERAS_BACKEND" if environment.get("KERAS_BACKEND") else "Keras' config file"
+    if backend not in BACKEND_EXTRAS:
+        guess = difflib.get_close_matches(backend, BACKEND_EXTRAS, n=1, cutoff=0.5)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        raise ValueError(
+            f"{where}={backend!r} is not a backend keras-dualobj runs on: set KERAS_BACKEND "
+            f"to {', '.join(list(BACKEND_EXTRAS)[:-1])} or {list(BACKEND_EXTRAS)[-1]}{hint}."
+        )
+    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+        extra = BACKEND_EXTRAS[backend]
+        install = f"pip install 'keras-dualobj[{extra}]'" if extra else "pip install tensorflow"
+        raise ImportError(
+            f"{where} selects {backend}, which is not installed: {install}, or set "
+            "KERAS_BACKEND to an installed backend."
+        )
+    return backend
+
+
+def _configured_backend(environment):
+    """The backend in Keras' config file (`$KERAS_HOME/keras.json`), else TensorFlow."""
+    home = environment.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"

@@ -6,12 +6,11 @@
     keras-dualobj convert hf://ltg/<repository>@<revision> --output model.keras  # internet
 
 The result is a `DualLM` like any trained here: `keras-dualobj generate` / `evaluate`
-take it, and `keras.saving.load_model` loads it after `import keras_dualobj`.
+take it, and `keras_dualobj.load_model` loads it.
 """
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -44,19 +43,15 @@ def run(args):
     from keras_dualobj.convert import load_reference_model
 
     output = Path(args.output)
-    try:
-        if output.suffix != ".keras":
-            raise ValueError(f"--output must end in .keras; received {args.output!r}.")
-        model = load_reference_model(
-            args.checkpoint,
-            ar_fraction=args.ar_fraction,
-            config=args.config,
-            tokenizer=args.tokenizer,
-            trust_pickle=args.trust_pickle,
-        )
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        print(f"keras-dualobj convert: error: {error}", file=sys.stderr)
-        return 2
+    if output.suffix != ".keras":
+        raise ValueError(f"--output must end in .keras; received {args.output!r}.")
+    model = load_reference_model(
+        args.checkpoint,
+        ar_fraction=args.ar_fraction,
+        config=args.config,
+        tokenizer=args.tokenizer,
+        trust_pickle=args.trust_pickle,
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     model.save(output)
     backbone = model.backbone

@@ -17,15 +17,11 @@ error (stratified Monte-Carlo over the mask level, `--num-samples` masks per row
 """
 
 import argparse
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-
-from keras_dualobj.cli.generate import load_model
-from keras_dualobj.evaluation import evaluate_language_modeling
-from keras_dualobj.evaluation import token_rows
 
 
 def add_parser(subparsers):
@@ -86,7 +82,40 @@ def _read_token_ids(path):
     return ids
 
 
+def read_text_file(path, flag):
+    """The UTF-8 text of `path`, or an error naming `flag`, the file and the first bad byte."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{flag} file {str(path)!r} does not exist.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{flag} file {str(path)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} "
+            f"at offset {error.start}); convert it first, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}`."
+        ) from None
+
+
+def _check_inputs(args):
+    """The checks that need no model, run before loading one (a second or more)."""
+    if args.tasks is not None and importlib.util.find_spec("lm_eval") is None:
+        raise ValueError(
+            "--tasks needs lm-evaluation-harness, which is not installed: "
+            "pip install 'keras-dualobj[eval]'."
+        )
+    if args.include_path is not None and not Path(args.include_path).is_dir():
+        raise ValueError(f"--include-path {args.include_path!r} is not a folder.")
+    if args.text is not None:
+        read_text_file(args.text, "--text")
+    if args.multiple_choice is not None and not Path(args.multiple_choice).is_file():
+        raise ValueError(f"--multiple-choice file {args.multiple_choice!r} does not exist.")
+
+
 def _language_modeling(model, args, modes):
+    from keras_dualobj.evaluation import evaluate_language_modeling
+    from keras_dualobj.evaluation import token_rows
+
     if "prefix" in modes:
         raise ValueError(
             "Mode 'prefix' needs a prompt/completion split: use it with --multiple-choice."
@@ -94,11 +123,11 @@ def _language_modeling(model, args, modes):
     sequence_length = args.sequence_length or model.backbone.max_sequence_length
     if args.text is not None:
         if model.tokenizer is None:
-            raise ValueError("--text needs a tokenizer saved with the model; use --token-ids.")
-        path = Path(args.text)
-        if not path.is_file():
-            raise ValueError(f"--text file {str(path)!r} does not exist.")
-        ids = np.asarray(model.tokenizer.tokenize(path.read_text(encoding="utf-8")))
+            raise ValueError(
+                f"--text needs a tokenizer saved with the model, and {args.model!r} has none; "
+                "pass token ids with --token-ids instead."
+            )
+        ids = np.asarray(model.tokenizer.tokenize(read_text_file(args.text, "--text")))
         stream = np.concatenate([[model.bos_token_id], ids.reshape(-1)])
         token_ids, document_ids = token_rows(stream, sequence_length, model.pad_token_id)
     else:
@@ -154,8 +183,6 @@ def _harness(model, args, modes):
     from keras_dualobj.evaluation.harness import run_harness
 
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
-    if args.include_path is not None and not Path(args.include_path).is_dir():
-        raise ValueError(f"--include-path {args.include_path!r} is not a folder.")
     runs = run_harness(
         model,
         tasks,
@@ -181,20 +208,19 @@ def _harness(model, args, modes):
 
 
 def run(args):
-    try:
-        model = load_model(args.model)
-        if args.tasks is not None:
-            modes = tuple(args.modes or ("ar", "prefix", "md"))
-            results, lines = _harness(model, args, modes)
-        elif args.multiple_choice is not None:
-            modes = tuple(args.modes or ("ar", "prefix", "md"))
-            results, lines = _multiple_choice(model, args, modes)
-        else:
-            modes = tuple(args.modes or ("ar", "md"))
-            results, lines = _language_modeling(model, args, modes)
-    except ValueError as error:
-        print(f"keras-dualobj evaluate: error: {error}", file=sys.stderr)
-        return 2
+    from keras_dualobj.models.saving import load_model
+
+    _check_inputs(args)
+    model = load_model(args.model)
+    if args.tasks is not None:
+        modes = tuple(args.modes or ("ar", "prefix", "md"))
+        results, lines = _harness(model, args, modes)
+    elif args.multiple_choice is not None:
+        modes = tuple(args.modes or ("ar", "prefix", "md"))
+        results, lines = _multiple_choice(model, args, modes)
+    else:
+        modes = tuple(args.modes or ("ar", "md"))
+        results, lines = _language_modeling(model, args, modes)
     for line in lines:
         print(line)
     if "md" in modes:

@@ -9,50 +9,7 @@
 
 import argparse
 import json
-import sys
-import zipfile
 from pathlib import Path
-
-import keras
-import keras_hub
-
-
-def load_model(path):
-    """Loads a saved `.keras` `DualLM`, with the tokenizer saved alongside it.
-
-    Example:
-    >>> import os, tempfile
-    >>> from keras_dualobj import DualBackbone, DualLM
-    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
-    >>> DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
-    ...                     hidden_dim=16, intermediate_dim=32)).save(path)
-    >>> type(load_model(path)).__name__
-    'DualLM'
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"No saved model at {str(path)!r} (expected a `.keras` file).")
-    # `import keras_dualobj` registers the saved tokenizer and optimizer classes.
-    from keras_dualobj.models import DualLM
-
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{str(path)!r} is not a `.keras` file (not a zip archive: truncated, damaged "
-            "or another format). Pass the model.keras a training run wrote."
-        )
-    try:
-        model = keras.saving.load_model(path)
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"Cannot load {str(path)!r} as a keras_dualobj model "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-            "the file is damaged or was saved by another program."
-        ) from None
-    if not isinstance(model, DualLM):
-        raise ValueError(
-            f"{str(path)!r} holds a {type(model).__name__}, not a keras_dualobj DualLM."
-        )
-    return model
 
 
 def parse_ids(text, name):
@@ -137,6 +94,8 @@ def _sampler(args):
         options = {"temperature": 1.0 if args.temperature is None else args.temperature}
         if args.seed is not None:
             options["seed"] = args.seed
+        import keras_hub
+
         if wanted == "top_k":
             return keras_hub.samplers.TopKSampler(k=args.top_k, **options), {}
         return keras_hub.samplers.TopPSampler(p=args.top_p, **options), {}
@@ -206,7 +165,16 @@ def _mode_options(args):
 
 
 def _generate(args):
+    from keras_dualobj.models.saving import load_model
+
     model = load_model(args.model)
+    for flag, given, ids_flag in (("--prompt", args.prompt, "--prompt-ids"),
+                                  ("--suffix", args.suffix, "--suffix-ids")):
+        if given is not None and model.tokenizer is None:
+            raise ValueError(
+                f"{flag} needs a tokenizer saved with the model, and {args.model!r} has none; "
+                f"pass token ids with {ids_flag} instead."
+            )
     if args.prompt is not None:
         prompts = args.prompt
     else:
@@ -237,11 +205,7 @@ def _generate(args):
 
 
 def run(args):
-    try:
-        prompts, outputs = _generate(args)
-    except ValueError as error:
-        print(f"keras-dualobj generate: error: {error}", file=sys.stderr)
-        return 2
+    prompts, outputs = _generate(args)
     for output in outputs:
         print(output if isinstance(output, str) else " ".join(map(str, output)))
     if args.output:

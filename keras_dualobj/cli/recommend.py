@@ -10,7 +10,6 @@ at any R within the study's range.
 """
 
 import argparse
-import sys
 
 
 def add_parser(subparsers):
@@ -31,11 +30,7 @@ def run_recommend(args):
     from keras_dualobj.study.recommend import LOW_REPETITION_AR_FRACTION
     from keras_dualobj.study.results import format_fraction
 
-    try:
-        recommendation = recommend_ar_fraction(args.repetitions, args.study)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-dualobj recommend: error: {error}", file=sys.stderr)
-        return 2
+    recommendation = recommend_ar_fraction(args.repetitions, args.study)
     repetitions = recommendation["repetitions"]
     paper = recommendation["paper"]
     rule = (

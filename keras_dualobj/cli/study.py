@@ -54,7 +54,7 @@ PAPER = {
 
 # Command-line settings that are `RunSpec` fields (the recipe shared by every cell).
 RECIPE_NAMES = (
-    "preset", "source", "path", "tfds_name", "local_copy", "document_split", "tokenizer",
+    "preset", "source", "path", "tfds_name", "local_copy", "document_split", "encoding", "tokenizer",
     "vocabulary_size", "sequence_length", "batch_size", "md_variant", "ar_loss_weight",
     "z_loss_weight", "dropout", "optimizer", "learning_rate", "warmup_fraction",
     "decay_fraction", "decay_shape", "weight_decay", "clip_norm", "elbo_samples", "seed",
@@ -89,6 +89,7 @@ def add_parser(subparsers):
     setup.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
     setup.add_argument("--data-dir", help="TFDS data directory")
     setup.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
+    setup.add_argument("--encoding", help="encoding of --source text / jsonl files (default: utf-8)")
     setup.add_argument("--tokenizer", help="byte or bpe (default: the preset's)")
     setup.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
     setup.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
@@ -177,8 +178,7 @@ def run_study_command(args):
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
 
-    if apply_threads(args, "study") is not None:
-        return 2
+    apply_threads(args)
     try:
         with RunLock(args.output), graceful_interrupts():
             if not args.analyse_only:
@@ -192,9 +192,6 @@ def run_study_command(args):
     except CheckpointWriteError as error:
         print(f"keras-dualobj study: error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-dualobj study: error: {error}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -74,6 +74,7 @@ def add_parser(subparsers):
     data.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
     data.add_argument("--data-dir", help="TFDS data directory (default: TFDS's)")
     data.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
+    data.add_argument("--encoding", help="encoding of --source text / jsonl files (default: utf-8)")
     data.add_argument("--tokenizer", help="byte, bpe, or a saved tokenizer folder (default: the preset's)")
     data.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
     data.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
@@ -163,8 +164,7 @@ def run_train(args):
     from keras_dualobj.training.interrupts import graceful_interrupts
     from keras_dualobj.training.run_lock import RunLock
 
-    if apply_threads(args, "train") is not None:
-        return 2
+    apply_threads(args)
     try:
         with RunLock(args.output_dir), graceful_interrupts():
             return _run_train(args)
@@ -176,9 +176,6 @@ def run_train(args):
     except CheckpointWriteError as error:
         print(f"keras-dualobj train: error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-dualobj train: error: {error}", file=sys.stderr)
-        return 2
 
 
 def _check_early(config, options):

@@ -362,7 +362,7 @@ def _read_file(file, encoding):
             f"Cannot decode {str(file)!r} as {encoding!r}: byte "
             f"{error.object[error.start:error.start + 1]!r} at offset {error.start} "
             f"({error.reason}). Pass the file's encoding, e.g. encoding='latin-1' "
-            "(any codec name Python accepts)."
+            "(any codec name Python accepts), or convert the file to UTF-8."
         ) from error
     except LookupError as error:
         raise ValueError(

@@ -1,5 +1,13 @@
-"""The dual model: backbone, task and its preprocessor."""
+"""The dual model: backbone, task and its preprocessor.
 
-from keras_dualobj.models.dual_backbone import DualBackbone
-from keras_dualobj.models.dual_lm import DualLM
-from keras_dualobj.models.dual_lm_preprocessor import DualLMPreprocessor
+The classes load on first use (`keras_dualobj.utils.lazy`): `keras_dualobj.models.presets`,
+a table the command line reads before Keras is imported, must not import Keras.
+"""
+
+from keras_dualobj.utils.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "DualBackbone": "keras_dualobj.models.dual_backbone",
+    "DualLM": "keras_dualobj.models.dual_lm",
+    "DualLMPreprocessor": "keras_dualobj.models.dual_lm_preprocessor",
+})

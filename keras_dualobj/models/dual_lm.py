@@ -14,6 +14,7 @@ from keras_dualobj.generation.compiled import DecodingFunctionCache
 from keras_dualobj.models.ar_generation import ARGeneration
 from keras_dualobj.models.dual_backbone import DualBackbone
 from keras_dualobj.models.dual_lm_preprocessor import DualLMPreprocessor
+from keras_dualobj.models.dual_lm_preprocessor import pipeline_errors
 from keras_dualobj.models.dual_lm_preprocessor import preprocess_fit_inputs
 from keras_dualobj.models.dual_objective import DualObjective
 from keras_dualobj.models.generate import Generate
@@ -314,12 +315,14 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         # Checked before the compiled step: an error inside a JAX step leaves the
         # model's variables unusable.
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
-        return super().fit(x, y, batch_size=batch_size, **kwargs)
+        with pipeline_errors():
+            return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+        with pipeline_errors():
+            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def _decoding_function(self, key, build):
         """The compiled decoding/scoring function for `key`, built once per model."""

@@ -10,6 +10,9 @@ either attention mode. A string longer than `sequence_length` is an error, never
 truncated.
 """
 
+import contextlib
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -120,7 +123,7 @@ class DualLMPreprocessor(Preprocessor):
                 tf.cast(lengths, "int32"),
                 self.sequence_length,
                 message=(
-                    f"DualLMPreprocessor: a string is longer than sequence_length="
+                    f"{_PIPELINE_ERROR}a string is longer than sequence_length="
                     f"{self.sequence_length} tokens (with <s>); split the text or raise "
                     "sequence_length (it is never truncated)."
                 ),
@@ -190,23 +193,58 @@ class DualLMPreprocessor(Preprocessor):
         return config
 
 
+# Marks the preprocessor's own checks inside `tf.data`, where they fail as a TensorFlow
+# InvalidArgumentError; `pipeline_errors` re-raises them as a ValueError.
+_PIPELINE_ERROR = "DualLMPreprocessor: "
+
+
+def _is_text(x):
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "USO"
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(s, (str, bytes)) for s in x)
+
+
 def preprocess_fit_inputs(preprocessor, x, batch_size):
     """`(x, batch_size)` for `fit`/`evaluate`: strings become a preprocessed `tf.data`.
 
-    Token ids and datasets of token ids pass through unchanged.
+    Strings in memory are tokenized here, at once, so that a string longer than
+    `sequence_length` is a `ValueError` naming it before training starts. Token ids and
+    datasets of token ids pass through unchanged.
     """
+    if not _is_text(x):
+        return x, batch_size
     if preprocessor is None:
-        return x, batch_size
+        raise ValueError(
+            "Strings need a tokenizer, and this model has none: build it with "
+            "`DualLM(backbone, tokenizer=...)` (e.g. `keras_dualobj.data.ByteTokenizer()`), "
+            f"or pass token ids of shape [batch, length]; received {_describe_text(x)}."
+        )
     if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        if isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string:
-            return x.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE), batch_size
-        return x, batch_size
-    is_text = isinstance(x, (list, tuple)) and len(x) and all(isinstance(s, str) for s in x)
-    is_text = is_text or (isinstance(x, np.ndarray) and x.dtype.kind in "USO")
-    if not is_text:
-        return x, batch_size
+        return x.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE), batch_size
     strings = [s.encode("utf-8") if isinstance(s, str) else s for s in np.asarray(x).tolist()]
-    dataset = tf.data.Dataset.from_tensor_slices(strings)
-    dataset = dataset.batch(32 if batch_size is None else batch_size)
-    return dataset.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE), None
+    # `call`, not `__call__`: Keras would wrap a too-long string's error in its own.
+    features = {name: value.numpy() for name, value in preprocessor.call(strings).items()}
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    return dataset.batch(32 if batch_size is None else batch_size), None
+
+
+def _describe_text(x):
+    if isinstance(x, tf.data.Dataset):
+        return "a tf.data.Dataset of strings"
+    return f"{len(x)} strings"
+
+
+@contextlib.contextmanager
+def pipeline_errors():
+    """Re-raises a `DualLMPreprocessor` check that failed inside `tf.data` as a `ValueError`
+    with its own message (TensorFlow buries it in an `InvalidArgumentError`)."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        found = re.search(rf"\[{re.escape(_PIPELINE_ERROR)}([^\]]*)\]", str(error))
+        if found is None:
+            raise
+        raise ValueError(f"In the input pipeline: {found.group(1)}") from None

@@ -114,7 +114,7 @@ def evaluate_study_cells(study_dir, examples, modes=MC_MODES, num_samples=4, str
     back. Writes `multiple_choice.csv` (one row per cell: α, R, seed, one accuracy
     per mode) and returns those rows.
     """
-    from keras_dualobj.cli.generate import load_model
+    from keras_dualobj.models.saving import load_model
     from keras_dualobj.study.folder import CELLS_DIR
     from keras_dualobj.study.folder import study_cell_keys
     from keras_dualobj.study.results import read_results

@@ -38,8 +38,8 @@ class RunSpec:
         ar_fraction, md_variant, ar_loss_weight, z_loss_weight, elbo_samples:
             the dual objective (see `DualLM`).
         dropout: residual dropout of the backbone.
-        source, path, tfds_name, local_copy, document_split: the corpus (see
-            `keras_dualobj.data.prepare_data`).
+        source, path, tfds_name, local_copy, document_split, encoding: the corpus
+            (see `keras_dualobj.data.prepare_data`).
         tokenizer: `"byte"`, `"bpe"` or a saved tokenizer folder (default: the
             preset's); `vocabulary_size`: for `"bpe"`.
         sequence_length, batch_size: tokens per row, rows per step (default: the
@@ -85,6 +85,7 @@ class RunSpec:
     tfds_name: str = "tiny_shakespeare"
     local_copy: str = None
     document_split: str = "paragraphs"
+    encoding: str = "utf-8"
     tokenizer: str = None
     vocabulary_size: int = 2048
     sequence_length: int = None
@@ -122,6 +123,7 @@ class RunSpec:
         config.setdefault("precision", "float32")
         config.setdefault("accumulation_steps", 1)
         config.setdefault("backbone_overrides", None)
+        config.setdefault("encoding", "utf-8")
         unknown = sorted(set(config) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"Unknown run settings {unknown}; accepted are {cls.field_names()}.")
@@ -266,6 +268,7 @@ class RunSpec:
             tfds_name=self.tfds_name,
             local_copy=self.local_copy,
             document_split=self.document_split,
+            encoding=self.encoding,
             data_dir=data_dir,
             verbose=verbose,
         )

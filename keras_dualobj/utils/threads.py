@@ -9,6 +9,7 @@ slower than one (docs/performance.md has the measurement). Give at most the numb
 cores that are actually free.
 """
 
+import importlib.util
 import os
 import sys
 
@@ -55,10 +56,9 @@ def set_compute_threads(threads):
     """Limits every backend's intra-op threads to `threads` and inter-op threads to 1.
 
     Sets the environment (`OMP_NUM_THREADS`, `TF_NUM_INTRAOP_THREADS`,
-    `TF_NUM_INTEROP_THREADS`, `XLA_FLAGS` for JAX's CPU client) and, for the
-    frameworks already imported, their own settings: `torch.set_num_threads` and
-    TensorFlow's `tf.config.threading` (TensorFlow serves the data pipeline on every
-    backend). Call it before the first computation: JAX reads `XLA_FLAGS` and
+    `TF_NUM_INTEROP_THREADS`, `XLA_FLAGS` for JAX's CPU client) and the frameworks'
+    own settings: `torch.set_num_threads` when PyTorch is imported, and TensorFlow's
+    `tf.config.threading` (TensorFlow serves the data pipeline on every backend). Call it before the first computation: JAX reads `XLA_FLAGS` and
     TensorFlow its thread settings only once.
 
     Args:
@@ -93,7 +93,9 @@ def set_compute_threads(threads):
             torch.set_num_interop_threads(1)
         except RuntimeError:  # only settable before the first inter-op work
             pass
-    if "tensorflow" in sys.modules:
+    # TensorFlow reports (and, in some thread pools, honours) only its own settings, not
+    # the environment: import it here, as the command about to run would.
+    if importlib.util.find_spec("tensorflow") is not None:
         import tensorflow as tf
 
         try:
