@@ -8,6 +8,7 @@ from keras_dualobj.utils.lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "DualBackbone": "keras_dualobj.models.dual_backbone",
-    "DualLM": "keras_dualobj.models.dual_lm",
+    # Through `saving`, which registers every class a saved model names.
+    "DualLM": "keras_dualobj.models.saving",
     "DualLMPreprocessor": "keras_dualobj.models.dual_lm_preprocessor",
 })

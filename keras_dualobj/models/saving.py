@@ -9,9 +9,11 @@ from pathlib import Path
 
 import keras
 
-from keras_dualobj import data  # noqa: F401  (registers the tokenizers)
-from keras_dualobj import training  # noqa: F401  (registers the optimizer and schedules)
 from keras_dualobj.models.dual_lm import DualLM
+
+# After `DualLM`: `training` imports it from here.
+from keras_dualobj import data  # noqa: E402,F401  (registers the tokenizers)
+from keras_dualobj import training  # noqa: E402,F401  (registers the optimizer and schedules)
 
 
 def load_model(path):
