@@ -77,9 +77,9 @@ if keras.backend.backend() not in DISTRIBUTION_BACKENDS:
     "flags, message",
     [
         (["--distribution", "model:2"], "accepted are"),
-        (["--accumulation-steps", "3"], "accumulation_steps"),
+        (["--accumulation-steps", "3"], "--accumulation-steps"),
         (["--precision", "float8"], "precision"),
-        (["--max-steps", "0"], "max_steps"),
+        (["--max-steps", "0"], "--max-steps must be"),
     ],
 )
 def test_bad_scale_flags_are_refused(flags, message, tmp_path, capsys):
