@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_dualobj import DualBackbone, DualLM
 from keras_dualobj.layers.rms_norm import UnscaledRMSNormalization
-from keras_dualobj.training.optimizers import muon_matrix_shapes
+from keras_dualobj.optimization.optimizers import muon_matrix_shapes
 
 from model_checks import run_backbone_test
 

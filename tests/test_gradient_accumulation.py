@@ -11,8 +11,8 @@ import pytest
 
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import build_optimizer
-from keras_dualobj.training.optimizers import PerUpdateSchedule
-from keras_dualobj.training.schedules import WarmupStableDecay
+from keras_dualobj.optimization.optimizers import PerUpdateSchedule
+from keras_dualobj.optimization.schedules import WarmupStableDecay
 
 from conftest import tiny_backbone
 

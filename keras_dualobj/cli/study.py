@@ -149,7 +149,7 @@ def study_config(args):
     if getattr(args, "regime", None):
         from keras_dualobj.cli.study_regime import regime_grid
 
-        grid = regime_grid(args)
+        grid = regime_grid(args, recipe_settings(args))
     else:
         grid = dict(QUICK if args.quick else PAPER if args.paper_grid else DEFAULT)
         grid["fit_budget"] = args.token_budget is None

@@ -8,7 +8,6 @@ predicted wall time of the whole grid.
 import json
 from pathlib import Path
 
-from keras_dualobj.training.callbacks import format_duration
 
 
 def _corpus_tokens(spec, data_dir):
@@ -25,20 +24,20 @@ def _stored_preset(output):
     return json.loads(path.read_text())["recipe"]["preset"]
 
 
-def _base_spec(args, preset):
-    from keras_dualobj.cli.study import recipe_settings
+def _base_spec(settings, preset):
     from keras_dualobj.training import RunSpec
 
-    settings = recipe_settings(args)
-    settings.pop("preset", None)
+    settings = {name: value for name, value in settings.items() if name != "preset"}
     return RunSpec(preset=preset, **settings).resolved()
 
 
-def regime_grid(args, stream=None):
-    """The grid (`ar_fractions`, `repetitions`, `token_budget`, `seeds`, `settings`)."""
+def regime_grid(args, settings, stream=None):
+    """The grid (`ar_fractions`, `repetitions`, `token_budget`, `seeds`, `settings`) for
+    the parsed `args` and the recipe `settings` given on the command line."""
     import sys
 
     from keras_dualobj.study import regime
+    from keras_dualobj.training.callbacks import format_duration
 
     stream = sys.stdout if stream is None else stream
     repetitions = tuple(args.repetitions or regime.REGIME_REPETITIONS)
@@ -52,7 +51,7 @@ def regime_grid(args, stream=None):
     budget_seconds = args.budget_hours * 3600
     rejected, chosen = {}, None
     for preset in reversed(candidates):  # the largest that fits
-        spec = _base_spec(args, preset)
+        spec = _base_spec(settings, preset)
         corpus, tokenizer = _corpus_tokens(spec, args.data_dir)
         plan = regime.preset_regime(preset, repetitions)
         unique = plan["token_budget"] // min(repetitions)

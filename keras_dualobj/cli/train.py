@@ -184,7 +184,7 @@ def _check_early(config, options):
     from keras_dualobj.models.dual_lm import MD_VARIANTS
     from keras_dualobj.training.distribution import check_distribution_backend
     from keras_dualobj.training.distribution import parse_distribution
-    from keras_dualobj.training.optimizers import OPTIMIZERS
+    from keras_dualobj.optimization.optimizers import OPTIMIZERS
     from keras_dualobj.training.run_spec import RunSpec
 
     if parse_distribution(options["distribution"]).kind != "single":

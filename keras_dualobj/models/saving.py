@@ -1,7 +1,7 @@
 """Loading a saved `.keras` `DualLM`, with every class it names registered.
 
 A saved model names its tokenizer (`keras_dualobj.data`) and its optimizer and schedule
-(`keras_dualobj.training`); importing this module imports them, so Keras finds them.
+(`keras_dualobj.optimization`); importing this module imports them, so Keras finds them.
 """
 
 import zipfile
@@ -9,11 +9,9 @@ from pathlib import Path
 
 import keras
 
+import keras_dualobj.data  # noqa: F401  (registers the tokenizers)
+import keras_dualobj.optimization  # noqa: F401  (registers the optimizer and schedules)
 from keras_dualobj.models.dual_lm import DualLM
-
-# After `DualLM`: `training` imports it from here.
-from keras_dualobj import data  # noqa: E402,F401  (registers the tokenizers)
-from keras_dualobj import training  # noqa: E402,F401  (registers the optimizer and schedules)
 
 
 def load_model(path):

@@ -399,7 +399,7 @@ def _check_recipe(recipe):
     """The recipe checks `train` makes before its data, so that a bad value fails
     before the study claims its folder (the model and optimizer check again)."""
     from keras_dualobj.models.dual_lm import MD_VARIANTS
-    from keras_dualobj.training.optimizers import OPTIMIZERS
+    from keras_dualobj.optimization.optimizers import OPTIMIZERS
 
     check_float("learning_rate", recipe.learning_rate, minimum=0.0)
     check_choice("md_variant", recipe.md_variant, MD_VARIANTS)

@@ -1,23 +1,24 @@
-"""Training recipe and operations: optimiser, schedule, checkpoints, callbacks, runs."""
+"""Training recipe and operations: the run's settings, checkpoints, callbacks, runs (and the
+optimiser and schedule of `keras_dualobj.optimization`, re-exported).
 
-from keras_dualobj.training.callbacks import PeriodicCheckpoint
-from keras_dualobj.training.callbacks import StopOnNonFiniteLoss
-from keras_dualobj.training.callbacks import ThroughputMeter
-from keras_dualobj.training.callbacks import TrainingLogs
-from keras_dualobj.training.callbacks import TrainingProgress
-from keras_dualobj.training.checkpoints import CheckpointManager
-from keras_dualobj.training.checkpoints import load_training_state
-from keras_dualobj.training.checkpoints import save_training_state
-from keras_dualobj.training.distribution import make_distribution
-from keras_dualobj.training.distribution import parse_distribution
-from keras_dualobj.training.optimizers import MatrixMuon
-from keras_dualobj.training.optimizers import PerUpdateSchedule
-from keras_dualobj.training.optimizers import build_optimizer
-from keras_dualobj.training.optimizers import muon_matrix_shapes
-from keras_dualobj.training.run import TrainingDivergedError
-from keras_dualobj.training.run_spec import RunSpec
-from keras_dualobj.training.run import TrainingResult
-from keras_dualobj.training.run import check_output_dir
-from keras_dualobj.training.run import train
-from keras_dualobj.training.schedules import WarmupStableDecay
-from keras_dualobj.training.schedules import warmup_stable_decay
+The names load on first use (`keras_dualobj.utils.lazy`): `RunSpec`, the table of a run's
+settings, is read by the command line before Keras is imported.
+"""
+
+from keras_dualobj.utils.lazy import lazy_exports
+
+_MODULES = {
+    "callbacks": ("PeriodicCheckpoint", "StopOnNonFiniteLoss", "ThroughputMeter", "TrainingLogs",
+                  "TrainingProgress"),
+    "checkpoints": ("CheckpointManager", "load_training_state", "save_training_state"),
+    "distribution": ("make_distribution", "parse_distribution"),
+    "run": ("TrainingDivergedError", "TrainingResult", "check_output_dir", "train"),
+    "run_spec": ("RunSpec",),
+}
+_OPTIMIZATION = ("MatrixMuon", "PerUpdateSchedule", "build_optimizer", "muon_matrix_shapes",
+                 "WarmupStableDecay", "warmup_stable_decay")
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **{name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names},
+    **{name: "keras_dualobj.optimization" for name in _OPTIMIZATION},
+})

@@ -12,12 +12,9 @@ preset provides (`tokenizer`, `sequence_length`, `batch_size`, `optimizer`,
 
 import dataclasses
 
-import keras
-
-from keras_dualobj.data import prepare_data
-from keras_dualobj.models import DualLM
+# Only light imports here: the command line reads the settings before Keras is imported;
+# the methods that build import what they build with.
 from keras_dualobj.models.presets import get_preset
-from keras_dualobj.training.optimizers import build_optimizer
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
@@ -191,6 +188,10 @@ class RunSpec:
         The vocabulary is the tokenizer's (or `vocabulary_size`); the backbone's
         `max_sequence_length` is at least `sequence_length`. Seeds Keras first.
         """
+        import keras
+
+        from keras_dualobj.models import DualLM
+
         self._require_resolved()
         preset = get_preset(self.preset)
         backbone_kwargs = dict(self.backbone_overrides or {})
@@ -219,6 +220,8 @@ class RunSpec:
 
     def build_optimizer(self, model, total_steps):
         """The recipe's optimizer for `model` over `total_steps` updates."""
+        from keras_dualobj.optimization import build_optimizer
+
         self._require_resolved()
         return build_optimizer(
             model,
@@ -239,6 +242,8 @@ class RunSpec:
         `total_steps` counts optimizer updates; under `mixed_float16` the optimizer
         is wrapped in `keras.optimizers.LossScaleOptimizer`.
         """
+        import keras
+
         optimizer = self.build_optimizer(model, total_steps)
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -273,4 +278,6 @@ class RunSpec:
             verbose=verbose,
         )
         arguments.update(overrides)
+        from keras_dualobj.data import prepare_data
+
         return prepare_data(self.source, **arguments)

@@ -44,7 +44,7 @@ import math
 import keras
 from keras import ops
 
-from keras_dualobj.training.schedules import WarmupStableDecay
+from keras_dualobj.optimization.schedules import WarmupStableDecay
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
