@@ -92,7 +92,8 @@ def test_outputs_have_the_documented_schema(study):
         assert int(row["num_steps"]) == 8 and int(row["seed"]) == 0
         # Byte tokens (272 ids): a model guessing uniformly scores log(272) = 5.61 nats;
         # 8 steps learn the byte frequencies (~3.2 here) but cannot reach 1 nat/byte.
-        for name in ("final_ar_loss", "best_ar_loss", "final_md_elbo", "final_prefix_loss"):
+        for name in ("final_ar_loss", "best_ar_loss", "final_md_elbo", "final_prefix_loss",
+                     "final_ar_suffix_loss"):
             assert 1.0 < float(row[name]) < 4.6, (name, row[name])
     stored = json.loads((study_dir / "results.json").read_text())
     assert all(len(cell["curve"]) == 2 for cell in stored)
@@ -108,8 +109,18 @@ def test_outputs_have_the_documented_schema(study):
     lines = (study_dir / "summary.txt").read_text().splitlines()
     assert "32 held-out rows of 64 tokens" in lines[1] and "masks per row: 1" in lines[1]
     body = lines[lines.index(next(line for line in lines if line.startswith("  R |"))) + 1 :]
+    body = body[: body.index("")]
     assert [line.split("|")[0].strip() for line in body] == ["1", "2"]
     assert body[0].rstrip().endswith("63/64")
+    # Prefix-LM against AR on the same tokens (each row's second half), per R and α.
+    comparison = lines[lines.index(next(line for line in lines if line.startswith("Prefix-LM vs AR"))):]
+    by_cell = {(r.repetitions, r.ar_fraction): r for r in results}
+    assert comparison[-2:] == [
+        f"{repetitions:>3} | " + " ".join(
+            f"{by_cell[(repetitions, a)].final_prefix_loss - by_cell[(repetitions, a)].final_ar_suffix_loss:+6.3f}"
+            for a in (0.0, 1.0))
+        for repetitions in (1, 2)
+    ]
 
 
 @pytest.mark.end_to_end("torch")

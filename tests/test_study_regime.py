@@ -142,8 +142,11 @@ def test_optimal_alpha_finds_a_known_minimum_per_repetition():
         gp_analysis.warp_alpha([1.5])
     with pytest.raises(ValueError, match="finite targets"):
         gp_analysis.fit_gp(np.zeros((2, 2)), [1.0, float("nan")])
-    with pytest.raises(ValueError, match="at least 2 observations"):
-        gp_analysis.optimal_alpha_from_points([0.5], [1], [2.0])
+    with pytest.raises(ValueError, match="as many α and R as values"):
+        gp_analysis.optimal_alpha_from_points([0.5, 1.0], [1], [2.0])
+    # One observation: nothing to fit, and it says so.
+    single = gp_analysis.optimal_alpha_from_points([0.5], [1], [2.0])
+    assert single["fit"] is None and single["per_repetition"] == {1: {"not_judged": "1 α at R = 1 (1/2); needs >= 3"}}
 
 
 def test_findings_are_judged_against_the_seed_spread():
@@ -176,7 +179,8 @@ def test_findings_are_judged_against_the_seed_spread():
     assert "(1) mixing beats both ends, on the md-mode multiple-choice error: REPRODUCED" in with_choices
     assert "(1) mixing beats both ends, on the ar-mode multiple-choice error: NOT REPRODUCED" in with_choices
     one_seed = findings_text([c for c in cells if c.seed == 0], {}).splitlines()
-    assert one_seed[0].endswith("AR loss: NOT JUDGED (one seed: no spread to judge against)")
+    assert one_seed[0].endswith("AR loss: NOT JUDGED (one seed: no spread to judge against; "
+                                "needs >= 2 seeds: --seeds 0 1 2)")
 
 
 def test_continuation_examples_come_from_one_document_and_other_ones():

@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 
 from keras_dualobj.study.findings import findings_text
+from keras_dualobj.study.gp_analysis import MIN_ALPHAS_PER_REPETITION
+from keras_dualobj.study.gp_analysis import more_alphas_flags
 from keras_dualobj.study.gp_analysis import optimal_alpha
 from keras_dualobj.study.gp_analysis import optimal_alpha_from_points
 from keras_dualobj.study.results import format_fraction
@@ -64,18 +66,33 @@ def study_analyses(results, choice_rows=(), num_draws=4000):
     return analyses
 
 
-def gp_table(analyses):
-    """Best α per R (GP) with the 90% interval and the most probable grid α, per metric."""
+def gp_table(analyses, ar_fractions=()):
+    """Best α per R (GP) with the 90% interval and the most probable grid α, per metric;
+    "not judged", with why and what to run, where a face has too few α at an R.
+
+    Args:
+        analyses: `study_analyses`' dict.
+        ar_fractions: the study's α (both faces), for the grid the advice suggests.
+    """
     lines = ["GP fit (Gaussian process over logit α and log2 R, seeds as noise): best α per R "
              "[90% interval]; P = probability that the grid α shown is the best grid α.", ""]
+    short = False
     for name, analysis in analyses.items():
         fit = analysis["fit"]
+        if fit is None:
+            lines.append(f"{name}: not judged ({analysis['not_judged']})")
+            short = True
+            continue
         lines.append(
             f"{name}: length scales (logit α, log2 R) = ({fit['length_scales'][0]:.2f}, "
             f"{fit['length_scales'][1]:.2f}), noise sd = "
             f"{math.sqrt(fit['noise_variance']) * fit['scale']:.4f}"
         )
         for repetitions, row in analysis["per_repetition"].items():
+            if "not_judged" in row:
+                lines.append(f"  R = {repetitions:>4g}: not judged ({row['not_judged']})")
+                short = True
+                continue
             probabilities = row["probabilities"]
             top = max(range(len(probabilities)), key=probabilities.__getitem__)
             low, high = row["interval"]
@@ -84,7 +101,20 @@ def gp_table(analyses):
                 f"grid α {format_fraction(analysis['ar_fractions'][top])} with P = {probabilities[top]:.2f} "
                 "(P per grid α: " + ", ".join(f"{p:.2f}" for p in probabilities) + ")"
             )
+    if short:
+        lines += ["", more_alphas_advice(ar_fractions)]
     return "\n".join(lines)
+
+
+def more_alphas_advice(ar_fractions):
+    """What to run when a face has too few α for the GP (see `MIN_ALPHAS_PER_REPETITION`)."""
+    return (
+        f"Not judged: with fewer than {MIN_ALPHAS_PER_REPETITION} α on a face at an R the GP's "
+        "best α can only be one of the measured ones (a degenerate interval, P = 1). Train a "
+        f"grid with >= {MIN_ALPHAS_PER_REPETITION} α on each face (α = 0 trains no AR, α = 1 no "
+        "MD) into a new --output folder, with this study's other flags, e.g. "
+        f"`keras-dualobj study {more_alphas_flags(ar_fractions)}`."
+    )
 
 
 def _json_ready(analyses):
@@ -104,7 +134,7 @@ def analyse_study(study_dir, stream=None, num_draws=4000):
     plot_gp_faces(results, analyses, study_dir / "gp_best_alpha.png")
     text = "\n\n".join([
         seed_summary_table(results),
-        gp_table(analyses),
+        gp_table(analyses, sorted({r.ar_fraction for r in results})),
         findings_text(results, analyses, choice_rows),
     ])
     atomic_write_text(study_dir / "analysis.txt", text + "\n")

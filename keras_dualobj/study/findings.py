@@ -11,25 +11,42 @@
    the best α on the AR loss and on the MD ELBO overlap (and, if the cells were scored,
    those of the AR-mode and MD-mode multiple-choice error).
 
-Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers
-(for (1) and (2) "not judged" with one seed: there is no spread to compare with).
+Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers,
+or "NOT JUDGED" with what is missing and what to run: for (1) and (2) with one seed
+(there is no spread to compare with) or without the cells they compare (a mixed α and
+both ends; at the largest R for (2)); for (3) at an R where a face has too few α for the
+GP to place a best α (`keras_dualobj.study.gp_analysis.MIN_ALPHAS_PER_REPETITION`).
+A verdict is only ever given over the R that were judged.
 """
 
 import dataclasses
 
 import numpy as np
 
+from keras_dualobj.study.gp_analysis import MIN_ALPHAS_PER_REPETITION
+from keras_dualobj.study.gp_analysis import more_alphas_flags
 from keras_dualobj.study.results import format_fraction
 from keras_dualobj.study.seeds import compare_cells
 from keras_dualobj.study.seeds import seed_statistics
 
 
-ONE_SEED = "NOT JUDGED (one seed: no spread to judge against)"
+ONE_SEED = "NOT JUDGED (one seed: no spread to judge against; needs >= 2 seeds: --seeds 0 1 2)"
+NO_MIXED_AND_ENDS = ("NOT JUDGED (no R has a mixed α (0 < α < 1) beside both ends α = 0 and "
+                     "α = 1: --ar-fractions 0 1/2 1)")
+# Printed under the findings when one is not judged: the flags each one names train what
+# is missing, but a study folder keeps its grid (`keras_dualobj.study.claims`).
+NOT_JUDGED_NOTE = ("    NOT JUDGED: the flags named train what is missing; a study folder keeps its "
+                   "grid, so run `keras-dualobj study` with them and this study's other flags "
+                   "into a new --output folder.")
 
 
-def _verdict(good, all_levels, seeds=2):
+def _verdict(good, all_levels, seeds=2, empty=NO_MIXED_AND_ENDS):
+    """`good` of the judged `all_levels`; `empty` when no R could be judged (never a
+    verdict over nothing)."""
     if seeds < 2:
         return ONE_SEED
+    if not all_levels:
+        return empty
     if good == all_levels:
         return "REPRODUCED"
     if good:
@@ -119,6 +136,12 @@ def _finding_two(results):
                                    (0.0, "final_md_elbo", "best_md_elbo", "pure MD on the MD ELBO")):
         gap = overfitting_gaps(results, end, final, best)
         if gap is None:
+            top = max(r.repetitions for r in results)
+            flags = "0 1/2" if end == 0 else "1/2 1"
+            lines.append(
+                f"(2) dual resists overfitting ({name}, R = {top}): NOT JUDGED (needs α = {end:g} "
+                f"and a mixed α (0 < α < 1) at the largest R: --ar-fractions {flags})"
+            )
             continue
         c = gap["comparison"]
         holds = c["difference"] > 0 and c["beyond_spread"]
@@ -139,21 +162,32 @@ def _overlap(first, second):
     return first[0] <= second[1] and second[0] <= first[1]
 
 
-def _finding_three(analyses, pairs):
+def _interval_text(row):
+    if "not_judged" in row:
+        return f"not judged ({row['not_judged']})"
+    low, high = row["interval"]
+    return f"{row['best_alpha']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _finding_three(analyses, pairs, ar_fractions):
     lines = []
     for a_name, b_name in pairs:
         if a_name not in analyses or b_name not in analyses:
             continue
         a, b = analyses[a_name]["per_repetition"], analyses[b_name]["per_repetition"]
         levels = sorted(set(a) & set(b))
-        good = [r for r in levels if _overlap(a[r]["interval"], b[r]["interval"])]
+        judged = [r for r in levels if "not_judged" not in a[r] and "not_judged" not in b[r]]
+        good = [r for r in judged if _overlap(a[r]["interval"], b[r]["interval"])]
+        verdict = _verdict(good, judged, empty=(
+            f"NOT JUDGED (at every R a face has fewer than {MIN_ALPHAS_PER_REPETITION} α, so "
+            "the GP's best α can only be a measured one: "
+            f"{more_alphas_flags(ar_fractions)})"))
+        if judged and len(judged) < len(levels):
+            verdict += f" (judged at R = {', '.join(str(r) for r in judged)} only)"
         lines.append(f"(3) same best α on both faces ({a_name} vs {b_name}, GP 90% intervals overlap): "
-                     f"{_verdict(good, levels)}")
+                     f"{verdict}")
         for r in levels:
-            lines.append(
-                f"    R = {r:>4g}: {a[r]['best_alpha']:.3f} [{a[r]['interval'][0]:.3f}, {a[r]['interval'][1]:.3f}] "
-                f"vs {b[r]['best_alpha']:.3f} [{b[r]['interval'][0]:.3f}, {b[r]['interval'][1]:.3f}]"
-            )
+            lines.append(f"    R = {r:>4g}: {_interval_text(a[r])} vs {_interval_text(b[r])}")
     return lines
 
 
@@ -169,10 +203,13 @@ def findings_text(results, analyses, choice_rows=()):
     """
     lines = _finding_one(results, choice_rows)
     lines += _finding_two(results)
-    lines += _finding_three(analyses, [("AR loss", "MD ELBO"), ("ar choice error", "md choice error")])
+    lines += _finding_three(analyses, [("AR loss", "MD ELBO"), ("ar choice error", "md choice error")],
+                            sorted({r.ar_fraction for r in results}))
     if choice_rows:
         accuracy = np.mean([[r[f"{m}_accuracy"] for m in ("ar", "prefix", "md") if f"{m}_accuracy" in r]
                             for r in choice_rows], axis=0)
         lines.append("    multiple choice, mean accuracy over all cells (ar, prefix, md): "
                      + ", ".join(f"{v:.3f}" for v in accuracy))
+    if any("NOT JUDGED" in line for line in lines):
+        lines.append(NOT_JUDGED_NOTE)
     return "\n".join(lines)

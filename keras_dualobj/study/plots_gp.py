@@ -24,7 +24,8 @@ def _alpha_axis(axes, fractions, axis="x"):
 def plot_gp_faces(results, analyses, path):
     """Left: GP best α vs R with 90% intervals, AR loss and MD ELBO (and the MC error
     rates if present) against the paper's rule. Middle, right: each face's posterior
-    mean ± 2 sd against α, one line per R, over the seeds' points."""
+    mean ± 2 sd against α, one line per R, over the seeds' points. An R that the
+    analysis did not judge (too few α) shows its points only."""
     pyplot = _pyplot()
     figure, axes = pyplot.subplots(1, 3, figsize=(16, 4.8))
     fractions = sorted({a for analysis in analyses.values() for a in analysis["ar_fractions"]})
@@ -35,7 +36,10 @@ def plot_gp_faces(results, analyses, path):
         if name not in styles:
             continue
         color, marker = styles[name]
-        levels = sorted(analysis["per_repetition"])
+        # An R not judged (too few α on the face) has no best α to draw.
+        levels = sorted(r for r, row in analysis["per_repetition"].items() if "not_judged" not in row)
+        if not levels:
+            continue
         xs = np.log2(levels) + 0.06 * (offset - 1.5)
         best = warp_alpha([analysis["per_repetition"][r]["best_alpha"] for r in levels])
         low = warp_alpha([analysis["per_repetition"][r]["interval"][0] for r in levels])
@@ -58,18 +62,23 @@ def plot_gp_faces(results, analyses, path):
         analysis = analyses[name]
         for index, (repetitions, row) in enumerate(sorted(analysis["per_repetition"].items())):
             color = f"C{index}"
-            x = warp_alpha(row["dense_alpha"])
-            mean, std = np.array(row["dense_mean"]), np.array(row["dense_std"])
-            axes_face.plot(x, mean, color=color, label=f"R = {repetitions:g}")
-            axes_face.fill_between(x, mean - 2 * std, mean + 2 * std, color=color, alpha=0.15)
+            judged = "not_judged" not in row
+            if judged:
+                x = warp_alpha(row["dense_alpha"])
+                mean, std = np.array(row["dense_mean"]), np.array(row["dense_std"])
+                axes_face.plot(x, mean, color=color, label=f"R = {repetitions:g}")
+                axes_face.fill_between(x, mean - 2 * std, mean + 2 * std, color=color, alpha=0.15)
             points = [r for r in results if r.repetitions == repetitions
                       and r.ar_fraction in analysis["ar_fractions"]]
             axes_face.plot(warp_alpha([r.ar_fraction for r in points]),
-                           [getattr(r, metric) for r in points], "o", color=color, ms=3)
+                           [getattr(r, metric) for r in points], "o", color=color, ms=3,
+                           label=None if judged else f"R = {repetitions:g} (not judged)")
         _alpha_axis(axes_face, analysis["ar_fractions"])
         axes_face.set_xlabel("α (share of AR rows; logit scale)")
         axes_face.set_ylabel(f"held-out {name} (nats/token)")
-        axes_face.set_title(f"GP fit: {name} (points: seeds)")
+        judged = analysis["fit"] is not None
+        axes_face.set_title(f"GP fit: {name} (points: seeds)" if judged
+                            else f"{name}: not judged (too few α; points: seeds)")
         axes_face.grid(alpha=0.3)
         axes_face.legend(fontsize=8)
     figure.tight_layout()

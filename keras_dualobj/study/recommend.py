@@ -52,9 +52,11 @@ def recommend_ar_fraction(repetitions, study_dir=None):
         - at a measured R, `measured_ar_loss` / `measured_md_elbo`: the grid α with
           the lowest held-out AR loss / MD ELBO (mean over seeds) and
           `measured_..._value` the loss;
-        - `gp_ar_loss` / `gp_md_elbo` (when the GP analysis can be fitted, see
-          `keras_dualobj.study.analysis`): `{"best_alpha", "interval"}`, the GP's best
-          α at R and its 90% interval (interpolated between measured R).
+        - `gp_ar_loss` / `gp_md_elbo` (see `keras_dualobj.study.analysis`):
+          `{"best_alpha", "interval"}`, the GP's best α at R and its 90% interval
+          (interpolated between measured R); in their place
+          `gp_ar_loss_not_judged` / `gp_md_elbo_not_judged`, why, where the face has
+          too few α at R for a best α (`gp_analysis.alpha_coverage`).
 
     Example:
     >>> recommend_ar_fraction(32)
@@ -89,16 +91,20 @@ def recommend_ar_fraction(repetitions, study_dir=None):
 
 
 def _gp_recommendation(results, repetitions):
-    """The GP's best α at R per face (empty where a face has too few cells to fit)."""
+    """The GP's best α at R per face, or why it is not judged there."""
     from keras_dualobj.study.analysis import UNTRAINED_END
     from keras_dualobj.study.gp_analysis import optimal_alpha
 
     recommendation = {}
     for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
         cells = [r for r in results if r.ar_fraction != UNTRAINED_END[metric]]
-        if len({r.ar_fraction for r in cells}) < 2:
-            continue
-        row = optimal_alpha(cells, metric, num_draws=2000, at_repetitions=[repetitions])
-        row = next(iter(row["per_repetition"].values()))
-        recommendation[f"gp_{name}"] = {"best_alpha": row["best_alpha"], "interval": row["interval"]}
+        if cells:
+            row = optimal_alpha(cells, metric, num_draws=2000, at_repetitions=[repetitions])
+            row = next(iter(row["per_repetition"].values()))
+        else:
+            row = {"not_judged": f"no cell trains this face (every α is {UNTRAINED_END[metric]:g})"}
+        if "not_judged" in row:
+            recommendation[f"gp_{name}_not_judged"] = row["not_judged"]
+        else:
+            recommendation[f"gp_{name}"] = {"best_alpha": row["best_alpha"], "interval": row["interval"]}
     return recommendation

@@ -14,10 +14,14 @@ from keras_dualobj.training.atomic_files import atomic_write_text
 class CellResult:
     """What one (α, R) cell of a repetition study measured.
 
-    Losses are held-out, in nats per token: `ar_loss` the exact causal loss, `md_elbo`
-    the masked-diffusion bound (Monte-Carlo estimate), `prefix_loss` the prefix-LM loss.
-    `curve` holds the held-out losses at every evaluation:
-    `[{"step", "epoch", "ar_loss", "md_elbo"}, ...]`.
+    Losses are held-out, in nats per token: `ar_loss` the exact causal loss over every
+    next-token target of a row, `md_elbo` the masked-diffusion bound (Monte-Carlo
+    estimate). `final_prefix_loss` is the prefix-LM loss, which can only score the second
+    half of each row (it attends both ways over the first), and `final_ar_suffix_loss`
+    the causal loss on exactly those tokens: compare these two, not prefix-LM with
+    `final_ar_loss` (`keras_dualobj.study.held_out`). `final_ar_suffix_loss` is `None` in
+    results written before it was measured. `curve` holds the held-out losses at every
+    evaluation: `[{"step", "epoch", "ar_loss", "md_elbo"}, ...]`.
     """
 
     ar_fraction: float
@@ -34,6 +38,8 @@ class CellResult:
     final_prefix_loss: float
     wall_seconds: float
     curve: list = dataclasses.field(default_factory=list)
+    # Last, with a default: older results files (and positional calls) stay valid.
+    final_ar_suffix_loss: float = None
 
     @property
     def key(self):
@@ -90,6 +96,17 @@ def read_results(study_dir):
         return [CellResult(**row) for row in json.load(handle)]
 
 
+def metric_value(result, metric):
+    """`result`'s `metric` as a float, NaN where it was not measured (`None`).
+
+    Example:
+    >>> metric_value(CellResult(0.5, 4, 100, 400, 10, 0, *[2.0] * 7), "final_ar_suffix_loss")
+    nan
+    """
+    value = getattr(result, metric)
+    return math.nan if value is None else float(value)
+
+
 def best_ar_fractions(results, metric="final_ar_loss"):
     """Per repetition level: the cell with the lowest `metric`, and the α = 0 / α = 1 cells.
 
@@ -99,7 +116,7 @@ def best_ar_fractions(results, metric="final_ar_loss"):
     summary = {}
     for repetitions in sorted({r.repetitions for r in results}):
         cells = [r for r in results if r.repetitions == repetitions]
-        finite = [c for c in cells if math.isfinite(getattr(c, metric))]
+        finite = [c for c in cells if math.isfinite(metric_value(c, metric))]
         summary[repetitions] = {
             "best": min(finite, key=lambda c: getattr(c, metric)) if finite else None,
             "ar_only": next((c for c in cells if c.ar_fraction == 1.0), None),

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
@@ -33,12 +32,15 @@ from keras_dualobj.study.claims import CELLS_DIR
 from keras_dualobj.study.claims import GRID_SETTINGS
 from keras_dualobj.study.claims import check_study_dir
 from keras_dualobj.study.claims import claim_study_dir
+from keras_dualobj.study.held_out import evaluation_rows
+from keras_dualobj.study.held_out import second_half_losses
 from keras_dualobj.study.progress import StudyProgress
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.results import write_results
 from keras_dualobj.study.seeds import mean_results
 from keras_dualobj.study.seeds import seed_summary_table
+from keras_dualobj.study.summary import prefix_comparison_table
 from keras_dualobj.study.summary import summary_table
 from keras_dualobj.training import RunSpec
 from keras_dualobj.training.atomic_files import atomic_write_text
@@ -298,23 +300,6 @@ def _read_curve(cell_dir, steps_per_epoch):
     ]
 
 
-def _prefix_lm_loss(model, rows, batch_size):
-    """Held-out prefix-LM loss: bidirectional over each row's first half, scored after."""
-    prefix_lengths = np.full((rows.num_rows,), rows.sequence_length // 2, "int32")
-    total, count = 0.0, 0
-    for start in range(0, rows.num_rows, batch_size):
-        stop = start + batch_size
-        scores = model.score(
-            rows.token_ids[start:stop],
-            "prefix",
-            prefix_lengths=prefix_lengths[start:stop],
-            document_ids=rows.document_ids[start:stop],
-        )
-        total += float(scores["nll"].sum())
-        count += int(scores["num_tokens"].sum())
-    return total / max(count, 1)
-
-
 def run_cell(cell, config, data, cell_dir, on_step=None):
     """Trains (or resumes) one cell and returns its `CellResult`."""
     started = time.perf_counter()
@@ -355,6 +340,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     )
     curve = _read_curve(Path(cell_dir), plan.steps_per_epoch)
     best = min(curve, key=lambda point: point["ar_loss"])
+    second_half = second_half_losses(model, evaluation_rows(data, config), config.batch_size)
     return CellResult(
         ar_fraction=cell.ar_fraction,
         repetitions=cell.repetitions,
@@ -367,20 +353,10 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
         best_ar_loss_epoch=best["epoch"],
         final_md_elbo=float(result.evaluation["md_loss"]),
         best_md_elbo=min(point["md_elbo"] for point in curve),
-        final_prefix_loss=_prefix_lm_loss(model, _evaluation_rows(data, config), config.batch_size),
+        final_prefix_loss=second_half["prefix"],
         wall_seconds=time.perf_counter() - started,
         curve=curve,
-    )
-
-
-def _evaluation_rows(data, config):
-    """The held-out rows the evaluations use (`evaluation_batches` batches of them)."""
-    rows = data.validation_rows
-    if config.evaluation_batches is None:
-        return rows
-    count = min(rows.num_rows, config.evaluation_batches * config.batch_size)
-    return dataclasses.replace(
-        rows, token_ids=rows.token_ids[:count], document_ids=rows.document_ids[:count]
+        final_ar_suffix_loss=second_half["ar"],
     )
 
 
@@ -490,11 +466,12 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions} "
             f"seed={cell.seed}: "
             f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
-            f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}, "
-            f"prefix-LM {result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
+            f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}; "
+            f"second half of each row: AR {result.final_ar_suffix_loss:.3f} vs prefix-LM "
+            f"{result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
     ordered = [results[cell.key] for cell in cells]
-    progress.line(_write_outputs(ordered, config, _evaluation_rows(data, config).num_rows, study_dir))
+    progress.line(_write_outputs(ordered, config, evaluation_rows(data, config).num_rows, study_dir))
     return ordered
 
 
@@ -512,6 +489,9 @@ def _write_outputs(ordered, config, rows, study_dir):
             f"masks per row: {config.elbo_samples})."
         ),
     )
+    comparison = prefix_comparison_table(means)
+    if comparison:
+        table += "\n\n" + comparison
     if len(config.seed_list) > 1:
         table += "\n\n" + seed_summary_table(ordered)
     atomic_write_text(study_dir / "summary.txt", table + "\n")

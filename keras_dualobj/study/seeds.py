@@ -15,9 +15,13 @@ import numpy as np
 
 from keras_dualobj.study.results import CellResult  # noqa: F401 (docstring example)
 from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.results import metric_value
 from keras_dualobj.study.recommend import paper_ar_fraction
 
-METRICS = ("final_ar_loss", "final_md_elbo", "final_prefix_loss", "best_ar_loss", "best_md_elbo")
+# `final_prefix_loss` and `final_ar_suffix_loss` score the same tokens (each row's second
+# half); `final_ar_loss` scores every next-token target of a row.
+METRICS = ("final_ar_loss", "final_md_elbo", "final_prefix_loss", "final_ar_suffix_loss",
+           "best_ar_loss", "best_md_elbo")
 _AVERAGED = METRICS + ("best_ar_loss_epoch", "wall_seconds")
 
 
@@ -53,12 +57,12 @@ def seed_statistics(results, metric="final_ar_loss"):
         raise ValueError(f"Unknown metric {metric!r}; accepted are {list(METRICS)}.")
     statistics = {}
     for key, by_seed in group_by_cell(results).items():
-        values = np.array([getattr(by_seed[s], metric) for s in sorted(by_seed)], "float64")
+        values = np.array([metric_value(by_seed[s], metric) for s in sorted(by_seed)], "float64")
         statistics[key] = {
             "mean": float(values.mean()),
             "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
             "n": int(values.size),
-            "values": {s: getattr(by_seed[s], metric) for s in sorted(by_seed)},
+            "values": {s: float(v) for s, v in zip(sorted(by_seed), values)},
         }
     return statistics
 
@@ -74,6 +78,11 @@ def _mean_curve(curves):
     ]
 
 
+def _mean(values):
+    """The mean, or `None` where a cell did not measure the metric (an older results file)."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def mean_results(results):
     """One `CellResult` per (α, R): losses, epochs, times and curves averaged over seeds.
 
@@ -85,7 +94,7 @@ def mean_results(results):
         group_by_cell(results).items(), key=lambda item: (item[0][1], item[0][0])
     ):
         cells = [by_seed[s] for s in sorted(by_seed)]
-        means = {name: float(np.mean([getattr(c, name) for c in cells])) for name in _AVERAGED}
+        means = {name: _mean([getattr(c, name) for c in cells]) for name in _AVERAGED}
         merged.append(
             dataclasses.replace(cells[0], **means, curve=_mean_curve([c.curve for c in cells]))
             if len(cells) > 1

@@ -1,0 +1,102 @@
+"""What a study's analysis refuses to judge: the GP at an R with too few α on a face, the
+findings without the seeds or cells they compare (NumPy and text only, no training)."""
+
+import re
+
+import pytest
+
+from keras_dualobj.study.analysis import analyse_study
+from keras_dualobj.study.analysis import study_analyses
+from keras_dualobj.study.findings import findings_text
+from keras_dualobj.study.gp_analysis import alpha_coverage
+from keras_dualobj.study.recommend import recommend_ar_fraction
+from keras_dualobj.study.results import CellResult
+from keras_dualobj.study.results import write_results
+
+# NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
+def _cells(alphas, repetitions=(1, 16), seeds=(0,)):
+    """A smooth surface: AR loss lowest at α = 0.6, MD ELBO at α = 0.3; seeds add 0.01."""
+    cells = []
+    for seed in seeds:
+        for r in repetitions:
+            for a in alphas:
+                ar, md = 2 + (a - 0.6) ** 2 + 0.01 * seed, 2.5 + (a - 0.3) ** 2 + 0.01 * seed
+                cells.append(CellResult(a, r, 100, 400, 10, seed, ar, ar, 1.0, md, md, ar, 1.0,
+                                        curve=[{"step": 1, "epoch": 1.0, "ar_loss": ar, "md_elbo": md}]))
+    return cells
+
+
+def _verdicts(text):
+    """`{finding line's subject: verdict}` of `findings_text`."""
+    return dict(line.split(": ", 1) for line in text.splitlines() if re.match(r"\(\d\)", line))
+
+
+def test_one_seed_and_two_alphas_per_face_are_not_judged(tmp_path):
+    # α ∈ {0, 1/2, 1} (the --quick grid): the AR face has α = 1/2 and 1, the MD face 0 and 1/2.
+    write_results(_cells((0.0, 0.5, 1.0)), tmp_path)
+    text = analyse_study(tmp_path, num_draws=200)
+    gp = text[text.index("GP fit"):text.index("(1)")]
+    assert "AR loss: not judged (4 observations, 2 distinct α (1/2, 1); the GP needs >= 3 at an R)" in gp
+    assert "MD ELBO: not judged (4 observations, 2 distinct α (0, 1/2); the GP needs >= 3 at an R)" in gp
+    assert "`keras-dualobj study --ar-fractions 0 1/4 1/2 3/4 1`" in gp
+    assert "[0.500, 0.500]" not in text and "with P = " not in gp  # no degenerate interval
+    verdicts = _verdicts(text)
+    assert len(verdicts) == 5 and all(v.startswith("NOT JUDGED (") for v in verdicts.values()), verdicts
+    assert verdicts["(3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap)"] == (
+        "NOT JUDGED (at every R a face has fewer than 3 α, so the GP's best α can only be a "
+        "measured one: --ar-fractions 0 1/4 1/2 3/4 1)")
+    assert "    R =    1: not judged (2 α at R = 1 (1/2, 1); needs >= 3) vs not judged " \
+        "(2 α at R = 1 (0, 1/2); needs >= 3)" in text.splitlines()
+    assert text.splitlines()[-1].startswith("    NOT JUDGED: the flags named train what is missing")
+    assert (tmp_path / "gp_best_alpha.png").read_bytes().startswith(b"\x89PNG")
+    recommendation = recommend_ar_fraction(4, tmp_path)  # between R = 1 and 16: interpolated
+    assert "gp_ar_loss" not in recommendation and "gp_md_elbo" not in recommendation
+    assert recommendation["gp_ar_loss_not_judged"] == (
+        "interpolated from 2 α at R = 1 (1/2, 1) and 2 α at R = 16 (1/2, 1); needs >= 3")
+    # Two seeds judge finding (1) on the cells themselves; the GP's (3) still needs α.
+    two_seeds = _verdicts(findings_text(_cells((0.0, 0.5, 1.0), seeds=(0, 1)),
+                                        study_analyses(_cells((0.0, 0.5, 1.0), seeds=(0, 1)), num_draws=200)))
+    assert two_seeds["(1) mixing beats both ends, on the held-out AR loss"] == "REPRODUCED"
+    assert two_seeds["(3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap)"].startswith(
+        "NOT JUDGED (at every R a face has fewer than 3 α")
+
+
+def test_the_gp_judges_only_the_repetitions_with_three_alphas(tmp_path):
+    # Five α at R = 1; at R = 16 only 1/2 and 1 finished: the AR face has 2 α there.
+    cells = [c for c in _cells((0.0, 0.25, 0.5, 0.75, 1.0), seeds=(0, 1))
+             if c.repetitions == 1 or c.ar_fraction in (0.5, 1.0)]
+    analyses = study_analyses(cells, num_draws=500)
+    ar = analyses["AR loss"]["per_repetition"]
+    assert ar[16] == {"not_judged": "2 α at R = 16 (1/2, 1); needs >= 3"}
+    low, high = ar[1]["interval"]
+    assert low <= 0.6 <= high and sum(ar[1]["probabilities"]) == pytest.approx(1.0)
+    verdict = _verdicts(findings_text(cells, analyses))[
+        "(3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap)"]
+    assert verdict.endswith("(judged at R = 1 only)") and not verdict.startswith("NOT JUDGED"), verdict
+    assert alpha_coverage([c.ar_fraction for c in cells if c.ar_fraction > 0],
+                          [c.repetitions for c in cells if c.ar_fraction > 0], [1, 4, 16])[4] == (
+        "interpolated from 2 α at R = 16 (1/2, 1); needs >= 3")
+    # With 3 α on each face at every R the GP interpolates between them, as before.
+    write_results(_cells((0.25, 0.5, 0.75, 1.0), repetitions=(1, 4), seeds=(0, 1)), tmp_path)
+    between = recommend_ar_fraction(2, tmp_path)
+    assert "measured_ar_loss" not in between and "gp_ar_loss_not_judged" not in between
+    low, high = between["gp_ar_loss"]["interval"]
+    assert low <= between["gp_ar_loss"]["best_alpha"] <= high and low <= 0.6 <= high
+    low, high = between["gp_md_elbo"]["interval"]  # MD face: 1/4, 1/2, 3/4
+    assert low <= between["gp_md_elbo"]["best_alpha"] <= high
+
+
+def test_findings_without_the_cells_they_compare_are_not_judged():
+    # Two seeds of the two ends only: no mixed α to compare with them (once "REPRODUCED").
+    lines = findings_text(_cells((0.0, 1.0), seeds=(0, 1)), {}).splitlines()
+    assert lines[:2] == [
+        "(1) mixing beats both ends, on the held-out AR loss: NOT JUDGED (no R has a mixed α "
+        "(0 < α < 1) beside both ends α = 0 and α = 1: --ar-fractions 0 1/2 1)",
+        "(1) mixing beats both ends, on the held-out MD ELBO: NOT JUDGED (no R has a mixed α "
+        "(0 < α < 1) beside both ends α = 0 and α = 1: --ar-fractions 0 1/2 1)",
+    ]
+    assert lines[2] == ("(2) dual resists overfitting (pure AR on the AR loss, R = 16): NOT JUDGED "
+                        "(needs α = 1 and a mixed α (0 < α < 1) at the largest R: --ar-fractions 1/2 1)")
