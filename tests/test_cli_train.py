@@ -139,3 +139,20 @@ def test_mutually_exclusive_budget_arguments_are_refused(tmp_path, capsys):
               "--token-budget", "10"])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.backend_independent
+def test_help_shows_each_recipe_default_as_run_spec_writes_it():
+    import dataclasses
+
+    from keras_dualobj.cli.recipe_flags import FLAGS
+    from keras_dualobj.training import RunSpec
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    actions = {action.dest: action for action in train._actions}
+    defaults = {field.name: field.default for field in dataclasses.fields(RunSpec)}
+    assert set(FLAGS) <= set(defaults), "every recipe flag is a RunSpec field"
+    for field in FLAGS:
+        assert actions[field].default is None, field  # so that --resume sees what was given
+        if defaults[field] is not None:
+            assert actions[field].help.endswith(f"(default: {defaults[field]})"), field

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 from keras_dualobj.cli.arguments import apply_threads
-from keras_dualobj.cli.arguments import key_value
-from keras_dualobj.cli.arguments import parse_fraction
-from keras_dualobj.models.presets import PRESETS
+from keras_dualobj.cli.recipe_flags import DATA
+from keras_dualobj.cli.recipe_flags import MODEL
+from keras_dualobj.cli.recipe_flags import OPTIMISATION
+from keras_dualobj.cli.recipe_flags import add_recipe_flags
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -54,56 +55,23 @@ def add_parser(subparsers):
     )
     # Every default is None here and filled in later, so that a --resume can tell
     # what was given explicitly; --help shows the effective defaults in the text.
-    model = parser.add_argument_group("model")
-    model.add_argument("--preset", help=f"{', '.join(PRESETS)} (default: small)")
-    model.add_argument("--ar-fraction", type=parse_fraction, help="α, share of AR rows: a number or a fraction like 63/64 (default: 0.5)")
-    model.add_argument("--md-variant", help="shifted (MNTP, the paper's; the default) or unshifted (MDLM)")
-    model.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0; the reference uses 2.0)")
-    model.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0; the reference uses 1e-4)")
-    model.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 1)")
-    model.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
-    model.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
-    model.add_argument("--backbone-override", dest="backbone_overrides", action="append",
-                       type=key_value, metavar="NAME=VALUE",
-                       help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
-
+    add_recipe_flags(parser.add_argument_group("model"), MODEL)
     data = parser.add_argument_group("data")
-    data.add_argument("--source", help="auto, tfds, text, jsonl or builtin (default: auto)")
-    data.add_argument("--path", help="file or folder for --source text / jsonl")
-    data.add_argument("--tfds-name", help="TFDS dataset (default: tiny_shakespeare)")
-    data.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
+    add_recipe_flags(data, [field for field in DATA if field not in ("unique_tokens", "token_budget")])
+    add_recipe_flags(data.add_mutually_exclusive_group(), ["unique_tokens", "token_budget"])
     data.add_argument("--data-dir", help="TFDS data directory (default: TFDS's)")
-    data.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
-    data.add_argument("--encoding", help="encoding of --source text / jsonl files (default: utf-8)")
-    data.add_argument("--tokenizer", help="byte, bpe, or a saved tokenizer folder (default: the preset's)")
-    data.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
-    data.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
-    data.add_argument("--batch-size", type=int, help="rows per step (default: the preset's)")
-    data.add_argument("--repetitions", type=int, help="R, epochs over the unique tokens (default: 1)")
-    budget = data.add_mutually_exclusive_group()
-    budget.add_argument("--unique-tokens", type=int, help="U, unique training tokens")
-    budget.add_argument("--token-budget", type=int, help="C, tokens seen in total (U = C / R; default: the preset's)")
-    data.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
-
-    optimization = parser.add_argument_group("optimisation")
-    optimization.add_argument("--optimizer", help="muon (Muon + AdamW, the paper's) or adamw (default: the preset's)")
-    optimization.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
-    optimization.add_argument("--warmup-fraction", type=float, help="share of steps warming up (default: 0.01)")
-    optimization.add_argument("--decay-fraction", type=float, help="share of steps decaying (default: 0.25)")
-    optimization.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
-    optimization.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
-    optimization.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
-    optimization.add_argument("--accumulation-steps", type=int, help="micro-batches per update; --batch-size stays the rows of one update (default: 1)")
+    add_recipe_flags(parser.add_argument_group("optimisation"),
+                     [field for field in OPTIMISATION if field != "log_every"])
 
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", required=True, help="folder of the run (checkpoints, logs, model)")
-    run.add_argument("--log-every", type=int, help="steps per logged segment (default: 10)")
+    add_recipe_flags(run, ["log_every"])
     run.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (a multiple of --log-every; default: about 4 per run)")
     run.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (a multiple of --log-every; default: --eval-every)")
-    run.add_argument("--keep-checkpoints", type=int, help="checkpoints kept on disk (default: 3)")
+    run.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept on disk (default: {OPERATIONAL_DEFAULTS['keep_checkpoints']})")
     run.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default: all)")
-    run.add_argument("--sample-length", type=int, help="tokens generated for each summary sample (default: 64)")
-    run.add_argument("--prompt-length", type=int, help="prompt tokens taken from held-out text (default: 32)")
+    run.add_argument("--sample-length", type=int, help=f"tokens generated for each summary sample (default: {OPERATIONAL_DEFAULTS['sample_length']})")
+    run.add_argument("--prompt-length", type=int, help=f"prompt tokens taken from held-out text (default: {OPERATIONAL_DEFAULTS['prompt_length']})")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
     run.add_argument("--max-steps", type=int, help="dry run: stop after this many updates, at most the plan's (the schedule keeps the full run's length)")
     run.add_argument("--threads", type=int, help="compute threads of every backend (default: the backend's, one per core; on a shared machine give at most the free cores, see docs/performance.md)")
