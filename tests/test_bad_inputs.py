@@ -428,3 +428,24 @@ def test_nan_logits_from_a_callback_stop_the_run_and_keep_the_checkpoint(tmp_pat
 
 def test_the_catalogue_is_large():
     assert len(API_CASES) + len(CLI_CASES) + 1 >= 40
+
+
+# Issue 25, item 5: checked at the public boundary, so Keras does not wrap our message.
+BOUNDARY_CASES = {
+    "call, an id beyond the vocabulary": (lambda m, ids: m(ids + 100), "outside the vocabulary"),
+    "call, rank-3 ids": (lambda m, ids: m(ids[..., None]), r"must have shape \[batch, length\]"),
+    "call, document ids of another shape": (
+        lambda m, ids: m({"token_ids": ids, "document_ids": ids[:, :-1] * 0}),
+        "`document_ids` must have the shape of `token_ids`"),
+    "predict, an id beyond the vocabulary": (
+        lambda m, ids: m.predict(ids + 100, verbose=0), "outside the vocabulary"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDARY_CASES))
+def test_public_methods_raise_our_message_alone(case):
+    act, message = BOUNDARY_CASES[case]
+    model = tiny_model()
+    with pytest.raises(ValueError, match=message) as raised:
+        act(model, np.full((2, 8), 5, "int32"))
+    assert "Exception encountered" not in str(raised.value)

@@ -222,13 +222,25 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
     # --- Forward passes -------------------------------------------------------
 
+    def __call__(self, inputs, *args, **kwargs):
+        # Checked here, outside Keras' wrapper ("Exception encountered when calling
+        # DualLM.call()"), so that a bad input gets our message alone. A training step
+        # (symbolic or compiled) has its inputs checked by `fit`, and its shapes by `call`.
+        if not kwargs.get("training"):
+            check_model_inputs(
+                unpack_features(inputs),
+                self.backbone.vocabulary_size,
+                self.backbone.max_sequence_length,
+            )
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=False, mode="ar"):
         features = unpack_features(inputs)
         check_model_inputs(
             features,
             self.backbone.vocabulary_size,
             self.backbone.max_sequence_length,
-            check_values=not training,
+            check_values=False,
         )
         token_ids, document_ids = features["token_ids"], features["document_ids"]
         if training:
@@ -317,6 +329,10 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
         with pipeline_errors():
             return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
