@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
 from keras_dualobj.data import ByteTokenizer  # noqa: E402
-from keras_dualobj.evaluation.lm_eval_model import KerasDualLM  # noqa: E402
+from keras_dualobj.lm_eval.model import KerasDualLM  # noqa: E402
 from keras_dualobj.models.presets import get_preset  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(0)
     if args.model:
-        from keras_dualobj.evaluation.lm_eval_model import load_saved_model
+        from keras_dualobj.lm_eval.model import load_saved_model
 
         model = load_saved_model(args.model)
     else:

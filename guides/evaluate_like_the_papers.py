@@ -48,7 +48,7 @@ from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main as keras_dualobj_cli
 from keras_dualobj.data import prepare_data
-from keras_dualobj.evaluation.harness import run_harness
+from keras_dualobj.lm_eval.harness import run_harness
 
 keras.utils.set_random_seed(0)
 
@@ -260,7 +260,7 @@ The same from Python, with the model registered under `keras-dualobj`:
 
 ```python
 import lm_eval
-import keras_dualobj.evaluation.lm_eval_model  # registers "keras-dualobj"
+import keras_dualobj.lm_eval.model  # registers "keras-dualobj"
 
 lm_eval.simple_evaluate(model="keras-dualobj",
                         model_args="path=model.keras,mode=md,mc_samples=32,seed=0",

@@ -22,8 +22,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 from lm_eval.api.instance import Instance  # noqa: E402  (the `eval` extra, in `test`)
 
-from keras_dualobj.evaluation.harness import run_harness  # noqa: E402
-from keras_dualobj.evaluation.lm_eval_model import KerasDualLM  # noqa: E402
+from keras_dualobj.lm_eval.harness import run_harness  # noqa: E402
+from keras_dualobj.lm_eval.model import KerasDualLM  # noqa: E402
 
 from conftest import tiny_backbone
 

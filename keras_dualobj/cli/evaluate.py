@@ -180,7 +180,7 @@ def _multiple_choice(model, args, modes):
 
 
 def _harness(model, args, modes):
-    from keras_dualobj.evaluation.harness import run_harness
+    from keras_dualobj.lm_eval.harness import run_harness
 
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
     runs = run_harness(

@@ -3,7 +3,7 @@
 Importing this module registers the model as `"keras-dualobj"` in the harness's
 registry (the optional extra `pip install keras-dualobj[eval]` installs `lm-eval`):
 
-    import lm_eval, keras_dualobj.evaluation.lm_eval_model
+    import lm_eval, keras_dualobj.lm_eval.model
     lm_eval.simple_evaluate(model="keras-dualobj",
                             model_args="path=model.keras,mode=md,mc_samples=32",
                             tasks=["arc_easy"])
@@ -34,7 +34,6 @@ left, as the harness's own models do, and the number of such requests is logged.
 
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 from lm_eval.api.model import LM
@@ -52,13 +51,9 @@ logger = logging.getLogger(__name__)
 
 def load_saved_model(path):
     """A saved `.keras` `DualLM` (its tokenizer is saved inside it)."""
-    import keras
+    from keras_dualobj.models.saving import load_model
 
-    import keras_dualobj.models  # noqa: F401  (registers the saved classes)
-
-    if not Path(path).is_file():
-        raise ValueError(f"No saved model at {str(path)!r} (expected a `.keras` file).")
-    return keras.saving.load_model(path)
+    return load_model(path)
 
 
 def _as_int(name, value, minimum):

@@ -39,7 +39,7 @@ def run_harness(
         model: a `DualLM` with a tokenizer.
         tasks: list of task names (non-empty).
         modes: any of `"ar"`, `"prefix"`, `"md"`, `"pll"`
-            (`keras_dualobj.evaluation.lm_eval_model`).
+            (`keras_dualobj.lm_eval.model`).
         include_path: optional folder of task YAML files.
         num_samples, seed: the MD bound's samples and seed (mode `"md"`).
         batch_size: rows per forward pass.
@@ -72,7 +72,7 @@ def run_harness(
         raise ImportError(
             "Harness tasks need lm-evaluation-harness: pip install 'keras-dualobj[eval]'."
         ) from None
-    from keras_dualobj.evaluation.lm_eval_model import KerasDualLM
+    from keras_dualobj.lm_eval.model import KerasDualLM
 
     task_manager = _task_manager(TaskManager, tasks, include_path)
     results = {}
