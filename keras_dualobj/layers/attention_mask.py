@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 
-def dual_attention_mask(document_ids, prefix_lengths):
+def dual_attention_mask(document_ids, prefix_lengths, padding_mask=None):
     """Which keys each query may attend to, `[batch, length, length]` bool.
 
     One integer per row selects the attention mode: query `i` sees key `j` when both lie
@@ -12,10 +12,13 @@ def dual_attention_mask(document_ids, prefix_lengths):
     (bidirectional over the prefix). So `prefix_length = 0` is causal (AR rows),
     `prefix_length >= length` is fully bidirectional (MD rows) and anything between is
     a prefix-LM row. Every query always sees itself, so no softmax row is empty.
+    Padding (`padding_mask` false, keras-hub's convention) is a document of its own:
+    no text position attends to it.
 
     Args:
         document_ids: int tensor `[batch, length]`; equal ids mark one document.
         prefix_lengths: int tensor `[batch]`.
+        padding_mask: optional bool or 0/1 tensor `[batch, length]`, true on tokens.
 
     Returns:
         bool tensor `[batch, length, length]` indexed `[row, query, key]`.
@@ -27,6 +30,8 @@ def dual_attention_mask(document_ids, prefix_lengths):
     >>> ops.convert_to_numpy(mask)[0].astype(int).tolist()
     [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]]
     """
+    if padding_mask is not None:
+        document_ids = ops.where(ops.cast(padding_mask, "bool"), document_ids, -1)
     length = ops.shape(document_ids)[1]
     positions = ops.arange(length, dtype="int32")
     causal = positions[None, :, None] >= positions[None, None, :]
@@ -45,9 +50,9 @@ class DualAttentionMask(keras.layers.Layer):
     (2, 5, 5)
     """
 
-    def call(self, document_ids, prefix_lengths):
-        return dual_attention_mask(document_ids, prefix_lengths)
+    def call(self, document_ids, prefix_lengths, padding_mask=None):
+        return dual_attention_mask(document_ids, prefix_lengths, padding_mask)
 
-    def compute_output_spec(self, document_ids, prefix_lengths):
+    def compute_output_spec(self, document_ids, prefix_lengths, padding_mask=None):
         batch_size, length = document_ids.shape
         return keras.KerasTensor((batch_size, length, length), dtype="bool")

@@ -1,6 +1,7 @@
 """The dual model's Transformer: one network for causal, bidirectional and prefix-LM use."""
 
 import keras
+import numpy as np
 from keras_hub.models import Backbone
 
 from keras_dualobj.layers.attention_mask import DualAttentionMask
@@ -25,6 +26,8 @@ class DualBackbone(Backbone):
     before it attend bidirectionally, positions after it causally, so `0` is a causal
     (AR) row, `>= length` a bidirectional (MD) row and anything between a prefix-LM row.
     `document_ids` keep packed documents from attending to each other in every mode.
+    The inputs are keras-hub's, `token_ids` and `padding_mask`, plus optional
+    `document_ids` (default: one document) and `prefix_lengths` (default: causal).
 
     The backbone returns the final hidden states `[batch, length, hidden_dim]`;
     `token_embedding(hidden, reverse=True)` maps them to logits through the output
@@ -73,6 +76,11 @@ class DualBackbone(Backbone):
     ... }
     >>> tuple(backbone(inputs).shape)
     (2, 16, 32)
+
+    keras-hub's inputs work too (`padding_mask` false on padding; rows causal):
+    >>> tuple(backbone({"token_ids": np.ones((2, 4), "int32"),
+    ...                 "padding_mask": np.array([[1, 1, 1, 0]] * 2)}).shape)
+    (2, 4, 32)
     """
 
     def __init__(
@@ -144,10 +152,13 @@ class DualBackbone(Backbone):
         )
 
         # === Functional Model ===
+        # keras-hub's inputs, `token_ids` and `padding_mask`, plus the dual model's own;
+        # `__call__` fills in the ones a caller leaves out (`complete_inputs`).
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         document_ids = keras.Input(shape=(None,), dtype="int32", name="document_ids")
         prefix_lengths = keras.Input(shape=(), dtype="int32", name="prefix_lengths")
-        attention_mask = self.attention_mask_layer(document_ids, prefix_lengths)
+        attention_mask = self.attention_mask_layer(document_ids, prefix_lengths, padding_mask)
         hidden_states = self.token_embedding(token_ids)
         for block in self.transformer_layers:
             hidden_states = block(hidden_states, attention_mask=attention_mask)
@@ -155,6 +166,7 @@ class DualBackbone(Backbone):
         super().__init__(
             inputs={
                 "token_ids": token_ids,
+                "padding_mask": padding_mask,
                 "document_ids": document_ids,
                 "prefix_lengths": prefix_lengths,
             },
@@ -183,6 +195,17 @@ class DualBackbone(Backbone):
         self.initialization = initialization
         if initialization == "reference":
             apply_reference_initialization(self)
+
+    # The inputs a caller leaves out are filled in on every path into the graph: a call,
+    # its output spec, and `call` itself (JAX's compiled predict calls it directly).
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(complete_inputs(inputs), *args, **kwargs)
+
+    def call(self, inputs, *args, **kwargs):
+        return super().call(complete_inputs(inputs), *args, **kwargs)
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        return super().compute_output_spec(complete_inputs(inputs), *args, **kwargs)
 
     @property
     def head_dim(self):
@@ -300,6 +323,32 @@ class DualBackbone(Backbone):
                 "directory, or a Kaggle / Hugging Face handle."
             )
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def complete_inputs(inputs):
+    """The backbone's four inputs from those given: token ids alone or a dict with
+    `token_ids` and any of `padding_mask` (default: no padding), `document_ids` (one
+    document) and `prefix_lengths` (default 0: causal rows).
+
+    Example:
+    >>> import numpy as np
+    >>> sorted(complete_inputs(np.ones((2, 3), "int32")))
+    ['document_ids', 'padding_mask', 'prefix_lengths', 'token_ids']
+    """
+    if not isinstance(inputs, dict):
+        inputs = {"token_ids": inputs}
+    if len(inputs) == 4:
+        return inputs
+    token_ids = inputs["token_ids"]
+    # NumPy beside NumPy inputs: Keras refuses a call that mixes arrays and tensors.
+    xp = np if isinstance(token_ids, (np.ndarray, list, tuple)) else keras.ops
+    token_ids = np.asarray(token_ids) if xp is np else token_ids
+    defaults = {
+        "padding_mask": lambda: xp.ones_like(token_ids, dtype="int32"),
+        "document_ids": lambda: xp.zeros_like(token_ids, dtype="int32"),
+        "prefix_lengths": lambda: xp.zeros_like(token_ids[:, 0], dtype="int32"),
+    }
+    return {**{name: make() for name, make in defaults.items() if name not in inputs}, **inputs}
 
 
 def _check_arguments(arguments):
