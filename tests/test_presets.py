@@ -99,3 +99,10 @@ def test_unknown_preset_is_refused_naming_the_accepted_ones():
         DualLM.from_preset("huge")
     with pytest.raises(ValueError, match="accepted presets"):
         get_preset("huge")
+
+
+def test_a_byte_preset_comes_with_its_tokenizer_and_takes_strings():
+    model = DualLM.from_preset("nano")
+    assert isinstance(model.tokenizer, ByteTokenizer)
+    [text] = model.generate(["ROMEO:"], max_new_tokens=3, strip_prompt=True)
+    assert isinstance(text, str)

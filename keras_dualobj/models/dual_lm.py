@@ -24,6 +24,7 @@ from keras_dualobj.models.task_inputs import resolve_attention_mode
 from keras_dualobj.models.task_inputs import resolve_special_token_ids
 from keras_dualobj.models.task_inputs import unpack_features
 from keras_dualobj.models import task_presets
+from keras_dualobj.models.presets import get_preset
 from keras_dualobj.utils.validation import check_array_inputs
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
@@ -389,7 +390,8 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
           fresh model of that architecture. Keyword arguments that `DualBackbone`
           takes (e.g. `vocabulary_size`, `dropout`) go to the backbone, the rest
           (e.g. `ar_fraction`, `seed`) to `DualLM`; with a `tokenizer` and no
-          `vocabulary_size`, the vocabulary is the tokenizer's.
+          `vocabulary_size`, the vocabulary is the tokenizer's. The byte presets
+          (`nano`, `tiny`, `small`) come with a `ByteTokenizer`, so they take strings.
         - A directory written by `save_to_preset` (keras-hub's layout): the saved
           model with its weights (unless `load_weights=False`), preprocessor and
           tokenizer, loaded by keras-hub's preset loader.
@@ -398,6 +400,8 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         >>> model = DualLM.from_preset("tiny", ar_fraction=0.25, vocabulary_size=300)
         >>> model.ar_fraction, model.backbone.vocabulary_size
         (0.25, 300)
+        >>> len(DualLM.from_preset("nano").generate("ROMEO:", max_new_tokens=4)) > 0
+        True
         """
         if not task_presets.is_named_architecture(preset):
             if tokenizer is not None:
@@ -409,6 +413,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         backbone_arguments = set(inspect.signature(DualBackbone.__init__).parameters)
         backbone_kwargs = {k: v for k, v in kwargs.items() if k in backbone_arguments}
         task_kwargs = {k: v for k, v in kwargs.items() if k not in backbone_arguments}
+        if tokenizer is None and get_preset(preset)["training"]["tokenizer"] == "byte":
+            # A byte preset needs no trained tokenizer: it takes strings as it is.
+            from keras_dualobj.data import ByteTokenizer
+
+            tokenizer = ByteTokenizer()
         if tokenizer is not None and "vocabulary_size" not in backbone_kwargs:
             backbone_kwargs["vocabulary_size"] = int(tokenizer.vocabulary_size())
         backbone = DualBackbone.from_preset(preset, **backbone_kwargs)
