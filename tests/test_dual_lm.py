@@ -237,6 +237,35 @@ def test_z_loss_is_added_with_its_weight():
     np.testing.assert_allclose(_np(loss), _np(plain) + 0.5 * _np(z), rtol=1e-5)
 
 
+@pytest.mark.parametrize("md_variant", ["shifted", "unshifted"])
+def test_the_shared_pass_over_the_logits_gives_each_objectives_own_terms(md_variant):
+    # The training step reads the logits once for every term; each must equal the term
+    # computed alone by its pure function (issue 28, the loss computed once).
+    shifted = md_variant == "shifted"
+    model = DualLM(tiny_backbone(), ar_fraction=0.5, md_variant=md_variant,
+                   z_loss_weight=0.25, seed=3)
+    token_ids = tiny_token_ids()
+    forward = model(token_ids, training=True)
+    ar_rows = _np(forward["ar_rows"])
+    logits, masked = forward["logits"], forward["masked_positions"]
+    loss = model.compute_loss(x=token_ids, y_pred=forward, training=True)
+    ar_targets = _np(objectives.next_token_targets(token_ids)) & ar_rows[:, None]
+    ar = objectives.ar_loss(token_ids, logits, row_mask=ar_rows)
+    md = objectives.md_loss(token_ids, logits, masked, forward["mask_fraction"],
+                            forward["maskable_positions"], shifted=shifted, row_mask=~ar_rows)
+    share = ar_rows.mean()
+    z = share * _np(objectives.z_loss(logits, ar_targets)) + (1 - share) * _np(
+        objectives.z_loss(logits, masked, shifted))
+    np.testing.assert_allclose(_np(loss), share * _np(ar) + (1 - share) * _np(md) + 0.25 * z,
+                               rtol=1e-5)
+    for tracker, expected in (
+        (model.ar_accuracy_tracker, objectives.token_accuracy(logits, token_ids, ar_targets)),
+        (model.md_accuracy_tracker,
+         objectives.token_accuracy(logits, token_ids, masked, shifted=shifted)),
+    ):
+        np.testing.assert_allclose(_np(tracker.result()), _np(expected), rtol=1e-5)
+
+
 def test_tf_data_with_document_ids_trains():
     import tensorflow as tf
 

@@ -41,6 +41,24 @@ def test_token_cross_entropy_matches_numpy(batch):
     )
 
 
+def test_position_terms_match_numpy_in_both_alignments(batch):
+    from keras_dualobj.objectives.losses import position_terms
+
+    token_ids, _, logits = batch
+    terms = position_terms(logits, token_ids, ("shifted", "unshifted"))
+    log_softmax = _log_softmax(logits.astype("float64"))
+    np.testing.assert_allclose(_np(terms["log_normalizer"]),
+                               np.log(np.exp(logits.astype("float64")).sum(-1)), rtol=1e-5)
+    # Position i holds token i + 1's cross-entropy (shifted) or token i's (unshifted).
+    for alignment, targets, positions in (("shifted", token_ids[:, 1:], slice(0, -1)),
+                                          ("unshifted", token_ids, slice(None))):
+        expected = -np.take_along_axis(log_softmax[:, positions], targets[..., None], -1)[..., 0]
+        np.testing.assert_allclose(_np(terms[alignment]["cross_entropy"])[:, positions],
+                                   expected, rtol=1e-5)
+        np.testing.assert_array_equal(_np(terms[alignment]["correct"])[:, positions],
+                                      logits[:, positions].argmax(-1) == targets)
+
+
 def test_next_token_targets_respect_documents_and_padding(batch):
     token_ids, document_ids, _ = batch
     targets = _np(objectives.next_token_targets(token_ids, document_ids, (3,)))

@@ -21,8 +21,12 @@ from keras import ops
 from keras_dualobj.evaluation.md_bound import md_bound_forward
 from keras_dualobj.models.task_inputs import unpack_features
 from keras_dualobj.objectives.losses import ar_loss
-from keras_dualobj.objectives.losses import md_loss
+from keras_dualobj.objectives.losses import ar_target_weights
+from keras_dualobj.objectives.losses import md_target_weights
+from keras_dualobj.objectives.losses import position_terms
+from keras_dualobj.objectives.losses import predicting_positions
 from keras_dualobj.objectives.losses import token_accuracy
+from keras_dualobj.objectives.losses import weighted_mean
 from keras_dualobj.objectives.losses import z_loss
 from keras_dualobj.objectives.masking import maskable_positions
 from keras_dualobj.objectives.masking import next_token_targets
@@ -120,7 +124,7 @@ class DualObjective:
 
     def _training_terms(self, forward):
         token_ids, document_ids = forward["token_ids"], forward["document_ids"]
-        logits, ar_rows = forward["logits"], forward["ar_rows"]
+        ar_rows = forward["ar_rows"]
         batch_size = ops.cast(ops.shape(token_ids)[0], "float32")
         num_ar_rows = ops.sum(ops.cast(ar_rows, "float32"))
         terms = {
@@ -131,38 +135,42 @@ class DualObjective:
         }
         zero = ops.zeros((), "float32")
         terms.update(ar_loss=zero, ar_accuracy=zero, md_loss=zero, md_accuracy=zero)
-        z_terms = []
+        # One pass over the [batch, length, vocabulary] logits serves every term: both
+        # objectives' cross-entropies and accuracies and the z-loss are weighted sums of
+        # the same per-position values (AR rows and MD rows take different weights).
+        md_alignment = "shifted" if self.md_shifted else "unshifted"
+        alignments = {"shifted"} if self.ar_fraction > 0.0 else set()
+        alignments |= {md_alignment} if self.ar_fraction < 1.0 else set()
+        positions = position_terms(forward["logits"], token_ids, tuple(sorted(alignments)))
+        z_weights = []
         if self.ar_fraction > 0.0:
-            ar_targets = ops.logical_and(
-                next_token_targets(token_ids, document_ids, (self.pad_token_id,)),
-                ar_rows[:, None],
+            weights = predicting_positions(
+                ar_target_weights(token_ids, document_ids, self.pad_token_id, ar_rows)
             )
-            terms["ar_loss"] = ar_loss(
-                token_ids, logits, document_ids, self.pad_token_id, row_mask=ar_rows
-            )
-            terms["ar_accuracy"] = token_accuracy(logits, token_ids, ar_targets)
-            z_terms.append((terms["ar_share"], logits, ar_targets, True))
+            terms["ar_loss"] = weighted_mean(positions["shifted"]["cross_entropy"], weights)
+            terms["ar_accuracy"] = weighted_mean(positions["shifted"]["correct"], weights)
+            z_weights.append((terms["ar_share"], weights))
         if self.ar_fraction < 1.0:
             md_rows = ops.logical_not(ar_rows)
-            terms["md_loss"] = md_loss(
+            weights, normaliser = md_target_weights(
                 token_ids,
-                logits,
                 forward["masked_positions"],
                 forward["mask_fraction"],
                 forward["maskable_positions"],
                 shifted=self.md_shifted,
                 row_mask=md_rows,
             )
-            terms["md_accuracy"] = token_accuracy(
-                logits, token_ids, forward["masked_positions"], shifted=self.md_shifted
+            weights = predicting_positions(weights, self.md_shifted)
+            masked = predicting_positions(forward["masked_positions"], self.md_shifted)
+            terms["md_loss"] = weighted_mean(
+                positions[md_alignment]["cross_entropy"], weights, normaliser
             )
-            z_terms.append(
-                (terms["md_share"], logits, forward["masked_positions"], self.md_shifted)
-            )
+            terms["md_accuracy"] = weighted_mean(positions[md_alignment]["correct"], masked)
+            z_weights.append((terms["md_share"], masked))
         if self.z_loss_tracker is not None:
+            squared = ops.square(positions["log_normalizer"])
             terms["z_loss"] = sum(
-                share * z_loss(z_logits, positions, shifted)
-                for share, z_logits, positions, shifted in z_terms
+                share * weighted_mean(squared, weights) for share, weights in z_weights
             )
         return terms
 

@@ -47,9 +47,74 @@ def token_cross_entropy(logits, targets):
     return _log_normalizer(logits) - ops.squeeze(target_logits, -1)
 
 
-def _shift_to_targets(logits):
-    """Aligns logits so that entry j holds the logits predicting token j (from j - 1)."""
-    return ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
+def position_terms(logits, token_ids, alignments=("shifted",)):
+    """Everything the losses and metrics read from the logits, in one pass over them.
+
+    The `[batch, length, vocabulary_size]` logits are read once for their log-normaliser
+    (logsumexp) and their argmax per position; each alignment then only gathers one
+    logit per position. Values sit on the logits' own positions: with `"shifted"`
+    alignment, position i holds the cross-entropy of token i + 1 (the next token; the
+    last position predicts nothing), with `"unshifted"` that of token i (MDLM). Weights
+    on target positions move onto these with `predicting_positions`.
+
+    Args:
+        logits: float tensor `[batch, length, vocabulary_size]`.
+        token_ids: int tensor `[batch, length]`, the targets.
+        alignments: any of `"shifted"`, `"unshifted"`.
+
+    Returns:
+        `{"log_normalizer": float32 [batch, length]}` and, per alignment,
+        `{alignment: {"cross_entropy": float32, "correct": bool}}` (`correct`: the
+        argmax is the target).
+
+    Example:
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> terms = position_terms(np.eye(3, dtype="float32")[None] * 9, np.array([[0, 1, 2]]),
+    ...                        ("shifted", "unshifted"))
+    >>> ops.convert_to_numpy(terms["unshifted"]["correct"]).tolist()
+    [[True, True, True]]
+    >>> ops.convert_to_numpy(terms["shifted"]["correct"])[0, :2].tolist()
+    [False, False]
+    """
+    logits = ops.cast(logits, "float32")
+    log_normalizer = ops.logsumexp(logits, axis=-1)
+    predictions = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    token_ids = ops.cast(token_ids, "int32")
+    terms = {"log_normalizer": log_normalizer}
+    for alignment in alignments:
+        targets = token_ids
+        if alignment == "shifted":  # the last position's target is never weighted
+            targets = ops.concatenate([token_ids[:, 1:], token_ids[:, -1:]], axis=1)
+        target_logits = ops.take_along_axis(logits, targets[:, :, None], axis=-1)[:, :, 0]
+        terms[alignment] = {
+            "cross_entropy": log_normalizer - target_logits,
+            "correct": ops.equal(predictions, targets),
+        }
+    return terms
+
+
+def predicting_positions(weights, shifted=True):
+    """Weights on target positions `[batch, length]`, moved onto the positions whose
+    logits predict those targets (one to the left when `shifted`; position 0 has none).
+
+    Example:
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> ops.convert_to_numpy(predicting_positions(np.array([[0.0, 1.0, 2.0]]))).tolist()
+    [[1.0, 2.0, 0.0]]
+    """
+    weights = ops.cast(weights, "float32")
+    if not shifted:
+        return weights
+    return ops.concatenate([weights[:, 1:], ops.zeros_like(weights[:, :1])], axis=1)
+
+
+def weighted_mean(values, weights, normaliser=None):
+    """`sum(values * weights) / normaliser` (default `sum(weights)`), 0 when it is 0."""
+    weights = ops.cast(weights, "float32")
+    normaliser = ops.sum(weights) if normaliser is None else normaliser
+    return ops.divide_no_nan(ops.sum(ops.cast(values, "float32") * weights), normaliser)
 
 
 def _row_weights(weights, row_mask):
@@ -57,6 +122,13 @@ def _row_weights(weights, row_mask):
     if row_mask is None:
         return weights
     return weights * ops.cast(row_mask, "float32")[:, None]
+
+
+def ar_target_weights(token_ids, document_ids=None, pad_token_id=None, row_mask=None):
+    """1 on the next-token targets `ar_loss` scores (not a document's first token, not
+    padding, only in `row_mask`'s rows), 0 elsewhere: float32 `[batch, length]`."""
+    excluded = () if pad_token_id is None else (pad_token_id,)
+    return _row_weights(next_token_targets(token_ids, document_ids, excluded), row_mask)
 
 
 def ar_loss(
@@ -83,11 +155,26 @@ def ar_loss(
     >>> round(float(ops.convert_to_numpy(loss)), 4)  # log(5)
     1.6094
     """
-    excluded = () if pad_token_id is None else (pad_token_id,)
-    targets = next_token_targets(token_ids, document_ids, excluded)
-    weights = _row_weights(targets, row_mask)
-    cross_entropy = token_cross_entropy(_shift_to_targets(logits), token_ids)
-    return ops.divide_no_nan(ops.sum(cross_entropy * weights), ops.sum(weights))
+    weights = ar_target_weights(token_ids, document_ids, pad_token_id, row_mask)
+    cross_entropy = position_terms(logits, token_ids)["shifted"]["cross_entropy"]
+    return weighted_mean(cross_entropy, predicting_positions(weights))
+
+
+def md_target_weights(
+    token_ids, masked_positions, mask_fraction, maskable_positions=None, shifted=True,
+    row_mask=None,
+):
+    """`(weights, normaliser)` of `md_loss`: `1 / t_hat` on the masked positions of
+    `row_mask`'s rows, and the number of their maskable positions."""
+    if maskable_positions is None:
+        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        maskable_positions = ops.ones((batch_size, length), dtype="bool")
+        if shifted:
+            maskable_positions = next_token_targets(token_ids)
+    mask_fraction = ops.cast(mask_fraction, "float32")
+    weights = ops.cast(masked_positions, "float32") / mask_fraction[:, None]
+    normaliser = ops.sum(_row_weights(maskable_positions, row_mask))
+    return _row_weights(weights, row_mask), normaliser
 
 
 def md_loss(
@@ -129,19 +216,12 @@ def md_loss(
     >>> round(float(ops.convert_to_numpy(loss)), 4)  # 2 * log(8) / 0.5 / 3
     2.7726
     """
-    if maskable_positions is None:
-        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        maskable_positions = ops.ones((batch_size, length), dtype="bool")
-        if shifted:
-            maskable_positions = next_token_targets(token_ids)
-    if shifted:
-        logits = _shift_to_targets(logits)
-    mask_fraction = ops.cast(mask_fraction, "float32")
-    masked_weights = ops.cast(masked_positions, "float32") / mask_fraction[:, None]
-    masked_weights = _row_weights(masked_weights, row_mask)
-    normaliser = ops.sum(_row_weights(maskable_positions, row_mask))
-    cross_entropy = token_cross_entropy(logits, token_ids)
-    return ops.divide_no_nan(ops.sum(cross_entropy * masked_weights), normaliser)
+    weights, normaliser = md_target_weights(
+        token_ids, masked_positions, mask_fraction, maskable_positions, shifted, row_mask
+    )
+    alignment = "shifted" if shifted else "unshifted"
+    cross_entropy = position_terms(logits, token_ids, (alignment,))[alignment]["cross_entropy"]
+    return weighted_mean(cross_entropy, predicting_positions(weights, shifted), normaliser)
 
 
 def z_loss(logits, predicted_positions, shifted=True):
@@ -162,11 +242,8 @@ def z_loss(logits, predicted_positions, shifted=True):
     >>> round(float(ops.convert_to_numpy(loss)), 4)  # log(4) ** 2
     1.9218
     """
-    if shifted:
-        logits = _shift_to_targets(logits)
-    weights = ops.cast(predicted_positions, "float32")
     squared = ops.square(_log_normalizer(logits))
-    return ops.divide_no_nan(ops.sum(squared * weights), ops.sum(weights))
+    return weighted_mean(squared, predicting_positions(predicted_positions, shifted))
 
 
 def token_accuracy(logits, token_ids, predicted_positions, shifted=True):
@@ -189,11 +266,6 @@ def token_accuracy(logits, token_ids, predicted_positions, shifted=True):
     >>> float(ops.convert_to_numpy(acc))
     1.0
     """
-    if shifted:
-        logits = _shift_to_targets(logits)
-    predictions = ops.argmax(logits, axis=-1)
-    correct = ops.equal(ops.cast(predictions, "int32"), ops.cast(token_ids, "int32"))
-    weights = ops.cast(predicted_positions, "float32")
-    return ops.divide_no_nan(
-        ops.sum(ops.cast(correct, "float32") * weights), ops.sum(weights)
-    )
+    alignment = "shifted" if shifted else "unshifted"
+    correct = position_terms(logits, token_ids, (alignment,))[alignment]["correct"]
+    return weighted_mean(correct, predicting_positions(predicted_positions, shifted))
