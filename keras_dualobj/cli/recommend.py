@@ -27,7 +27,7 @@ def add_parser(subparsers):
 
 def run_recommend(args):
     from keras_dualobj.study import recommend_ar_fraction
-    from keras_dualobj.study.recommend import LOW_REPETITION_AR_FRACTION
+    from keras_dualobj.study.paper import LOW_REPETITION_AR_FRACTION
     from keras_dualobj.study.results import format_fraction
 
     recommendation = recommend_ar_fraction(args.repetitions, args.study)

@@ -2,7 +2,7 @@
 
 from keras_dualobj.study.analysis import analyse_study
 from keras_dualobj.study.gp_analysis import optimal_alpha
-from keras_dualobj.study.recommend import paper_ar_fraction
+from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.recommend import recommend_ar_fraction
 from keras_dualobj.study.regime import preset_regime
 from keras_dualobj.study.regime import regime_rows
