@@ -58,7 +58,17 @@ def test_cells_share_budget_steps_and_seed():
     assert [c.repetitions for c in cells] == [1, 1, 1, 4, 4, 4, 16, 16, 16]
     # The recipe defaults to the preset's (recorded concretely in study.json).
     training = get_preset("small")["training"]
-    assert (config.optimizer, config.learning_rate) == (training["optimizer"], training["learning_rate"])
+    assert (config.recipe.optimizer, config.recipe.learning_rate) == (training["optimizer"], training["learning_rate"])
+
+
+@pytest.mark.backend_independent
+def test_recipe_settings_are_read_from_the_recipe_only():
+    config = StudyConfig((0.0, 1.0), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
+    assert (config.recipe.preset, config.recipe.batch_size) == ("tiny", 16)
+    # No fall-through to the recipe: a misspelt or recipe name fails where it is read.
+    for name in ("preset", "batch_size", "elbo_samples", "ar_fractons"):
+        with pytest.raises(AttributeError, match=f"'StudyConfig' object has no attribute '{name}'"):
+            getattr(config, name)
 
 
 @pytest.mark.backend_independent

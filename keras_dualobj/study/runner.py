@@ -91,13 +91,13 @@ class StudyConfig:
         **settings: `RunSpec` fields overriding the recipe's, except the grid's own
             (`ar_fraction`, `repetitions`, `unique_tokens`, `token_budget`).
 
-    Attribute access falls through to the resolved recipe: `config.preset`,
-    `config.sequence_length`, `config.seed`, ...
+    The recipe's settings are read from the resolved recipe (`config.recipe.preset`,
+    `config.recipe.batch_size`, ...); `StudyConfig` has only the grid's own attributes.
 
     Example:
     >>> config = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
-    >>> config.num_steps, config.batch_size, config.warmup_fraction, config.elbo_samples
-    (4, 16, 0.01, 2)
+    >>> config.num_steps, config.recipe.batch_size, config.recipe.elbo_samples
+    (4, 16, 2)
     """
 
     ar_fractions: tuple
@@ -174,11 +174,6 @@ class StudyConfig:
         for name, value in values.items():
             object.__setattr__(self, name, value)
         _check_budget(self)
-
-    def __getattr__(self, name):
-        if name != "recipe" and name in RunSpec.field_names():
-            return getattr(self.recipe, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def num_steps(self):
@@ -305,7 +300,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     started = time.perf_counter()
     plan = plan_repetition(
         data.train_rows,
-        batch_size=config.batch_size,
+        batch_size=config.recipe.batch_size,
         repetitions=cell.repetitions,
         unique_tokens=cell.unique_tokens,
     )
@@ -340,7 +335,9 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     )
     curve = _read_curve(Path(cell_dir), plan.steps_per_epoch)
     best = min(curve, key=lambda point: point["ar_loss"])
-    second_half = second_half_losses(model, evaluation_rows(data, config), config.batch_size)
+    second_half = second_half_losses(
+        model, evaluation_rows(data, config), config.recipe.batch_size
+    )
     return CellResult(
         ar_fraction=cell.ar_fraction,
         repetitions=cell.repetitions,
@@ -391,7 +388,7 @@ def _prepare_study_data(config, stream):
     )
     config = fit_token_budget(config, data.train_rows, stream)
     plan = plan_repetition(
-        data.train_rows, batch_size=config.batch_size,
+        data.train_rows, batch_size=config.recipe.batch_size,
         repetitions=min(config.repetitions), token_budget=config.token_budget,
     )
     data = dataclasses.replace(
@@ -484,9 +481,9 @@ def _write_outputs(ordered, config, rows, study_dir):
     table = summary_table(
         means,
         estimator=(
-            f"{rows} held-out rows of {config.sequence_length} tokens; AR and prefix-LM "
+            f"{rows} held-out rows of {config.recipe.sequence_length} tokens; AR and prefix-LM "
             "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
-            f"masks per row: {config.elbo_samples})."
+            f"masks per row: {config.recipe.elbo_samples})."
         ),
     )
     comparison = prefix_comparison_table(means)
