@@ -211,6 +211,24 @@ def test_recommend_command():
 
 
 @pytest.mark.backend_independent
+def test_the_study_defaults_and_recommendations_load_without_keras():
+    # The command line reads them before Keras (and a backend) is imported.
+    code = (
+        "import sys\n"
+        "from keras_dualobj.study.defaults import STUDY_DEFAULTS\n"
+        "from keras_dualobj.study import paper_ar_fraction, recommend_ar_fraction\n"
+        "heavy = sorted({'keras', 'tensorflow', 'torch', 'jax'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+        "print(STUDY_DEFAULTS, paper_ar_fraction(32))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], env=one_thread_environment(), capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "{'elbo_samples': 2} 0.5\n"
+
+
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "flags, cells, fractions",
     [

@@ -32,6 +32,7 @@ from keras_dualobj.study.claims import CELLS_DIR
 from keras_dualobj.study.claims import GRID_SETTINGS
 from keras_dualobj.study.claims import check_study_dir
 from keras_dualobj.study.claims import claim_study_dir
+from keras_dualobj.study.defaults import STUDY_DEFAULTS
 from keras_dualobj.study.held_out import evaluation_rows
 from keras_dualobj.study.held_out import second_half_losses
 from keras_dualobj.study.progress import StudyProgress
@@ -56,11 +57,6 @@ from keras_dualobj.utils.validation import check_int
 CELL_RESULT_FILE = "result.json"
 
 
-# The study's own default beside `RunSpec`'s: it measures the held-out MD ELBO, so it
-# draws two stratified masks per held-out row (a training run logs one).
-STUDY_DEFAULTS = {"elbo_samples": 2}
-
-
 @dataclasses.dataclass(frozen=True, init=False)
 class StudyConfig:
     """What a repetition study trains and how it evaluates.
@@ -83,7 +79,7 @@ class StudyConfig:
         evaluation_batches: held-out batches per evaluation (`None`: all).
         data_dir: TFDS data directory.
         recipe: optional `RunSpec`; defaults to `RunSpec()` with `elbo_samples=2`
-            (`STUDY_DEFAULTS`).
+            (`keras_dualobj.study.defaults.STUDY_DEFAULTS`).
         fit_budget: `token_budget` is a default the user did not choose (the
             `study` command's grids): `run_study` lowers it to the largest budget
             the corpus holds at the smallest R, with a note, instead of refusing
