@@ -2,9 +2,11 @@
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +35,25 @@ TINY = dict(
     evaluation_batches=2,
     elbo_samples=1,
 )
+
+
+def _layout(lines):
+    """A `summary.txt` less its numbers: no rows, one α header, counts as N."""
+    layout = []
+    for line in lines:
+        if re.fullmatch(r" *\d+ \|.*", line):
+            continue  # a row of losses
+        if re.fullmatch(r"  R \|[ \d/]+", line):
+            line = "  R | α ..."  # the grid's α
+        layout.append(re.sub(r"\d+", "N", line))
+    return layout
+
+
+def _documented_summaries():
+    """The `summary.txt` samples of docs/study.md (its first table alone, or whole)."""
+    page = (Path(__file__).parents[1] / "docs" / "study.md").read_text()
+    return [block.splitlines() for block in re.findall(r"```text\n(.*?)```", page, re.S)
+            if block.startswith("Held-out losses (nats/token); 'vs' columns")]
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +152,10 @@ def test_outputs_have_the_documented_schema(study):
             for a in (0.0, 1.0))
         for repetitions in (1, 2)
     ]
+    # docs/study.md shows what a study prints: each sample is (the start of) this layout.
+    documented = [_layout(sample) for sample in _documented_summaries()]
+    assert _layout(lines) in documented, (_layout(lines), documented)
+    assert all(sample == _layout(lines)[: len(sample)] for sample in documented)
 
 
 @pytest.mark.end_to_end("torch")
