@@ -43,7 +43,7 @@ def test_the_study_uses_the_same_defaults_and_can_set_every_option():
         if name in ("elbo_samples", "token_budget", "repetitions", "fit_repetitions"):
             continue  # the grid's own (its budget is exact), and the study's one default
         assert getattr(config.recipe, name) == getattr(train_spec, name), name
-    assert config.elbo_samples == 2  # the study's one documented default of its own
+    assert config.recipe.elbo_samples == 2  # the study's one documented default of its own
     assert train_spec.fit_repetitions is True and config.recipe.fit_repetitions is False
     tuned = StudyConfig(
         (0.5,), (1,), token_budget=16 * 64, preset="tiny", dropout=0.1, md_variant="unshifted",
@@ -66,7 +66,7 @@ def test_study_command_passes_recipe_flags(tmp_path):
         ["study", "--quick", "--output", str(tmp_path), "--dropout", "0.2", "--clip-norm", "0.5"]
     )
     config = study_config(args)
-    assert (config.dropout, config.clip_norm, config.warmup_fraction) == (0.2, 0.5, 0.01)
+    assert (config.recipe.dropout, config.recipe.clip_norm, config.recipe.warmup_fraction) == (0.2, 0.5, 0.01)
 
 
 def test_spec_builds_model_optimizer_and_data():

@@ -2,9 +2,11 @@
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,25 @@ TINY = dict(
 )
 
 
+def _layout(lines):
+    """A `summary.txt` less its numbers: no rows, one α header, counts as N."""
+    layout = []
+    for line in lines:
+        if re.fullmatch(r" *\d+ \|.*", line):
+            continue  # a row of losses
+        if re.fullmatch(r"  R \|[ \d/]+", line):
+            line = "  R | α ..."  # the grid's α
+        layout.append(re.sub(r"\d+", "N", line))
+    return layout
+
+
+def _documented_summaries():
+    """The `summary.txt` samples of docs/study.md (its first table alone, or whole)."""
+    page = (Path(__file__).parents[1] / "docs" / "study.md").read_text()
+    return [block.splitlines() for block in re.findall(r"```text\n(.*?)```", page, re.S)
+            if block.startswith("Held-out losses (nats/token); 'vs' columns")]
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     study_dir = tmp_path_factory.mktemp("study")
@@ -58,7 +79,17 @@ def test_cells_share_budget_steps_and_seed():
     assert [c.repetitions for c in cells] == [1, 1, 1, 4, 4, 4, 16, 16, 16]
     # The recipe defaults to the preset's (recorded concretely in study.json).
     training = get_preset("small")["training"]
-    assert (config.optimizer, config.learning_rate) == (training["optimizer"], training["learning_rate"])
+    assert (config.recipe.optimizer, config.recipe.learning_rate) == (training["optimizer"], training["learning_rate"])
+
+
+@pytest.mark.backend_independent
+def test_recipe_settings_are_read_from_the_recipe_only():
+    config = StudyConfig((0.0, 1.0), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
+    assert (config.recipe.preset, config.recipe.batch_size) == ("tiny", 16)
+    # No fall-through to the recipe: a misspelt or recipe name fails where it is read.
+    for name in ("preset", "batch_size", "elbo_samples", "ar_fractons"):
+        with pytest.raises(AttributeError, match=f"'StudyConfig' object has no attribute '{name}'"):
+            getattr(config, name)
 
 
 @pytest.mark.backend_independent
@@ -121,6 +152,10 @@ def test_outputs_have_the_documented_schema(study):
             for a in (0.0, 1.0))
         for repetitions in (1, 2)
     ]
+    # docs/study.md shows what a study prints: each sample is (the start of) this layout.
+    documented = [_layout(sample) for sample in _documented_summaries()]
+    assert _layout(lines) in documented, (_layout(lines), documented)
+    assert all(sample == _layout(lines)[: len(sample)] for sample in documented)
 
 
 @pytest.mark.end_to_end("torch")
@@ -198,6 +233,24 @@ def test_recommend_command():
         check=True,
     )
     assert "α = 1/4" in completed.stdout
+
+
+@pytest.mark.backend_independent
+def test_the_study_defaults_and_recommendations_load_without_keras():
+    # The command line reads them before Keras (and a backend) is imported.
+    code = (
+        "import sys\n"
+        "from keras_dualobj.study.defaults import STUDY_DEFAULTS\n"
+        "from keras_dualobj.study import paper_ar_fraction, recommend_ar_fraction\n"
+        "heavy = sorted({'keras', 'tensorflow', 'torch', 'jax'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+        "print(STUDY_DEFAULTS, paper_ar_fraction(32))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], env=one_thread_environment(), capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "{'elbo_samples': 2} 0.5\n"
 
 
 @pytest.mark.backend_independent

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from keras_dualobj.cli import main
 from keras_dualobj.study.analysis import analyse_study
 from keras_dualobj.study.analysis import study_analyses
 from keras_dualobj.study.findings import findings_text
@@ -87,6 +88,19 @@ def test_the_gp_judges_only_the_repetitions_with_three_alphas(tmp_path):
     assert low <= between["gp_ar_loss"]["best_alpha"] <= high and low <= 0.6 <= high
     low, high = between["gp_md_elbo"]["interval"]  # MD face: 1/4, 1/2, 3/4
     assert low <= between["gp_md_elbo"]["best_alpha"] <= high
+
+
+def test_recommend_prints_the_gp_alpha_or_why_a_face_is_not_judged(tmp_path, capsys):
+    # α ∈ {1/4, 1/2, 1}: three α train AR (judged), two train MD (α = 1 trains no MD).
+    write_results(_cells((0.25, 0.5, 1.0)), tmp_path)
+    assert main(["recommend", "--repetitions", "4", "--study", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("R = 4: the paper's rule"), lines
+    assert re.fullmatch(rf"  {re.escape(str(tmp_path))}: GP best α by held-out AR loss = "
+                        r"\d\.\d{3} \(90% interval \d\.\d{3} to \d\.\d{3}\)", lines[1]), lines[1]
+    assert lines[2] == (
+        f"  {tmp_path}: GP best α by held-out MD ELBO: not judged (interpolated from 2 α at "
+        "R = 1 (1/4, 1/2) and 2 α at R = 16 (1/4, 1/2); needs >= 3)")
 
 
 def test_findings_without_the_cells_they_compare_are_not_judged():

@@ -142,5 +142,5 @@ def test_the_command_line_passes_seeds_to_the_study():
     args = build_parser().parse_args(
         ["study", "--quick", "--seeds", "2", "0", "--preset", "nano", "--output", "unused"])
     config = study_config(args)
-    assert config.seeds == (0, 2) and config.preset == "nano"
+    assert config.seeds == (0, 2) and config.recipe.preset == "nano"
     assert study_config(build_parser().parse_args(["study", "--output", "unused"])).seeds is None

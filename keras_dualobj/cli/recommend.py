@@ -6,7 +6,8 @@
 
 With --study: the grid α with the lowest held-out loss (mean over seeds) at a measured
 R, and the GP analysis's best α with its 90% interval (keras_dualobj.study.analysis)
-at any R within the study's range.
+at any R within the study's range, or why the GP does not judge a face there (too
+few α on it).
 """
 
 import argparse
@@ -27,7 +28,7 @@ def add_parser(subparsers):
 
 def run_recommend(args):
     from keras_dualobj.study import recommend_ar_fraction
-    from keras_dualobj.study.recommend import LOW_REPETITION_AR_FRACTION
+    from keras_dualobj.study.paper import LOW_REPETITION_AR_FRACTION
     from keras_dualobj.study.results import format_fraction
 
     recommendation = recommend_ar_fraction(args.repetitions, args.study)
@@ -50,4 +51,7 @@ def run_recommend(args):
             low, high = gp["interval"]
             print(f"  {args.study}: GP best α by {label} = {gp['best_alpha']:.3f} "
                   f"(90% interval {low:.3f} to {high:.3f})")
+        elif f"gp_{name}_not_judged" in recommendation:
+            print(f"  {args.study}: GP best α by {label}: not judged "
+                  f"({recommendation[f'gp_{name}_not_judged']})")
     return 0

@@ -1,15 +1,24 @@
-"""The repetition study: α × repetitions grids, their results, plots and recommendations."""
+"""The repetition study: α × repetitions grids, their results, plots and recommendations.
 
-from keras_dualobj.study.analysis import analyse_study
-from keras_dualobj.study.gp_analysis import optimal_alpha
-from keras_dualobj.study.recommend import paper_ar_fraction
-from keras_dualobj.study.recommend import recommend_ar_fraction
-from keras_dualobj.study.regime import preset_regime
-from keras_dualobj.study.regime import regime_rows
-from keras_dualobj.study.results import CellResult
-from keras_dualobj.study.results import read_results
-from keras_dualobj.study.runner import StudyConfig
-from keras_dualobj.study.runner import plan_cells
-from keras_dualobj.study.runner import run_study
-from keras_dualobj.study.seeds import seed_statistics
-from keras_dualobj.study.summary import summary_table
+The names load on first use (`keras_dualobj.utils.lazy`): the command line reads the study's
+defaults (`keras_dualobj.study.defaults`) and the paper's rule (`keras_dualobj.study.paper`)
+before Keras is imported.
+"""
+
+from keras_dualobj.utils.lazy import lazy_exports
+
+_MODULES = {
+    "analysis": ("analyse_study",),
+    "gp_analysis": ("optimal_alpha",),
+    "paper": ("paper_ar_fraction",),
+    "recommend": ("recommend_ar_fraction",),
+    "regime": ("preset_regime", "regime_rows"),
+    "results": ("CellResult", "read_results"),
+    "runner": ("StudyConfig", "plan_cells", "run_study"),
+    "seeds": ("seed_statistics",),
+    "summary": ("summary_table",),
+}
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
+)

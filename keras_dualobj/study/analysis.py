@@ -21,6 +21,8 @@ from keras_dualobj.study.gp_analysis import MIN_ALPHAS_PER_REPETITION
 from keras_dualobj.study.gp_analysis import more_alphas_flags
 from keras_dualobj.study.gp_analysis import optimal_alpha
 from keras_dualobj.study.gp_analysis import optimal_alpha_from_points
+from keras_dualobj.study.paper import UNTRAINED_END
+from keras_dualobj.study.plots_gp import plot_gp_faces
 from keras_dualobj.study.results import format_fraction
 from keras_dualobj.study.results import read_results
 from keras_dualobj.study.seeds import seed_summary_table
@@ -38,12 +40,6 @@ def read_multiple_choice(study_dir):
         rows = list(csv.DictReader(handle))
     return [{k: (int(v) if k in ("repetitions", "seed") else float(v)) for k, v in row.items()}
             for row in rows]
-
-
-# Each face is fitted on the models that train it: the MD face never at α = 1 (its MD
-# half is untrained: an ELBO of ~2x the others' would dominate the fit), the AR face
-# (AR loss; AR and prefix choice) never at α = 0.
-UNTRAINED_END = {"final_ar_loss": 0.0, "final_md_elbo": 1.0, "ar": 0.0, "prefix": 0.0, "md": 1.0}
 
 
 def study_analyses(results, choice_rows=(), num_draws=4000):
@@ -124,8 +120,6 @@ def _json_ready(analyses):
 
 def analyse_study(study_dir, stream=None, num_draws=4000):
     """Writes `gp_analysis.json`, `gp_best_alpha.png` and `analysis.txt`; returns the text."""
-    from keras_dualobj.study.plots_gp import plot_gp_faces
-
     study_dir = Path(study_dir)
     results = read_results(study_dir)
     choice_rows = read_multiple_choice(study_dir)

@@ -88,7 +88,7 @@ def evaluation_rows(data, config):
     rows = data.validation_rows
     if config.evaluation_batches is None:
         return rows
-    count = min(rows.num_rows, config.evaluation_batches * config.batch_size)
+    count = min(rows.num_rows, config.evaluation_batches * config.recipe.batch_size)
     return dataclasses.replace(
         rows, token_ids=rows.token_ids[:count], document_ids=rows.document_ids[:count]
     )

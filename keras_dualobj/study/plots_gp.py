@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_dualobj.study.gp_analysis import warp_alpha
+from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.plots import _pyplot
-from keras_dualobj.study.recommend import paper_ar_fraction
 from keras_dualobj.study.results import format_fraction
 
 _FACE_METRICS = (("AR loss", "final_ar_loss"), ("MD ELBO", "final_md_elbo"))

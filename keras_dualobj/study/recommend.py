@@ -1,41 +1,15 @@
-"""Which AR share α to train with, for a given number of data repetitions.
-
-The paper's remarks (Samuel & Charpentier, arXiv 2512.14549, §5): mixing both objectives
-beats either alone at every repetition level; for up to 16 repetitions the best α is
-about 63/64 (almost all AR, a little MD); beyond that AR starts to overfit, and the best
-α keeps the AR objective at about 16 effective repetitions: α · R ≈ 16.
+"""Which AR share α to train with, for a given number of data repetitions: the paper's
+rule (`keras_dualobj.study.paper`) and, from a finished study, the measured and the GP's
+best α. The top of `keras_dualobj.study`'s analysis modules: nothing in the study imports it.
 """
 
+from keras_dualobj.study.gp_analysis import optimal_alpha
+from keras_dualobj.study.paper import UNTRAINED_END
+from keras_dualobj.study.paper import paper_ar_fraction  # also read from here by the guides
 from keras_dualobj.study.results import best_ar_fractions
 from keras_dualobj.study.results import read_results
+from keras_dualobj.study.seeds import mean_results
 from keras_dualobj.utils.validation import check_float
-
-# AR share the paper found best while AR does not yet overfit (R <= 16).
-LOW_REPETITION_AR_FRACTION = 63 / 64
-# Repetitions the AR objective tolerates before overfitting (α · R ≈ 16 beyond).
-AR_REPETITION_BUDGET = 16.0
-
-
-def paper_ar_fraction(repetitions):
-    """The AR share α the paper's remarks give for `repetitions` passes over the data.
-
-    `min(63/64, 16 / R)`: 63/64 up to 16 repetitions, then `α = 16 / R` so that the AR
-    objective sees about 16 effective repetitions.
-
-    Args:
-        repetitions: float >= 1, how many times the unique data is repeated.
-
-    Returns:
-        float in (0, 1).
-
-    Example:
-    >>> paper_ar_fraction(4)
-    0.984375
-    >>> paper_ar_fraction(64)
-    0.25
-    """
-    repetitions = check_float("repetitions", repetitions, minimum=1.0)
-    return min(LOW_REPETITION_AR_FRACTION, AR_REPETITION_BUDGET / repetitions)
 
 
 def recommend_ar_fraction(repetitions, study_dir=None):
@@ -47,7 +21,7 @@ def recommend_ar_fraction(repetitions, study_dir=None):
             within its range of R.
 
     Returns:
-        dict with `paper` (the rule above) and, with a study:
+        dict with `paper` (`paper_ar_fraction`) and, with a study:
 
         - at a measured R, `measured_ar_loss` / `measured_md_elbo`: the grid α with
           the lowest held-out AR loss / MD ELBO (mean over seeds) and
@@ -62,8 +36,6 @@ def recommend_ar_fraction(repetitions, study_dir=None):
     >>> recommend_ar_fraction(32)
     {'repetitions': 32.0, 'paper': 0.5}
     """
-    from keras_dualobj.study.seeds import mean_results
-
     repetitions = check_float("repetitions", repetitions, minimum=1.0)
     recommendation = {"repetitions": repetitions, "paper": paper_ar_fraction(repetitions)}
     if study_dir is None:
@@ -92,9 +64,6 @@ def recommend_ar_fraction(repetitions, study_dir=None):
 
 def _gp_recommendation(results, repetitions):
     """The GP's best α at R per face, or why it is not judged there."""
-    from keras_dualobj.study.analysis import UNTRAINED_END
-    from keras_dualobj.study.gp_analysis import optimal_alpha
-
     recommendation = {}
     for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
         cells = [r for r in results if r.ar_fraction != UNTRAINED_END[metric]]

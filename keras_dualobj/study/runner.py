@@ -32,6 +32,7 @@ from keras_dualobj.study.claims import CELLS_DIR
 from keras_dualobj.study.claims import GRID_SETTINGS
 from keras_dualobj.study.claims import check_study_dir
 from keras_dualobj.study.claims import claim_study_dir
+from keras_dualobj.study.defaults import STUDY_DEFAULTS
 from keras_dualobj.study.held_out import evaluation_rows
 from keras_dualobj.study.held_out import second_half_losses
 from keras_dualobj.study.progress import StudyProgress
@@ -56,11 +57,6 @@ from keras_dualobj.utils.validation import check_int
 CELL_RESULT_FILE = "result.json"
 
 
-# The study's own default beside `RunSpec`'s: it measures the held-out MD ELBO, so it
-# draws two stratified masks per held-out row (a training run logs one).
-STUDY_DEFAULTS = {"elbo_samples": 2}
-
-
 @dataclasses.dataclass(frozen=True, init=False)
 class StudyConfig:
     """What a repetition study trains and how it evaluates.
@@ -83,7 +79,7 @@ class StudyConfig:
         evaluation_batches: held-out batches per evaluation (`None`: all).
         data_dir: TFDS data directory.
         recipe: optional `RunSpec`; defaults to `RunSpec()` with `elbo_samples=2`
-            (`STUDY_DEFAULTS`).
+            (`keras_dualobj.study.defaults.STUDY_DEFAULTS`).
         fit_budget: `token_budget` is a default the user did not choose (the
             `study` command's grids): `run_study` lowers it to the largest budget
             the corpus holds at the smallest R, with a note, instead of refusing
@@ -91,13 +87,13 @@ class StudyConfig:
         **settings: `RunSpec` fields overriding the recipe's, except the grid's own
             (`ar_fraction`, `repetitions`, `unique_tokens`, `token_budget`).
 
-    Attribute access falls through to the resolved recipe: `config.preset`,
-    `config.sequence_length`, `config.seed`, ...
+    The recipe's settings are read from the resolved recipe (`config.recipe.preset`,
+    `config.recipe.batch_size`, ...); `StudyConfig` has only the grid's own attributes.
 
     Example:
     >>> config = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
-    >>> config.num_steps, config.batch_size, config.warmup_fraction, config.elbo_samples
-    (4, 16, 0.01, 2)
+    >>> config.num_steps, config.recipe.batch_size, config.recipe.elbo_samples
+    (4, 16, 2)
     """
 
     ar_fractions: tuple
@@ -174,11 +170,6 @@ class StudyConfig:
         for name, value in values.items():
             object.__setattr__(self, name, value)
         _check_budget(self)
-
-    def __getattr__(self, name):
-        if name != "recipe" and name in RunSpec.field_names():
-            return getattr(self.recipe, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def num_steps(self):
@@ -305,7 +296,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     started = time.perf_counter()
     plan = plan_repetition(
         data.train_rows,
-        batch_size=config.batch_size,
+        batch_size=config.recipe.batch_size,
         repetitions=cell.repetitions,
         unique_tokens=cell.unique_tokens,
     )
@@ -340,7 +331,9 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     )
     curve = _read_curve(Path(cell_dir), plan.steps_per_epoch)
     best = min(curve, key=lambda point: point["ar_loss"])
-    second_half = second_half_losses(model, evaluation_rows(data, config), config.batch_size)
+    second_half = second_half_losses(
+        model, evaluation_rows(data, config), config.recipe.batch_size
+    )
     return CellResult(
         ar_fraction=cell.ar_fraction,
         repetitions=cell.repetitions,
@@ -391,7 +384,7 @@ def _prepare_study_data(config, stream):
     )
     config = fit_token_budget(config, data.train_rows, stream)
     plan = plan_repetition(
-        data.train_rows, batch_size=config.batch_size,
+        data.train_rows, batch_size=config.recipe.batch_size,
         repetitions=min(config.repetitions), token_budget=config.token_budget,
     )
     data = dataclasses.replace(
@@ -484,9 +477,9 @@ def _write_outputs(ordered, config, rows, study_dir):
     table = summary_table(
         means,
         estimator=(
-            f"{rows} held-out rows of {config.sequence_length} tokens; AR and prefix-LM "
+            f"{rows} held-out rows of {config.recipe.sequence_length} tokens; AR and prefix-LM "
             "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
-            f"masks per row: {config.elbo_samples})."
+            f"masks per row: {config.recipe.elbo_samples})."
         ),
     )
     comparison = prefix_comparison_table(means)

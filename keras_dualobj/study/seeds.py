@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 
+from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.results import CellResult  # noqa: F401 (docstring example)
 from keras_dualobj.study.results import format_fraction
 from keras_dualobj.study.results import metric_value
-from keras_dualobj.study.recommend import paper_ar_fraction
 
 # `final_prefix_loss` and `final_ar_suffix_loss` score the same tokens (each row's second
 # half); `final_ar_loss` scores every next-token target of a row.

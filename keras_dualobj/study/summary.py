@@ -1,7 +1,7 @@
 """The study's printed tables: best α per R against both ends and the paper's rule, and
 prefix-LM against AR on the same tokens."""
 
-from keras_dualobj.study.recommend import paper_ar_fraction
+from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.results import CellResult  # noqa: F401 (docstring example)
 from keras_dualobj.study.results import best_ar_fractions
 from keras_dualobj.study.results import format_fraction
