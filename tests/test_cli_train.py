@@ -148,11 +148,16 @@ def test_help_shows_each_recipe_default_as_run_spec_writes_it():
     from keras_dualobj.cli.recipe_flags import FLAGS
     from keras_dualobj.training import RunSpec
 
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    actions = {action.dest: action for action in train._actions}
+    from keras_dualobj.study.defaults import STUDY_DEFAULTS
+
+    commands = build_parser()._subparsers._group_actions[0].choices
     defaults = {field.name: field.default for field in dataclasses.fields(RunSpec)}
     assert set(FLAGS) <= set(defaults), "every recipe flag is a RunSpec field"
-    for field in FLAGS:
-        assert actions[field].default is None, field  # so that --resume sees what was given
-        if defaults[field] is not None:
-            assert actions[field].help.endswith(f"(default: {defaults[field]})"), field
+    for command, own_defaults in (("train", {}), ("study", STUDY_DEFAULTS)):
+        actions = {action.dest: action for action in commands[command]._actions}
+        for field in set(FLAGS) & set(actions):
+            assert actions[field].default is None, field  # so that --resume sees what was given
+            default = own_defaults.get(field, defaults[field])
+            if default is not None:
+                assert actions[field].help.endswith(f"(default: {default})"), (command, field)
+    assert "(default: 2)" in {a.dest: a for a in commands["study"]._actions}["elbo_samples"].help

@@ -25,9 +25,9 @@ import fractions
 import sys
 
 from keras_dualobj.cli.arguments import apply_threads
-from keras_dualobj.cli.arguments import key_value
 from keras_dualobj.cli.arguments import parse_fraction
-from keras_dualobj.models.presets import PRESETS
+from keras_dualobj.cli.recipe_flags import add_recipe_flags
+from keras_dualobj.study.defaults import STUDY_DEFAULTS
 
 # Chosen by measurement on tiny Shakespeare (see guides/repetition_study.py): at these
 # budgets pure AR's held-out loss turns upward at the highest R. On a corpus too small
@@ -74,50 +74,23 @@ def add_parser(subparsers):
     sizes.add_argument("--quick", action="store_true", help="the ≤ 10-minute grid: " + _describe(QUICK))
     sizes.add_argument("--paper-grid", action="store_true", help="the paper's grid: " + _describe(PAPER))
     sizes.add_argument("--regime", choices=("paper",), help="the paper's tokens per parameter: preset and C chosen from --budget-hours and the corpus")
-    grid.add_argument("--budget-hours", type=float, default=1.0, help="with --regime: wall time the whole grid may take here (default: 1)")
+    grid.add_argument("--budget-hours", type=float, default=1.0, help="with --regime: wall time the whole grid may take here (default: %(default)s)")
     grid.add_argument("--seeds", nargs="+", type=int, help="train every cell once per seed (default: --seed alone; with --regime: 0 1)")
     grid.add_argument("--ar-fractions", nargs="+", type=parse_fraction, help="α values (default: " + _describe(DEFAULT) + ")")
     grid.add_argument("--repetitions", nargs="+", type=int, help="R values")
     grid.add_argument("--token-budget", type=int, help="C, tokens per cell; steps = C / (batch x length) must be a multiple of every R (default: the grid's, lowered to fit a small corpus; one you give is kept exactly)")
     setup = parser.add_argument_group("model, data and recipe (the same in every cell)")
-    # No defaults here: unset settings take RunSpec's (those of `keras-dualobj train`)
-    # and the preset's; see `StudyConfig`.
-    setup.add_argument("--preset", help=f"model preset: {', '.join(PRESETS)} (default: small, 0.86M parameters)")
-    setup.add_argument("--source", help="corpus: auto, tfds, text, jsonl or builtin (default: auto)")
-    setup.add_argument("--path", help="file or folder for --source text / jsonl")
-    setup.add_argument("--tfds-name", help="TFDS dataset (default: tiny_shakespeare)")
-    setup.add_argument("--local-copy", help="local copy of the TFDS raw download (builds offline)")
+    # No defaults here: unset settings take the study's (`STUDY_DEFAULTS`), RunSpec's
+    # (those of `keras-dualobj train`) and the preset's; see `StudyConfig`.
+    add_recipe_flags(setup, RECIPE_NAMES, defaults=STUDY_DEFAULTS)
     setup.add_argument("--data-dir", help="TFDS data directory")
-    setup.add_argument("--document-split", help="paragraphs, lines, none or chunks (default: paragraphs)")
-    setup.add_argument("--encoding", help="encoding of --source text / jsonl files (default: utf-8)")
-    setup.add_argument("--tokenizer", help="byte or bpe (default: the preset's)")
-    setup.add_argument("--vocabulary-size", type=int, help="BPE vocabulary size (default: 2048)")
-    setup.add_argument("--sequence-length", type=int, help="tokens per row (default: the preset's)")
-    setup.add_argument("--batch-size", type=int, help="rows per step (default: the preset's)")
-    setup.add_argument("--md-variant", help="shifted (the paper's; default) or unshifted")
-    setup.add_argument("--ar-loss-weight", type=float, help="AR loss multiplier (default: 1.0)")
-    setup.add_argument("--z-loss-weight", type=float, help="z-loss weight (default: 0)")
-    setup.add_argument("--dropout", type=float, help="residual dropout (default: 0)")
-    setup.add_argument("--optimizer", help="muon (Muon + AdamW, the paper's) or adamw (default: the preset's)")
-    setup.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
-    setup.add_argument("--warmup-fraction", type=float, help="share of steps warming up (default: 0.01)")
-    setup.add_argument("--decay-fraction", type=float, help="share of steps decaying (default: 0.25)")
-    setup.add_argument("--decay-shape", help="linear, cosine or 1-sqrt (default: linear)")
-    setup.add_argument("--weight-decay", type=float, help="decoupled weight decay (default: 0.1)")
-    setup.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
-    setup.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16 (default: float32)")
-    setup.add_argument("--backbone-override", dest="backbone_overrides", action="append",
-                       type=key_value, metavar="NAME=VALUE",
-                       help="replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)")
-    setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves)")
-    setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation")
-    setup.add_argument("--elbo-samples", type=int, help="masks per held-out row for the MD ELBO (default: 2)")
-    setup.add_argument("--seed", type=int, help="initialisation, row split, masks and data order (default: 0)")
+    setup.add_argument("--evaluations", type=int, default=8, help="held-out evaluations per cell (the curves; default: %(default)s)")
+    setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation (default: %(default)s)")
     analysis = parser.add_argument_group("analysis (after the grid, or alone with --analyse-only)")
     analysis.add_argument("--analyse-only", action="store_true", help="train nothing: analyse the finished cells in --output (GP fit, findings, figure)")
     analysis.add_argument("--multiple-choice", action="store_true", help="score every finished cell on a held-out continuation task in AR, prefix and MD modes")
-    analysis.add_argument("--choice-examples", type=int, default=512, help="multiple-choice examples (default: 512, 4 choices each)")
-    analysis.add_argument("--choice-samples", type=int, default=4, help="MD masks per choice for the MD-mode score (default: 4)")
+    analysis.add_argument("--choice-examples", type=int, default=512, help="multiple-choice examples (default: %(default)s, 4 choices each)")
+    analysis.add_argument("--choice-samples", type=int, default=4, help="MD masks per choice for the MD-mode score (default: %(default)s)")
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, help="study folder (cells, results, plots)")
     run.add_argument("--overwrite", action="store_true", help="delete a different study in --output first")
