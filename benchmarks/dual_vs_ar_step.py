@@ -14,10 +14,16 @@ runs eagerly and nothing fuses these ops, the run also times the masking alone
 (`masking_seconds`: row split + corruption + mask for α = 0.5, the mask alone for
 α = 1), so its share of a step shows directly.
 
+With `--vocabulary-size 32768 --sequence-length 64 --batch-size 8` the loss's passes over
+the `[batch, length, vocabulary]` logits dominate a CPU step, as they become a visible share
+of a GPU step at the paper's vocabulary (51,200): there the dual step's cost is the cost of
+its loss (issue 28: the loss reads the logits once).
+
 Usage (repository root):
 
     python benchmarks/dual_vs_ar_step.py --threads 1
     python benchmarks/dual_vs_ar_step.py --backends torch --rounds 4 --steps 6
+    python benchmarks/dual_vs_ar_step.py --vocabulary-size 32768 --sequence-length 64 --batch-size 8
 
 Writes `benchmarks/results/dual_vs_ar_step.json`.
 """
@@ -68,7 +74,7 @@ def _masking_seconds(model, token_ids, document_ids, repeats=20):
     return statistics.median(seconds)
 
 
-def run_child(backend, threads, rounds, steps):
+def run_child(backend, threads, rounds, steps, config):
     _common.start_backend(backend, threads)
     import json
 
@@ -79,6 +85,7 @@ def run_child(backend, threads, rounds, steps):
     from keras_dualobj.models import DualBackbone
     from keras_dualobj.models import DualLM
 
+    CONFIG.update(config)
     load_before = _common.machine()["load_average"]
     length, batch_size = CONFIG["sequence_length"], CONFIG["batch_size"]
     rng = np.random.default_rng(0)
@@ -128,19 +135,24 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
+    for name in ("vocabulary_size", "sequence_length", "batch_size"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=CONFIG[name])
     parser.add_argument("--output")
     parser.add_argument("--child", choices=_common.BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    config = {name: getattr(args, name) for name in ("vocabulary_size", "sequence_length", "batch_size")}
     if min(args.threads, args.rounds, args.steps) < 1:
         parser.error(f"--threads, --rounds, --steps must be >= 1; received "
                      f"{args.threads}, {args.rounds}, {args.steps}")
     if args.child:
-        run_child(args.child, args.threads, args.rounds, args.steps)
+        run_child(args.child, args.threads, args.rounds, args.steps, config)
         return 0
     records = []
     for backend in args.backends:
         records += _common.run_child(__file__, backend, [
-            "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps])
+            "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps,
+            *[f"--{name.replace('_', '-')}={value}" for name, value in config.items()]])
+    CONFIG.update(config)
     print(f"\nfit() step time by α, {CONFIG}, AdamW, {args.threads} thread(s); medians of "
           f"{args.rounds} x {args.steps} interleaved steps")
     print(f"{'backend':<11} {'α=1 tok/s':>10} {'α=0.5 tok/s':>11} {'α=0 tok/s':>10} "
