@@ -9,6 +9,15 @@ are scored together, `batch_size` copies per pass — and suits short continuati
 such as multiple-choice answers. It is *not* a bound on `-log p(x)`: it is usually
 lower than the masked-diffusion bound (each token sees all the others), and a score
 to rank choices with, not a likelihood to report as perplexity.
+
+`mask_following=True` is the multi-token variant: scoring target j also masks every
+later target of its row, so each target sees the context and the targets to its left
+only (the "l2r" masking of Kauf & Ivanova 2023, over a whole continuation):
+
+    Σ_j log q(x_j | x with j and every later target masked)
+
+which is the chain rule along left-to-right unmasking, an exact log-likelihood of the
+masked-diffusion face for that one order (not a pseudo-likelihood).
 """
 
 import numpy as np
@@ -21,6 +30,37 @@ from keras_dualobj.evaluation.md_bound import aligned_cross_entropy
 from keras_dualobj.utils.validation import check_int
 
 
+def masked_copies(token_ids, target_mask, mask_token_id, mask_following=False):
+    """The one-copy-per-target inputs of the pseudo-log-likelihood.
+
+    Args:
+        token_ids: int `[B, L]` NumPy array.
+        target_mask: bool `[B, L]`, the scored positions.
+        mask_token_id: id of `<mask>`.
+        mask_following: also mask every later target of the row in each copy.
+
+    Returns:
+        `(rows, columns, inputs)`: for the k-th target, its row, its position and
+        `inputs[k]`, the row with that target (and, with `mask_following`, every later
+        target of the row) replaced by `mask_token_id`. Targets come in row-major order.
+
+    Example:
+    >>> import numpy as np
+    >>> rows, columns, inputs = masked_copies(
+    ...     np.array([[1, 5, 6, 7]]), np.array([[0, 0, 1, 1]]), 4, mask_following=True)
+    >>> columns.tolist(), inputs.tolist()
+    ([2, 3], [[1, 5, 4, 4], [1, 5, 6, 4]])
+    """
+    rows, columns = np.nonzero(target_mask)
+    inputs = token_ids[rows].copy()
+    if mask_following:
+        later = target_mask[rows] & (np.arange(token_ids.shape[1]) >= columns[:, None])
+        inputs[later] = mask_token_id
+    else:
+        inputs[np.arange(len(rows)), columns] = mask_token_id
+    return rows, columns, inputs
+
+
 def pseudo_log_likelihood(
     logits_fn,
     token_ids,
@@ -30,6 +70,7 @@ def pseudo_log_likelihood(
     document_ids=None,
     batch_size=64,
     checked=False,
+    mask_following=False,
 ):
     """Minus the pseudo-log-likelihood of the target tokens of each row (nats).
 
@@ -44,6 +85,8 @@ def pseudo_log_likelihood(
         batch_size: int >= 1, one-token-masked copies per forward pass (the last
             pass is padded with copies, so every pass has one shape).
         checked: the arrays already passed `check_scoring_inputs`.
+        mask_following: the multi-token variant (module docstring): each copy also
+            masks every later target of its row.
 
     Returns:
         dict of NumPy `[B]` arrays: `nll` (`-PLL`), `num_tokens`, `standard_error`
@@ -62,19 +105,17 @@ def pseudo_log_likelihood(
             token_ids, target_mask, document_ids
         )
     check_int("batch_size", batch_size, minimum=1)
-    rows, columns = np.nonzero(target_mask)
+    rows, columns, copies = masked_copies(
+        token_ids, target_mask, mask_token_id, mask_following=bool(mask_following)
+    )
     num_rows, length = token_ids.shape
     nll = np.zeros((num_rows,), "float64")
     misses = np.zeros((num_rows,), "int64")
     for start in range(0, len(rows), batch_size):
-        chunk_rows = rows[start : start + batch_size]
-        chunk_columns = columns[start : start + batch_size]
-        count = len(chunk_rows)
-        filler = batch_size - count
-        chunk_rows = np.concatenate([chunk_rows, np.repeat(chunk_rows[:1], filler)])
-        chunk_columns = np.concatenate([chunk_columns, np.repeat(chunk_columns[:1], filler)])
-        inputs = token_ids[chunk_rows].copy()
-        inputs[np.arange(batch_size), chunk_columns] = mask_token_id
+        chunk = np.arange(start, min(start + batch_size, len(rows)))
+        count = len(chunk)
+        chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - count)])
+        chunk_rows, chunk_columns, inputs = rows[chunk], columns[chunk], copies[chunk]
         logits = call_logits(
             logits_fn,
             inputs,

@@ -17,7 +17,9 @@ Modes (`model_args` `mode=`), all scoring the continuation's tokens given the co
 - `md`: minus the masked-diffusion bound, only the continuation masked
   (`keras_dualobj.evaluation.md_bound`, `mc_samples` samples, `seed`): a lower bound
   on `log p` whose masks depend on the request and the seed only, not on the batch;
-- `pll`: the exact pseudo-log-likelihood (one continuation token masked at a time).
+- `pll`: the exact pseudo-log-likelihood (one continuation token masked at a time);
+  with `pll_masks=following`, each continuation token is scored with it and every
+  later continuation token masked (the multi-token, left-to-right variant).
 
 `loglikelihood_rolling` cuts a document into the harness's rolling windows of the
 model's `max_sequence_length` (every token scored once, later windows with a full
@@ -45,6 +47,7 @@ from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
 HARNESS_MODES = ("ar", "prefix", "md", "pll")
+PLL_MASKS = ("single", "following")
 LENGTH_MULTIPLE = 16
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ class KerasDualLM(LM):
         seed: int >= 0, seed of those masks.
         batch_size: int >= 1, rows per forward pass.
         max_gen_toks: default number of new tokens in `generate_until`.
+        pll_masks: mode `"pll"`: `"single"` (one token masked at a time) or
+            `"following"` (that token and every later continuation token masked).
 
     Example:
     >>> from keras_dualobj import DualBackbone, DualLM
@@ -96,6 +101,7 @@ class KerasDualLM(LM):
         seed=0,
         batch_size=16,
         max_gen_toks=64,
+        pll_masks="single",
         **unused,
     ):
         super().__init__()
@@ -106,7 +112,7 @@ class KerasDualLM(LM):
             if unknown:
                 raise ValueError(
                     f"Unknown keras-dualobj model_args {unknown}; accepted: path, mode, "
-                    "mc_samples, seed, batch_size, max_gen_toks."
+                    "mc_samples, seed, batch_size, max_gen_toks, pll_masks."
                 )
         if (path is None) == (model is None):
             raise ValueError("Pass exactly one of `path` (a saved .keras DualLM) or `model`.")
@@ -115,6 +121,8 @@ class KerasDualLM(LM):
         if model.tokenizer is None:
             raise ValueError("The harness passes text: the model needs a tokenizer.")
         check_choice("mode", mode, HARNESS_MODES)
+        check_choice("pll_masks", pll_masks, PLL_MASKS)
+        self.pll_masks = pll_masks
         self.model = model
         self.mode = mode
         self.mc_samples = _as_int("mc_samples", mc_samples, 1)
@@ -195,6 +203,8 @@ class KerasDualLM(LM):
             options["prefix_lengths"] = prefix_lengths
         if mode == "md":
             options.update(num_samples=self.mc_samples, seed=self.seed)
+        if mode == "pll":
+            options["mask_following"] = self.pll_masks == "following"
         scored = self.model.score(token_ids, mode, **options)
         return {name: scored[name][: len(pairs)] for name in ("nll", "greedy")}
 

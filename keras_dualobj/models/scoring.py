@@ -36,6 +36,7 @@ class Scoring:
         document_ids=None,
         num_samples=None,
         seed=None,
+        mask_following=None,
     ):
         """Negative log-likelihood of chosen tokens per row, in one of four modes.
 
@@ -50,7 +51,9 @@ class Scoring:
           masks depend on its content and `seed` only, not on its batch).
         - `"pll"`: minus the exact pseudo-log-likelihood of the masked-diffusion
           face (one target masked at a time; `keras_dualobj.evaluation.
-          pseudo_likelihood`): deterministic, a score rather than a bound.
+          pseudo_likelihood`): deterministic, a score rather than a bound. With
+          `mask_following=True`, each target is scored with every later target
+          masked too (the multi-token, left-to-right variant).
 
         Args:
             token_ids: int `[batch, length]`.
@@ -63,6 +66,7 @@ class Scoring:
             document_ids: optional int `[batch, length]`.
             num_samples: `"md"` only; int >= 1, defaults to 16.
             seed: `"md"` only; int in `[0, 2^31)`, defaults to 0.
+            mask_following: `"pll"` only; bool, defaults to False.
 
         Returns:
             dict of NumPy `[batch]` arrays: `nll` (nats), `standard_error` (0 when
@@ -91,6 +95,15 @@ class Scoring:
             raise ValueError(
                 "`num_samples` and `seed` only apply to mode='md'; received "
                 f"num_samples={num_samples!r}, seed={seed!r} with mode={mode!r}."
+            )
+        if mode != "pll" and mask_following is not None:
+            raise ValueError(
+                "`mask_following` only applies to mode='pll'; received "
+                f"mask_following={mask_following!r} with mode={mode!r}."
+            )
+        if mask_following not in (None, True, False):
+            raise TypeError(
+                f"`mask_following` must be a bool; received mask_following={mask_following!r}."
             )
         if (mode == "prefix") != (prefix_lengths is not None):
             raise ValueError(
@@ -130,6 +143,7 @@ class Scoring:
                 shifted=self.md_shifted,
                 document_ids=document_ids,
                 checked=True,
+                mask_following=bool(mask_following),
             )
         return sequence_nll(
             logits_fn, token_ids, target_mask, prefix_lengths, document_ids, checked=True
