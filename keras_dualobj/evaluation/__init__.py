@@ -13,4 +13,6 @@ from keras_dualobj.evaluation.md_bound import md_bound_values
 from keras_dualobj.evaluation.md_bound import summarize_bound
 from keras_dualobj.evaluation.multiple_choice import evaluate_multiple_choice
 from keras_dualobj.evaluation.multiple_choice import load_multiple_choice
+from keras_dualobj.evaluation.paper_scores import average_normalized_score
+from keras_dualobj.evaluation.paper_scores import normalized_score
 from keras_dualobj.evaluation.pseudo_likelihood import pseudo_log_likelihood
