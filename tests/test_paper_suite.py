@@ -178,8 +178,8 @@ def test_masked_copies_mask_the_target_and_optionally_every_later_one():
     targets = np.zeros((2, 6), bool)
     targets[0, [2, 4, 5]] = True
     targets[1, [3]] = True
-    for following in (False, True):
-        rows, columns, inputs = masked_copies(ids, targets, -1, mask_following=following)
+    for following, mask in ((False, targets), (True, targets), (True, targets.astype(int))):
+        rows, columns, inputs = masked_copies(ids, mask, -1, mask_following=following)
         assert rows.tolist() == [0, 0, 0, 1] and columns.tolist() == [2, 4, 5, 3]
         for k, (row, column) in enumerate(zip(rows, columns)):
             expected = ids[row].copy()

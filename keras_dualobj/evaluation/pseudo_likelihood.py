@@ -51,8 +51,9 @@ def masked_copies(token_ids, target_mask, mask_token_id, mask_following=False):
     >>> columns.tolist(), inputs.tolist()
     ([2, 3], [[1, 5, 4, 4], [1, 5, 6, 4]])
     """
+    target_mask = np.asarray(target_mask, bool)
     rows, columns = np.nonzero(target_mask)
-    inputs = token_ids[rows].copy()
+    inputs = np.asarray(token_ids)[rows].copy()
     if mask_following:
         later = target_mask[rows] & (np.arange(token_ids.shape[1]) >= columns[:, None])
         inputs[later] = mask_token_id
