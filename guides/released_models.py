@@ -22,7 +22,7 @@ and PyTorch.
 With internet, one line loads a released model from the Hugging Face hub:
 
 ```python
-model = DualLM.from_reference("hf://ltg/<model>@<revision>", ar_fraction=0.75)
+model = load_reference_model("hf://ltg/<model>@<revision>", ar_fraction=0.75)
 ```
 
 This guide runs offline on a 2-core CPU, so it makes a stand-in first: a tiny model of
@@ -50,6 +50,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from keras_dualobj import DualBackbone, DualLM
 from keras_dualobj.convert import (
+    load_reference_model,
     load_reference_tokenizer,
     reference_config,
     save_state_dict,
@@ -136,12 +137,12 @@ print(json.loads((folder / "config.json").read_text())["hidden_size"])
 """
 ## Load it
 
-`DualLM.from_reference` reads the folder (a checkpoint file with `config=` and
+`load_reference_model` reads the folder (a checkpoint file with `config=` and
 `tokenizer=`, or an `hf://` path, work too). `ar_fraction` is the α for any further
 training; the weights do not depend on it.
 """
 
-model = DualLM.from_reference(folder, ar_fraction=0.75, seed=0)
+model = load_reference_model(folder, ar_fraction=0.75, seed=0)
 token_ids = ops.convert_to_numpy(next(iter(data.validation_dataset))["token_ids"])[:4]
 difference = np.max(np.abs(ops.convert_to_numpy(model(token_ids) - trained(token_ids))))
 print(f"largest logit difference after the round trip: {difference:.2e}")

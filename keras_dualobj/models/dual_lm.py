@@ -423,27 +423,6 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         backbone = DualBackbone.from_preset(preset, **backbone_kwargs)
         return cls(backbone, tokenizer=tokenizer, **task_kwargs)
 
-    @classmethod
-    def from_reference(cls, path_or_dir, ar_fraction=0.5, **kwargs):
-        """A model released with the paper (reference PyTorch code) as a `DualLM`.
-
-        `path_or_dir`: a folder (`config.json`, `state_dict.bin` or
-        `model.safetensors`, `tokenizer.json`), a checkpoint file (then pass
-        `config=` and `tokenizer=`), or `hf://owner/name@revision` (needs
-        internet). See `keras_dualobj.convert.load_reference_model` for the
-        other keyword arguments.
-
-        Example (a folder laid out like the released models):
-
-        ```python
-        model = DualLM.from_reference("dual-lm-470m/", ar_fraction=0.75)
-        model.generate("The quick brown fox", max_new_tokens=16)
-        ```
-        """
-        from keras_dualobj.convert import load_reference_model
-
-        return load_reference_model(path_or_dir, ar_fraction=ar_fraction, **kwargs)
-
     def save_to_preset(self, preset_dir, max_shard_size=10, overwrite=False):
         """Saves the model as a keras-hub preset directory (see `task_presets`).
 
