@@ -36,10 +36,9 @@ measures the same modes on a larger model trained for minutes.
 ## Setup
 """
 
-import os
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np

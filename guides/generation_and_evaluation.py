@@ -36,7 +36,7 @@ import json
 import os
 import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import keras_hub
