@@ -18,6 +18,7 @@ from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.models import DualLMPreprocessor
+from keras_dualobj.models import task_presets
 
 from conftest import tiny_backbone
 
@@ -146,6 +147,30 @@ def test_keras_saving_round_trip_keeps_preprocessor_and_sampler(trained, tmp_pat
     assert isinstance(restored, DualLM) and restored.sampler == "top_k"
     assert restored.generate("line", max_new_tokens=4, seed=1) == model.generate("line", max_new_tokens=4, seed=1)
     model.compile(optimizer="auto")
+
+
+@pytest.mark.parametrize("kind", ["name", "instance"])
+def test_the_compiled_sampler_survives_presets_and_keras_files(trained, tmp_path, kind):
+    model, _, _ = trained
+    sampler = "top_k" if kind == "name" else keras_hub.samplers.TopKSampler(k=3, temperature=0.7)
+    model.compile(optimizer="auto", sampler=sampler)
+    try:
+        model.save_to_preset(tmp_path / "preset")
+        model.save(tmp_path / "model.keras")
+        expected = model.generate("line", max_new_tokens=4, seed=1) if kind == "name" else None
+    finally:
+        model.compile(optimizer="auto")
+    from_preset = DualLM.from_preset(str(tmp_path / "preset"))
+    from_file = keras.saving.load_model(tmp_path / "model.keras")
+    for restored in (from_preset, from_file):
+        if kind == "name":
+            assert restored.sampler == "top_k"
+            assert restored.generate("line", max_new_tokens=4, seed=1) == expected
+        else:
+            assert isinstance(restored.sampler, keras_hub.samplers.TopKSampler)
+            assert restored.sampler.get_config() == sampler.get_config()
+    with pytest.raises(ValueError, match="unusable sampler.*'beam'"):
+        task_presets.saved_sampler("beam", "my_preset")
 
 
 def test_lora_fine_tune_changes_only_lora_weights():
