@@ -261,14 +261,19 @@ keras-dualobj evaluate model.keras --multiple-choice continuations.jsonl \\
     --modes ar prefix md --length-normalization bytes --output results.json
 ```
 
-The saved file holds the tokenizer too, so the command line takes text:
+The saved file holds the tokenizer too, so the command line takes text. Its multiple
+choice is the Python call's with the same `--length-normalization bytes` (the command's
+default is `none`, the summed log-likelihood, which favours short choices): the AR and
+prefix-LM scores are exact, so it prints the accuracies printed above (`md`, a
+Monte-Carlo estimate, is left out to save time).
 """
 
 model_path = os.path.join(directory, "model.keras")
 model.save(model_path)
 keras_dualobj_cli(["generate", model_path, "--prompt", "The import statement",
                    "--max-new-tokens", "32", "--mode", "md", "--num-steps", "8"])
-keras_dualobj_cli(["evaluate", model_path, "--multiple-choice", path, "--modes", "ar", "prefix"])
+keras_dualobj_cli(["evaluate", model_path, "--multiple-choice", path, "--modes", "ar", "prefix",
+                   "--length-normalization", "bytes"])
 """
 ## Where next
 
