@@ -172,3 +172,33 @@ def test_backends_set_finds_defaults_and_assignments():
         'os.environ.setdefault("OTHER", "x")\n'
     )
     assert backends_set(source) == ["jax", "torch"]
+
+
+def multiple_choice_normalizations(source):
+    """The length normalizations of the Python and the CLI multiple-choice calls in `source`."""
+    python, cli = [], []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        if getattr(node.func, "attr", None) == "evaluate_multiple_choice":
+            given = {keyword.arg: keyword.value for keyword in node.keywords}
+            value = given.get("length_normalization")
+            python.append("none" if value is None else ast.literal_eval(value))
+        for argument in node.args:
+            words = [getattr(item, "value", None) for item in getattr(argument, "elts", [])]
+            if "--multiple-choice" in words:
+                flag = "--length-normalization"
+                cli.append(words[words.index(flag) + 1] if flag in words else "none")
+    return python, cli
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("name", sorted(GUIDE_BACKENDS))
+def test_python_and_cli_multiple_choice_agree_in_a_guide(name):
+    source = (REPO_ROOT / "guides" / f"{name}.py").read_text(encoding="utf-8")
+    python, cli = multiple_choice_normalizations(source)
+    # A guide that scores multiple choice both ways shows the same numbers both ways.
+    assert len(set(python + cli)) <= 1, (
+        f"guides/{name}.py normalizes multiple choice by {python} in Python and {cli} on "
+        "the command line"
+    )
