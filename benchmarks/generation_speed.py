@@ -120,11 +120,12 @@ def main(argv=None):
     results = []
     ar_options = dict(max_new_tokens=args.num_new_tokens, stop_token_ids=None)
     cached = record(
-        "ar_cached", lambda: model.generate(prompts, **ar_options), mode="ar", use_cache=True
+        "ar_cached", lambda: model.generate(prompts, sampler="greedy", **ar_options), mode="ar",
+        use_cache=True,
     )
     uncached = record(
         "ar_uncached",
-        lambda: model.generate(prompts, use_cache=False, **ar_options),
+        lambda: model.generate(prompts, sampler="greedy", use_cache=False, **ar_options),
         mode="ar",
         use_cache=False,
     )
@@ -132,8 +133,10 @@ def main(argv=None):
     for num_steps in args.md_num_steps:
         record(
             f"md_{num_steps}_steps",
+            # One block, argmax proposals: as measured before generate's defaults changed.
             lambda num_steps=num_steps: model.generate(
-                prompts, mode="md", num_steps=num_steps, **ar_options
+                prompts, mode="md", num_steps=num_steps, block_length=args.num_new_tokens,
+                temperature=0.0, **ar_options
             ),
             mode="md",
             num_steps=num_steps,

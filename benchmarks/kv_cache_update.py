@@ -63,7 +63,7 @@ def main():
         started = time.perf_counter()
         tokens = model.generate(
             prompt, max_new_tokens=args.num_new_tokens, mode="ar", use_cache=use_cache,
-            stop_token_ids=None, strip_prompt=False,
+            stop_token_ids=None, strip_prompt=False, sampler="greedy",
         )
         return time.perf_counter() - started, keras.ops.convert_to_numpy(tokens)
 

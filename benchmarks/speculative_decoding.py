@@ -4,7 +4,7 @@ One run, one backend, side by side on one small model trained briefly on the bui
 corpus (CPython's `pydoc_data.topics`, byte tokens): the weights matter here, since
 the speed-up depends on how often the MD face's draft agrees with the AR face.
 
-- `ar_greedy`: `DualLM.generate(mode="ar")`, KV cache, one AR pass per token.
+- `ar_greedy`: `DualLM.generate(mode="ar", sampler="greedy")`, KV cache, one AR pass per token.
 - `speculative_{mode}_k{k}`: `speculative_generate(draft_length=k, draft_mode=mode)`
   (`"full"`: bidirectional MD pass over the whole text; `"cached"`: the masks
   against the AR KV cache); reported with
@@ -243,7 +243,7 @@ def main(argv=None):
     reference, ar_result = record(
         "ar_greedy",
         lambda: np.stack(model.generate(prompts, max_new_tokens=args.num_new_tokens,
-                                        stop_token_ids=None)),
+                                        stop_token_ids=None, sampler="greedy")),
         tokens_per_ar_pass=1.0,
     )
     ar_result["ar_loss_of_output"] = round(

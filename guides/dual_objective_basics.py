@@ -33,7 +33,7 @@ before importing Keras.
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np

@@ -38,7 +38,7 @@ import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 os.environ["HF_DATASETS_OFFLINE"] = "1"  # the harness reads only local files here
 
 import keras

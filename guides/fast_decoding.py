@@ -36,10 +36,9 @@ measures the same modes on a larger model trained for minutes.
 ## Setup
 """
 
-import os
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np
@@ -97,14 +96,17 @@ def timed(function, repeats=1):
 
 `generate(mode="ar")` seeds the cache with one pass over the prompts, then runs one
 single-token cached pass per new token, inside one compiled loop. `use_cache=False`
-recomputes the whole causal pass for every token: same tokens, more work.
+recomputes the whole causal pass for every token: same tokens, more work. Here the
+sampler is greedy (`generate` samples top-k by default), so that the speculative
+decoders below can be checked against these exact tokens.
 """
 
 ar_tokens, ar_seconds = timed(
-    lambda: model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None))
+    lambda: model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
+                           sampler="greedy"))
 uncached, uncached_seconds = timed(
     lambda: model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
-                           use_cache=False))
+                           sampler="greedy", use_cache=False))
 assert all((a == b).all() for a, b in zip(ar_tokens, uncached))
 print(f"AR, cached:   {ar_seconds * 1e3:7.1f} ms for {num_new} tokens x 2 rows")
 print(f"AR, uncached: {uncached_seconds * 1e3:7.1f} ms (same tokens)")
@@ -114,8 +116,11 @@ print(repr(tokenizer.detokenize(ar_tokens[0][prompt_length:].tolist())))
 ## MD decoding: steps, threshold, prefix cache
 
 By steps: `num_steps` bidirectional passes over the whole canvas, each revealing a
-fixed share of the masks (the most confident first). Fewer steps is faster and, since
-positions revealed in the same pass do not see each other, usually worse.
+fixed share of the masks (the most confident first; `generate`'s default blocks are the
+shortest the steps allow, here one block so that every mask competes). Fewer steps is
+faster and, since positions revealed in the same pass do not see each other, usually
+worse. The proposals are argmax (`temperature=0`) in every mode below, so the AR loss
+compares the decoders, not the sampling.
 
 By threshold (Fast-dLLM's parallel unmasking): each pass reveals every masked
 position of the current block whose proposal has probability above τ, and at least
@@ -147,7 +152,7 @@ def ar_loss(rows_out):
 print(f"{'mode':34s} {'ms':>7s} {'AR loss':>8s}")
 print(f"{'ar (cached)':34s} {ar_seconds * 1e3:7.1f} {ar_loss(ar_tokens):8.3f}")
 md_runs = {
-    "md, 48 steps": dict(num_steps=48),
+    "md, 48 steps, one block": dict(num_steps=48, block_length=num_new),
     "md, threshold 0.7, blocks of 16": dict(threshold=0.7, block_length=16),
     "md, threshold 0.7, + prefix cache": dict(threshold=0.7, block_length=16,
                                                prefix_cache=True),
@@ -156,7 +161,8 @@ md_runs = {
 }
 for name, options in md_runs.items():
     tokens, seconds = timed(lambda o=options: model.generate(
-        prompts, mode="md", max_new_tokens=num_new, stop_token_ids=None, **o))
+        prompts, mode="md", max_new_tokens=num_new, stop_token_ids=None, temperature=0.0,
+        **o))
     print(f"{name:34s} {seconds * 1e3:7.1f} {ar_loss(tokens):8.3f}")
 
 """

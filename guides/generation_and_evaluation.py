@@ -36,7 +36,7 @@ import json
 import os
 import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import keras_hub
@@ -91,11 +91,14 @@ print({name: round(values[-1], 3) for name, values in history.history.items()})
 The loop (a keras-hub sampler) is compiled once per batch shape — `tf.function` with
 XLA on TensorFlow, `jax.jit` on JAX, eager under `no_grad` on PyTorch — and reused by
 later calls with the same shapes. Prompts of different lengths share a batch; each row
-stops after its first stop token (`</s>` by default).
+stops after its first stop token (`</s>` by default). By default each token is sampled
+from the five most probable at temperature 0.5 (keras-hub's `"top_k"` sampler): on
+byte-level models greedy decoding repeats itself, and this read best
+(`benchmarks/generation_defaults.py`); a `seed` gives the same text every time.
 """
 
 prompts = ["The import statement", "A class definition"]
-for completion in model.generate(prompts, max_new_tokens=48):
+for completion in model.generate(prompts, max_new_tokens=48, seed=0):
     print(repr(completion))
 
 """
@@ -103,7 +106,7 @@ Any keras-hub sampler works: name one (`"greedy"`, `"top_k"`, `"top_p"`, `"rando
 with a `temperature` and a `seed`, or pass an instance.
 """
 
-print(repr(model.generate("The import statement", max_new_tokens=48, sampler="top_k", seed=1)))
+print(repr(model.generate("The import statement", max_new_tokens=48, sampler="greedy")))
 sampler = keras_hub.samplers.TopPSampler(p=0.9, temperature=0.8, seed=2)
 print(repr(model.generate("The import statement", max_new_tokens=48, sampler=sampler)))
 
@@ -125,18 +128,25 @@ token for every masked position; the most confident proposals (`remasking=
 tokens are decoded in blocks from left to right (semi-autoregressive decoding). The
 model's MD convention is *shifted* (masked next-token prediction), so the token at
 position `j` is read from the logits at `j - 1`.
+
+By default the blocks are as short as the steps allow (one token each with one step
+per token, four with 8 steps for 32 tokens) and proposals are sampled at temperature
+0.5: in one block, a byte-level model fills the far positions with spaces first, its
+most confident guess where it sees no context, and the canvas ends up blank
+(`block_length=32` below; the table in `docs/generation.md`).
 """
 
-for num_steps, block_length in ((32, None), (32, 8), (8, 8)):
+for num_steps, block_length in ((32, None), (32, 32), (8, None), (8, 8)):
     completion = model.generate(
         "The import statement",
         mode="md",
         max_new_tokens=32,
         num_steps=num_steps,
         block_length=block_length,
+        seed=0,
         stop_token_ids=None,
     )
-    print(f"steps={num_steps:2d} block_length={block_length}: {completion!r}")
+    print(f"steps={num_steps:2d} block_length={block_length or 'default'}: {completion!r}")
 
 """
 `md_decode` is the primitive underneath: it fills every `<mask>` of a batch of token
@@ -261,14 +271,19 @@ keras-dualobj evaluate model.keras --multiple-choice continuations.jsonl \\
     --modes ar prefix md --length-normalization bytes --output results.json
 ```
 
-The saved file holds the tokenizer too, so the command line takes text:
+The saved file holds the tokenizer too, so the command line takes text. Its multiple
+choice is the Python call's with the same `--length-normalization bytes` (the command's
+default is `none`, the summed log-likelihood, which favours short choices): the AR and
+prefix-LM scores are exact, so it prints the accuracies printed above (`md`, a
+Monte-Carlo estimate, is left out to save time).
 """
 
 model_path = os.path.join(directory, "model.keras")
 model.save(model_path)
 keras_dualobj_cli(["generate", model_path, "--prompt", "The import statement",
                    "--max-new-tokens", "32", "--mode", "md", "--num-steps", "8"])
-keras_dualobj_cli(["evaluate", model_path, "--multiple-choice", path, "--modes", "ar", "prefix"])
+keras_dualobj_cli(["evaluate", model_path, "--multiple-choice", path, "--modes", "ar", "prefix",
+                   "--length-normalization", "bytes"])
 """
 ## Where next
 

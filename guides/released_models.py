@@ -36,11 +36,10 @@ model.
 """
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np
@@ -151,7 +150,8 @@ print(f"largest logit difference after the round trip: {difference:.2e}")
 ## Generate both ways
 
 The same weights decode autoregressively (causal attention, KV cache) and by masked
-diffusion (bidirectional attention, unmasking the most confident positions first).
+diffusion (bidirectional attention over the masks still ahead), each with `generate`'s
+defaults: top-k sampling for AR, one token per pass sampled at a low temperature for MD.
 """
 
 prompt = "The import statement"

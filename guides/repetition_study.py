@@ -31,11 +31,10 @@ reports what the full-size commands measured on tiny Shakespeare on a 2-core CPU
 ## Setup
 """
 
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 from keras_dualobj.study import (
     StudyConfig,

@@ -30,8 +30,10 @@ minute or two on a 2-core CPU, most of it spent starting the three processes.
 
 The backend is fixed when Keras is first imported, by the `KERAS_BACKEND` environment
 variable (else by `"backend"` in `~/.keras/keras.json`, else TensorFlow). Set it before
-`import keras` — in a notebook, in the first cell, and restart the kernel to change it.
-`setdefault` below keeps a backend chosen outside (`KERAS_BACKEND=torch jupyter lab`).
+`import keras` — in a notebook, in the first cell (`os.environ["KERAS_BACKEND"] = "jax"`),
+and restart the kernel to change it — or outside (`KERAS_BACKEND=torch jupyter lab`).
+This guide, like the others, sets nothing, so it runs on the backend you have chosen, or
+on TensorFlow, which every install of keras-dualobj has.
 """
 
 import os
@@ -41,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np

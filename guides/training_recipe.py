@@ -30,7 +30,7 @@ on a CPU.
 import os
 import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# Keras picks the backend: $KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow.
 
 import keras
 import numpy as np

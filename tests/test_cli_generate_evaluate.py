@@ -61,10 +61,10 @@ def test_generate_ar_prints_prompt_and_continuation_and_writes_json(saved_model,
     output = tmp_path / "generated.json"
     code, out, _ = run_cli(
         capsys, "generate", path, "--prompt-ids", "1 20 21", "--prompt-ids", "1 30",
-        "--max-new-tokens", 4, "--no-stop", "--output", output,
+        "--max-new-tokens", 4, "--no-stop", "--output", output, "--seed", 0,
     )
     assert code == 0
-    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None)
+    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None, seed=0)
     lines = out.strip().splitlines()
     assert lines == [" ".join(map(str, row.tolist())) for row in expected]
     record = json.loads(output.read_text())
@@ -76,12 +76,12 @@ def test_generate_md_and_infill(saved_model, capsys):
     path, model = saved_model
     code, out, _ = run_cli(
         capsys, "generate", path, "--prompt-ids", "1 20 21", "--mode", "md",
-        "--max-new-tokens", 4, "--num-steps", 2, "--block-length", 2, "--no-stop",
+        "--max-new-tokens", 4, "--num-steps", 2, "--block-length", 2, "--no-stop", "--seed", 0,
     )
     assert code == 0
     expected = model.generate(
         [[1, 20, 21]], mode="md", max_new_tokens=4, num_steps=2, block_length=2,
-        stop_token_ids=None,
+        stop_token_ids=None, seed=0,
     )[0]
     assert out.split() == [str(token) for token in expected]
     code, out, _ = run_cli(
@@ -95,7 +95,7 @@ def test_generate_md_and_infill(saved_model, capsys):
 def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
     path, _ = saved_model
     arguments = ("--prompt-ids", "1 20 21", "--prompt-ids", "1 30", "--max-new-tokens", 8, "--no-stop")
-    code, ar, _ = run_cli(capsys, "generate", path, *arguments)
+    code, ar, _ = run_cli(capsys, "generate", path, *arguments, "--sampler", "greedy")
     assert code == 0
     code, speculative, _ = run_cli(
         capsys, "generate", path, *arguments, "--mode", "speculative", "--draft-length", 3
@@ -133,11 +133,11 @@ def test_generate_and_evaluate_text_with_the_saved_tokenizer(text_model, capsys,
     output = tmp_path / "text.json"
     code, _, _ = run_cli(
         capsys, "generate", path, "--prompt", "ab", "--prompt", "xyz",
-        "--max-new-tokens", 3, "--no-stop", "--output", output,
+        "--max-new-tokens", 3, "--no-stop", "--output", output, "--seed", 0,
     )
     assert code == 0
     outputs = json.loads(output.read_text())["outputs"]
-    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None)
+    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None, seed=0)
     assert outputs[0].startswith("ab") and outputs[1].startswith("xyz")
     text = tmp_path / "held_out.txt"
     text.write_text("To be, or not to be: that is the question.")

@@ -75,14 +75,14 @@ def test_seeded_cache_continues_like_a_full_pass(model):
 
 def test_greedy_equals_argmax_of_repeated_full_passes_for_ragged_prompts(model):
     prompts = [[1, 20, 21, 22, 23], [1, 30], [1, 40, 41]]
-    outputs = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
+    outputs = model.generate(prompts, max_new_tokens=6, stop_token_ids=None, sampler="greedy")
     assert [row.tolist() for row in outputs] == greedy_reference(model, prompts, 6)
 
 
 def test_uncached_decoding_gives_the_same_tokens(model):
     prompts = [[1, 20, 21, 22], [1, 30]]
-    cached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None)
-    uncached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, use_cache=False)
+    cached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, sampler="greedy")
+    uncached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, use_cache=False, sampler="greedy")
     assert [row.tolist() for row in cached] == [row.tolist() for row in uncached]
 
 
@@ -98,9 +98,9 @@ def test_generation_compiles_once_per_shape():
 
     model._build_cache = counting_build_cache
     prompts = [[1, 20, 21], [1, 30, 31]]
-    first = model.generate(prompts, max_new_tokens=4, stop_token_ids=None)
-    second = model.generate([[1, 22, 23], [1, 32, 33]], max_new_tokens=4, stop_token_ids=None)
-    model.generate([[1, 22, 23, 24]], max_new_tokens=4, stop_token_ids=None)
+    first = model.generate(prompts, max_new_tokens=4, stop_token_ids=None, sampler="greedy")
+    second = model.generate([[1, 22, 23], [1, 32, 33]], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
+    model.generate([[1, 22, 23, 24]], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
     assert len(model._decoding_functions) == 1
     # Eager PyTorch runs the Python function on every call; the compiled backends
     # trace it once per input shape.
@@ -112,9 +112,9 @@ def test_generation_compiles_once_per_shape():
 
 def test_stop_tokens_end_each_row_after_its_first_stop(model):
     prompts = [[1, 20, 21], [1, 30, 31, 32]]
-    full = model.generate(prompts, max_new_tokens=8, stop_token_ids=None)
+    full = model.generate(prompts, max_new_tokens=8, stop_token_ids=None, sampler="greedy")
     stop = int(full[0][4])  # the second new token of row 0
-    stopped = model.generate(prompts, max_new_tokens=8, stop_token_ids=(stop,))
+    stopped = model.generate(prompts, max_new_tokens=8, stop_token_ids=(stop,), sampler="greedy")
     for prompt, row, full_row in zip(prompts, stopped, full):
         new = full_row[len(prompt) :].tolist()
         expected = full_row[: len(prompt) + new.index(stop) + 1] if stop in new else full_row
@@ -124,9 +124,9 @@ def test_stop_tokens_end_each_row_after_its_first_stop(model):
 
 def test_auto_stop_uses_eos_and_strip_prompt_returns_only_new_tokens(model):
     prompts = [[1, 20, 21], [1, 30]]
-    full = model.generate(prompts, max_new_tokens=6, stop_token_ids=(model.eos_token_id,))
-    auto = model.generate(prompts, max_new_tokens=6)
-    stripped = model.generate(prompts, max_new_tokens=6, strip_prompt=True)
+    full = model.generate(prompts, max_new_tokens=6, stop_token_ids=(model.eos_token_id,), sampler="greedy")
+    auto = model.generate(prompts, max_new_tokens=6, sampler="greedy")
+    stripped = model.generate(prompts, max_new_tokens=6, strip_prompt=True, sampler="greedy")
     for prompt, row, auto_row, new in zip(prompts, full, auto, stripped):
         assert auto_row.tolist() == row.tolist()
         assert new.tolist() == row[len(prompt) :].tolist()
@@ -144,7 +144,7 @@ def test_seeded_samplers_are_reproducible_and_seed_dependent(model):
 
 def test_sampler_instances_and_top_k_one_equals_greedy(model):
     prompts = [[1, 20, 21], [1, 30]]
-    greedy = model.generate(prompts, max_new_tokens=5, stop_token_ids=None)
+    greedy = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, sampler="greedy")
     top_one = model.generate(
         prompts,
         max_new_tokens=5,
@@ -156,8 +156,8 @@ def test_sampler_instances_and_top_k_one_equals_greedy(model):
 
 def test_string_prompts_round_trip_through_the_tokenizer():
     model = tiny_model(vocabulary_size=272, tokenizer=ByteTokenizer())
-    text = model.generate("ab", max_new_tokens=5, stop_token_ids=None)
-    ids = model.generate([1, 16 + ord("a"), 16 + ord("b")], max_new_tokens=5, stop_token_ids=None)
+    text = model.generate("ab", max_new_tokens=5, stop_token_ids=None, sampler="greedy")
+    ids = model.generate([1, 16 + ord("a"), 16 + ord("b")], max_new_tokens=5, stop_token_ids=None, sampler="greedy")
     special = np.isin(ids, model.special_token_ids)
     assert isinstance(text, str) and text.startswith("ab")
     assert text == ByteTokenizer().detokenize(ids[~special])
@@ -175,8 +175,8 @@ def test_any_object_with_tokenize_and_detokenize_is_a_tokenizer():
             return "".join(str(i - 16) if 16 <= i < 26 else "?" for i in ids)
 
     model = tiny_model(tokenizer=DigitTokenizer())
-    text = model.generate("123", max_new_tokens=4, stop_token_ids=None)
-    ids = model.generate([1, 17, 18, 19], max_new_tokens=4, stop_token_ids=None)
+    text = model.generate("123", max_new_tokens=4, stop_token_ids=None, sampler="greedy")
+    ids = model.generate([1, 17, 18, 19], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
     assert text == DigitTokenizer().detokenize(ids[1:])
 
 

@@ -108,7 +108,9 @@ def test_random_remasking_and_temperature_follow_the_seed(model):
 
 def test_md_generation_of_ragged_prompts_matches_one_prompt_at_a_time(model):
     prompts = [[1, 20, 21, 22], [1, 30]]
-    batch = model.generate(prompts, mode="md", max_new_tokens=4, stop_token_ids=None)
+    # md_decode's defaults: one block, argmax.
+    batch = model.generate(prompts, mode="md", max_new_tokens=4, stop_token_ids=None,
+                           block_length=4, temperature=0.0)
     for prompt, row in zip(prompts, batch):
         alone = model.md_decode(canvas([prompt], 4))["token_ids"][0]
         assert row.tolist() == alone.tolist()

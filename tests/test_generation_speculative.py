@@ -71,7 +71,7 @@ def prompts():
 
 def test_greedy_equals_ar_greedy_for_every_draft_length(trained_model, prompts):
     reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None
+        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, sampler="greedy"
     )
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
     rates = []
@@ -93,7 +93,8 @@ def test_greedy_equals_ar_greedy_for_every_draft_length(trained_model, prompts):
 def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
     """One pass per iteration (verify + next draft): the AR output for every draft length."""
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
-    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None)
+    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None,
+                                      sampler="greedy")
     acceptance = []
     for draft_length in (1, 4, 8):
         tokens, statistics = speculative_generate(
@@ -109,7 +110,8 @@ def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
         sorted({int(row[len(prompt) + 5]) for row, prompt in zip(free_run, prompts)})
     )
     reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids
+        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids,
+        sampler="greedy",
     )
     tokens, _ = speculative_generate(
         trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
@@ -124,14 +126,15 @@ def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
 
 def test_stop_tokens_and_multi_step_drafts_match_ar(trained_model, prompts):
     free_run = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None
+        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, sampler="greedy"
     )
     # Every row's third new token is a stop token: every row stops early.
     stop_token_ids = tuple(
         sorted({int(row[len(prompt) + 2]) for row, prompt in zip(free_run, prompts)})
     )
     reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids
+        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids,
+        sampler="greedy",
     )
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
     draft_length = 4
@@ -380,7 +383,7 @@ def test_bad_options_raise(trained_model):
 def test_generate_mode_speculative_is_the_ar_output_and_checks_its_options(
     trained_model, prompts
 ):
-    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS)
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, sampler="greedy")
     for draft_mode in ("cached", "full"):
         fast = trained_model.generate(
             prompts, mode="speculative", max_new_tokens=MAX_NEW_TOKENS,

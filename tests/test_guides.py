@@ -12,6 +12,7 @@ guide runs on data it makes or on the built-in corpus (never ../shared, never a
 download).
 """
 
+import ast
 import os
 import sys
 
@@ -45,6 +46,9 @@ GUIDE_PARAMETERS = [
     if name in GUIDE_BACKENDS  # a guide without one fails test_every_guide_has_a_backend
 ]
 CELL_TIMEOUT_SECONDS = 600
+# Guides that need one backend set it themselves; every other guide leaves the choice to
+# Keras ($KERAS_BACKEND, else ~/.keras/keras.json, else TensorFlow, which every install has).
+REQUIRED_BACKENDS = {"training_at_scale": "jax"}  # keras.distribution runs on JAX only
 
 
 @pytest.mark.backend_independent
@@ -122,3 +126,79 @@ def test_the_kernel_gets_the_environment_and_errors_fail_the_run(tmp_path, monke
         keras.backend.backend(), str(tmp_path), sys.executable, "False"
     ]
     assert notebook.cells[2].outputs == []
+
+
+def backends_set(source):
+    """The values `source` gives KERAS_BACKEND: `os.environ[...] = v` or `.setdefault(..., v)`."""
+    values = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "setdefault":
+            targets, value = [node], node.args[1] if len(node.args) == 2 else None
+        else:
+            continue
+        for target in targets:
+            key = target.slice if isinstance(target, ast.Subscript) else None
+            if isinstance(target, ast.Call):
+                key = target.args[0] if target.args else None
+            if isinstance(key, ast.Constant) and key.value == "KERAS_BACKEND":
+                text = value.value if isinstance(value, ast.Constant) else ast.unparse(value)
+                values.append((node.lineno, text))
+    return [text for _, text in sorted(values)]
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("name", sorted(GUIDE_BACKENDS))
+def test_guides_run_on_the_backend_keras_picks(name):
+    guide = (REPO_ROOT / "guides" / f"{name}.py").read_text(encoding="utf-8")
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    cells = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    expected = [REQUIRED_BACKENDS[name]] if name in REQUIRED_BACKENDS else []
+    for where, source in ((f"guides/{name}.py", guide), (f"guides/ipynb/{name}.ipynb", cells)):
+        # A default other than Keras' own fails at import for a reader without that backend.
+        assert backends_set(source) == expected, (
+            f"{where} sets KERAS_BACKEND to {backends_set(source)}; a guide leaves the "
+            f"backend to Keras unless it needs one (REQUIRED_BACKENDS: {REQUIRED_BACKENDS})."
+        )
+    assert GUIDE_BACKENDS[name] == REQUIRED_BACKENDS.get(name, GUIDE_BACKENDS[name])
+
+
+@pytest.mark.backend_independent
+def test_backends_set_finds_defaults_and_assignments():
+    source = (
+        'import os\nos.environ.setdefault("KERAS_BACKEND", "jax")\n'
+        'os.environ["KERAS_BACKEND"] = "torch"\nenv = {**os.environ, "KERAS_BACKEND": b}\n'
+        'os.environ.setdefault("OTHER", "x")\n'
+    )
+    assert backends_set(source) == ["jax", "torch"]
+
+
+def multiple_choice_normalizations(source):
+    """The length normalizations of the Python and the CLI multiple-choice calls in `source`."""
+    python, cli = [], []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        if getattr(node.func, "attr", None) == "evaluate_multiple_choice":
+            given = {keyword.arg: keyword.value for keyword in node.keywords}
+            value = given.get("length_normalization")
+            python.append("none" if value is None else ast.literal_eval(value))
+        for argument in node.args:
+            words = [getattr(item, "value", None) for item in getattr(argument, "elts", [])]
+            if "--multiple-choice" in words:
+                flag = "--length-normalization"
+                cli.append(words[words.index(flag) + 1] if flag in words else "none")
+    return python, cli
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("name", sorted(GUIDE_BACKENDS))
+def test_python_and_cli_multiple_choice_agree_in_a_guide(name):
+    source = (REPO_ROOT / "guides" / f"{name}.py").read_text(encoding="utf-8")
+    python, cli = multiple_choice_normalizations(source)
+    # A guide that scores multiple choice both ways shows the same numbers both ways.
+    assert len(set(python + cli)) <= 1, (
+        f"guides/{name}.py normalizes multiple choice by {python} in Python and {cli} on "
+        "the command line"
+    )

@@ -18,6 +18,7 @@ from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.models import DualLMPreprocessor
+from keras_dualobj.models import task_presets
 
 from conftest import tiny_backbone
 
@@ -77,10 +78,12 @@ def test_compile_sampler_is_used_by_generate(trained):
     model.compile(optimizer="auto", sampler="greedy")
     greedy = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
     model.compile(optimizer="auto")
-    default = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
-    for a, b in zip(explicit, compiled):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(greedy, default):
+    argmax = model.generate(prompts, max_new_tokens=6, stop_token_ids=None, sampler="greedy")
+    # No compiled sampler: generate's default, top-k at temperature 0.5.
+    default = model.generate(prompts, max_new_tokens=6, seed=3, stop_token_ids=None)
+    top_k = model.generate(prompts, max_new_tokens=6, sampler="top_k", temperature=0.5, seed=3,
+                           stop_token_ids=None)
+    for a, b in [*zip(explicit, compiled), *zip(greedy, argmax), *zip(default, top_k)]:
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="'beam'"):
         model.compile(sampler="beam")
@@ -90,15 +93,16 @@ def test_generate_takes_keras_hub_inputs(trained):
     model, _, _ = trained
     text = model.generate("line 3", max_new_tokens=5, stop_token_ids=None)
     assert isinstance(text, str) and text.startswith("line 3")
-    batch = model.generate(["line 3", "the"], max_length=12, stop_token_ids=None)
+    batch = model.generate(["line 3", "the"], max_length=12, stop_token_ids=None, sampler="greedy")
     padded = model.preprocessor.generate_preprocess(["line 3", "the"])
-    as_dict = model.generate(padded, max_length=12, stop_token_ids=None)
+    as_dict = model.generate(padded, max_length=12, stop_token_ids=None, sampler="greedy")
     assert as_dict["token_ids"].shape == (2, 12) and as_dict["padding_mask"].all()
     assert model.preprocessor.generate_postprocess(as_dict) == batch
     dataset = tf.data.Dataset.from_tensor_slices(["line 3", "the", "fox"]).batch(2)
-    from_dataset = model.generate(dataset, max_length=12, stop_token_ids=None)
-    assert from_dataset == batch + model.generate(["fox"], max_length=12, stop_token_ids=None)
-    new_only = model.generate(padded, max_length=12, strip_prompt=True, stop_token_ids=None)
+    from_dataset = model.generate(dataset, max_length=12, stop_token_ids=None, sampler="greedy")
+    assert from_dataset == batch + model.generate(["fox"], max_length=12, stop_token_ids=None,
+                                                  sampler="greedy")
+    new_only = model.generate(padded, max_length=12, strip_prompt=True, stop_token_ids=None, sampler="greedy")
     assert new_only["padding_mask"].sum(axis=1).tolist() == [12 - 7, 12 - 4]
     md = model.generate(["line 3", "the"], mode="md", max_length=12, num_steps=2, stop_token_ids=None)
     assert all(isinstance(s, str) for s in md)
@@ -123,7 +127,7 @@ def test_save_to_preset_round_trips_weights_tokenizer_and_preprocessor(trained, 
     assert isinstance(restored.tokenizer, ByteTokenizer)
     assert restored.preprocessor.sequence_length == model.preprocessor.sequence_length
     assert restored.ar_fraction == model.ar_fraction
-    assert restored.generate("line", max_new_tokens=4) == model.generate("line", max_new_tokens=4)
+    assert restored.generate("line", max_new_tokens=4, seed=0) == model.generate("line", max_new_tokens=4, seed=0)
     backbone = keras_hub.models.Backbone.from_preset(str(tmp_path))
     assert isinstance(backbone, DualBackbone)
     fresh = DualLM.from_preset(str(tmp_path), load_weights=False)
@@ -146,6 +150,30 @@ def test_keras_saving_round_trip_keeps_preprocessor_and_sampler(trained, tmp_pat
     assert isinstance(restored, DualLM) and restored.sampler == "top_k"
     assert restored.generate("line", max_new_tokens=4, seed=1) == model.generate("line", max_new_tokens=4, seed=1)
     model.compile(optimizer="auto")
+
+
+@pytest.mark.parametrize("kind", ["name", "instance"])
+def test_the_compiled_sampler_survives_presets_and_keras_files(trained, tmp_path, kind):
+    model, _, _ = trained
+    sampler = "top_k" if kind == "name" else keras_hub.samplers.TopKSampler(k=3, temperature=0.7)
+    model.compile(optimizer="auto", sampler=sampler)
+    try:
+        model.save_to_preset(tmp_path / "preset")
+        model.save(tmp_path / "model.keras")
+        expected = model.generate("line", max_new_tokens=4, seed=1) if kind == "name" else None
+    finally:
+        model.compile(optimizer="auto")
+    from_preset = DualLM.from_preset(str(tmp_path / "preset"))
+    from_file = keras.saving.load_model(tmp_path / "model.keras")
+    for restored in (from_preset, from_file):
+        if kind == "name":
+            assert restored.sampler == "top_k"
+            assert restored.generate("line", max_new_tokens=4, seed=1) == expected
+        else:
+            assert isinstance(restored.sampler, keras_hub.samplers.TopKSampler)
+            assert restored.sampler.get_config() == sampler.get_config()
+    with pytest.raises(ValueError, match="unusable sampler.*'beam'"):
+        task_presets.saved_sampler("beam", "my_preset")
 
 
 def test_lora_fine_tune_changes_only_lora_weights():
@@ -215,6 +243,6 @@ def test_a_bpe_model_round_trips_through_a_preset(tmp_path):
     restored = DualLM.from_preset(str(tmp_path))
     rows = model.preprocessor(["The import statement"])
     np.testing.assert_array_equal(restored.preprocessor(["The import statement"])["token_ids"], rows["token_ids"])
-    assert restored.generate("The", max_new_tokens=3, stop_token_ids=None) == model.generate(
-        "The", max_new_tokens=3, stop_token_ids=None
+    assert restored.generate("The", max_new_tokens=3, stop_token_ids=None, seed=0) == model.generate(
+        "The", max_new_tokens=3, stop_token_ids=None, seed=0
     )

@@ -424,30 +424,25 @@ def _prompt_ids(data, prompt_length):
     return best
 
 
-# Sampled, not greedy: greedy decoding of a small, briefly trained model repeats one
-# word; a seeded sampler shows what it learned and is still reproducible.
-SAMPLE_SETTINGS = {
-    "AR (top-k sampling, temperature 0.8, KV cache)": {
-        "mode": "ar", "sampler": "top_k", "temperature": 0.8,
-    },
-    "MD (confidence-ordered unmasking, one token per step, temperature 0.8)": {
-        "mode": "md", "temperature": 0.8,
-    },
-}
+# `generate`'s own defaults (one home: keras_dualobj.models.generation_options), seeded:
+# the samples show what a user's `generate` call gives, reproducibly.
+SAMPLE_MODES = {"AR": "ar", "MD": "md"}
 
 
 def _summary_samples(model, data, options, seed):
+    from keras_dualobj.models.generation_options import describe_defaults
+
     room = data.plan.sequence_length
     prompt_length = max(2, min(options["prompt_length"], room // 2))
     prompt = _prompt_ids(data, prompt_length)
     sample_length = max(1, min(options["sample_length"], room - len(prompt)))
     samples = {}
-    for name, settings in SAMPLE_SETTINGS.items():
+    for label, mode in SAMPLE_MODES.items():
         completion = model.generate(
-            prompt, max_new_tokens=sample_length, strip_prompt=True, stop_token_ids=None,
-            seed=seed, **settings,
+            prompt, mode=mode, max_new_tokens=sample_length, strip_prompt=True,
+            stop_token_ids=None, seed=seed,
         )
-        samples[name] = {
+        samples[f"{label} ({describe_defaults(mode)})"] = {
             "prompt": data.tokenizer.detokenize(prompt.tolist()),
             "completion": data.tokenizer.detokenize(completion.tolist()),
         }

@@ -174,6 +174,7 @@ class MDGeneration:
                 f"max_length={options.max_length} leaves no room after the longest "
                 f"prompt ({int(prompt_lengths.max())} tokens)."
             )
+        options = options.for_new_tokens(num_new_tokens)
         length = int(prompt_lengths.max()) + num_new_tokens
         check_sequence_length(
             self.backbone,

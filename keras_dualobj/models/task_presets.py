@@ -8,17 +8,26 @@ uploaded with `keras_hub.upload_preset` and its backbone loaded by
       config.json          the DualBackbone config       (Backbone.save_to_preset)
       model.weights.h5     the backbone's weights
       metadata.json        keras / keras-hub versions, parameter count
-      task.json            the DualLM config (α, objective options, special ids)
+      task.json            the DualLM config (α, objective options, special ids), and
+                           the sampler given to `compile(sampler=...)`, if any
       preprocessor.json    the DualLMPreprocessor        (Preprocessor.save_to_preset)
       tokenizer.json       the tokenizer's config
       assets/tokenizer/    its vocabulary files, if any (BPE)
 
 Named presets (`keras_dualobj.models.presets`) are architectures with fresh weights;
 these directories hold trained weights.
+
+keras-hub drops a task's compile configuration from `task.json`, and with it the AR
+sampler of `generate` (`compile(sampler=...)`); it is kept there under `"sampler"`
+(a name, or a serialized `keras_hub.samplers.Sampler`, as a `.keras` file's compile
+configuration holds it), and set again on load without compiling the model.
 """
 
+import json
 import os
 from pathlib import Path
+
+import keras
 
 from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import check_config_class
@@ -27,7 +36,10 @@ from keras_hub.src.utils.preset_utils import get_preset_loader
 from keras_hub.src.utils.preset_utils import get_preset_saver
 from keras_hub.src.utils.preset_utils import load_json
 
+from keras_dualobj.generation.ar_decoding import check_sampler_options
 from keras_dualobj.models.presets import PRESETS
+
+SAMPLER_KEY = "sampler"
 
 
 def is_named_architecture(preset):
@@ -70,6 +82,16 @@ def save_task_preset(task, preset_dir, max_shard_size=10, overwrite=False):
             "or empty folder, or pass `overwrite=True` to replace the preset files there."
         )
     get_preset_saver(str(preset_dir)).save_task(task, max_shard_size=max_shard_size)
+    sampler = getattr(task, "sampler", None)
+    if sampler is not None:
+        path = os.path.join(str(preset_dir), TASK_CONFIG_FILE)
+        with open(path, encoding="utf-8") as file:
+            task_config = json.load(file)
+        task_config[SAMPLER_KEY] = (
+            sampler if isinstance(sampler, str) else keras.saving.serialize_keras_object(sampler)
+        )
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(json.dumps(task_config, indent=4))
 
 
 def load_task_preset(cls, preset, load_weights=True, **kwargs):
@@ -85,12 +107,43 @@ def load_task_preset(cls, preset, load_weights=True, **kwargs):
             "directory, or a Kaggle / Hugging Face handle."
         )
     loader = get_preset_loader(preset)
-    if not check_file_exists(preset, TASK_CONFIG_FILE) or not issubclass(
-        check_config_class(load_json(preset, TASK_CONFIG_FILE)), cls
-    ):
+    task_config = load_json(preset, TASK_CONFIG_FILE) if check_file_exists(
+        preset, TASK_CONFIG_FILE
+    ) else None
+    if task_config is None or not issubclass(check_config_class(task_config), cls):
         raise ValueError(
             f"{preset!r} is not a saved {cls.__name__} preset (no {TASK_CONFIG_FILE} of a "
             f"{cls.__name__}); accepted are a directory written by `save_to_preset` or "
             f"one of {list(PRESETS)}."
         )
-    return loader.load_task(cls, load_weights, load_task_weights=False, **kwargs)
+    task = loader.load_task(cls, load_weights, load_task_weights=False, **kwargs)
+    if task_config.get(SAMPLER_KEY) is not None:
+        task.sampler = saved_sampler(task_config[SAMPLER_KEY], preset)
+    return task
+
+
+def saved_sampler(config, preset="the preset"):
+    """The sampler `task.json` holds: a name, or a serialized keras-hub `Sampler`.
+
+    Example:
+    >>> saved_sampler("top_k")
+    'top_k'
+    >>> import keras, keras_hub
+    >>> config = keras.saving.serialize_keras_object(keras_hub.samplers.TopKSampler(k=3))
+    >>> saved_sampler(config).k
+    3
+    """
+    sampler = config
+    if isinstance(config, dict):
+        try:
+            sampler = keras.saving.deserialize_keras_object(config)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{preset!r}: the sampler saved in {TASK_CONFIG_FILE} cannot be loaded "
+                f"({error}); received {config!r}."
+            ) from None
+    try:
+        check_sampler_options(sampler)
+    except ValueError as error:
+        raise ValueError(f"{preset!r}: {TASK_CONFIG_FILE} holds an unusable sampler: {error}") from None
+    return sampler
