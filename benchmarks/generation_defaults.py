@@ -195,7 +195,7 @@ def print_table(results):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_dualobj.cli.generate import load_model
+    import keras_dualobj  # noqa: F401  (registers the classes a saved model names)
     from keras_dualobj.training import RunSpec
     from keras_dualobj.utils.threads import set_compute_threads
 
@@ -207,7 +207,7 @@ def main(argv=None):
     if config["source"] == "auto" and corpus in ("builtin", "tfds"):
         config["source"] = corpus
     data = RunSpec.from_json(config).prepare_data(verbose=False)
-    model = load_model(folder / "model.keras")
+    model = keras.saving.load_model(folder / "model.keras")
     prompts, continuations = held_out_prompts(
         data, args.num_prompts, args.prompt_length, args.new_tokens
     )
