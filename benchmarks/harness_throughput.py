@@ -72,9 +72,9 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(0)
     if args.model:
-        from keras_dualobj.lm_eval.model import load_saved_model
+        from keras_dualobj.models.saving import load_model
 
-        model = load_saved_model(args.model)
+        model = load_model(args.model)
     else:
         model = DualLM(DualBackbone(**get_preset("small")["backbone"]), tokenizer=ByteTokenizer())
     requests = make_requests(args.num_requests)

@@ -15,8 +15,6 @@ Writes JSON to `--output` (default `benchmarks/results/paper_suite_throughput_<b
 """
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +24,9 @@ import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
 
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
@@ -111,14 +112,10 @@ def main(argv=None):
         for mode, row in per_mode.items():
             row["ratio_to_ar"] = row["requests_per_second"] / base
             print(f"{mode:>8}: {row['ratio_to_ar']:.3f}x ar")
-    result = {"backend": keras.config.backend(), "machine": platform.processor() or platform.machine(),
+    result = {"backend": keras.config.backend(), "machine": _common.machine(),
               "model": "2 x 64, byte vocabulary, random weights", "tasks": args.tasks,
               "num_documents": args.num_documents, "modes": per_mode}
-    output = Path(args.output or Path(__file__).parent / "results"
-                  / f"paper_suite_throughput_{keras.config.backend()}.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {output}")
+    _common.write_results(f"paper_suite_throughput_{keras.config.backend()}", result, args.output)
 
 
 if __name__ == "__main__":

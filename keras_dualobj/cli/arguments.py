@@ -113,7 +113,6 @@ def in_flags(message, flags):
 
 # The backends keras-dualobj runs on, and the extra that installs each.
 BACKEND_EXTRAS = {"tensorflow": None, "jax": "jax", "torch": "torch"}
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 def check_backend(environment=None):
@@ -138,7 +137,7 @@ def check_backend(environment=None):
             f"{where}={backend!r} is not a backend keras-dualobj runs on: set KERAS_BACKEND "
             f"to {', '.join(list(BACKEND_EXTRAS)[:-1])} or {list(BACKEND_EXTRAS)[-1]}{hint}."
         )
-    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+    if importlib.util.find_spec(backend) is None:  # each backend's module has its name
         extra = BACKEND_EXTRAS[backend]
         install = f"pip install 'keras-dualobj[{extra}]'" if extra else "pip install tensorflow"
         raise ImportError(

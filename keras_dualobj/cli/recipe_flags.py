@@ -11,6 +11,7 @@ from keras_dualobj.cli.arguments import key_value
 from keras_dualobj.cli.arguments import parse_fraction
 from keras_dualobj.models.presets import PRESETS
 from keras_dualobj.training.run_spec import PRECISIONS
+from keras_dualobj.training.run_spec import PRESET_TRAINING_FIELDS
 from keras_dualobj.training.run_spec import RunSpec
 
 # field: (help without its default, argparse options). Grouped as `--help` lists them.
@@ -60,11 +61,9 @@ OPTIMISATION = {
 }
 FLAGS = {**MODEL, **DATA, **OPTIMISATION}
 
-# What a `None` default means, for the fields that have one.
+# What a `None` default means where a preset does not fill it in (`RunSpec.resolved`).
 _UNSET = {
     "repetitions": "1, raised to fit a small corpus when no budget is given",
-    "token_budget": "the preset's",
-    "tokenizer": "the preset's",
     "clip_norm": "off",
 }
 
@@ -81,10 +80,9 @@ def default_text(field, defaults=None):
     value = {f.name: f.default for f in dataclasses.fields(RunSpec)}[field]
     if value is not None:
         return str(value)
-    if field in _UNSET:
-        return _UNSET[field]
-    return "the preset's" if field in ("sequence_length", "batch_size", "optimizer",
-                                       "learning_rate") else None
+    if field in PRESET_TRAINING_FIELDS + ("token_budget",):
+        return "the preset's"
+    return _UNSET.get(field)
 
 
 def add_recipe_flags(group, fields, defaults=None):

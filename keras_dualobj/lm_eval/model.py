@@ -52,13 +52,6 @@ LENGTH_MULTIPLE = 16
 logger = logging.getLogger(__name__)
 
 
-def load_saved_model(path):
-    """A saved `.keras` `DualLM` (its tokenizer is saved inside it)."""
-    from keras_dualobj.models.saving import load_model
-
-    return load_model(path)
-
-
 def _as_int(name, value, minimum):
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
@@ -117,7 +110,9 @@ class KerasDualLM(LM):
         if (path is None) == (model is None):
             raise ValueError("Pass exactly one of `path` (a saved .keras DualLM) or `model`.")
         if model is None:
-            model = load_saved_model(path)
+            from keras_dualobj.models.saving import load_model
+
+            model = load_model(path)
         if model.tokenizer is None:
             raise ValueError("The harness passes text: the model needs a tokenizer.")
         check_choice("mode", mode, HARNESS_MODES)

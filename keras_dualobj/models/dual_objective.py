@@ -20,14 +20,11 @@ from keras import ops
 
 from keras_dualobj.evaluation.md_bound import md_bound_forward
 from keras_dualobj.models.task_inputs import unpack_features
-from keras_dualobj.objectives.losses import ar_loss
 from keras_dualobj.objectives.losses import ar_target_weights
 from keras_dualobj.objectives.losses import md_target_weights
 from keras_dualobj.objectives.losses import position_terms
 from keras_dualobj.objectives.losses import predicting_positions
-from keras_dualobj.objectives.losses import token_accuracy
 from keras_dualobj.objectives.losses import weighted_mean
-from keras_dualobj.objectives.losses import z_loss
 from keras_dualobj.objectives.masking import maskable_positions
 from keras_dualobj.objectives.masking import next_token_targets
 from keras_dualobj.objectives.masking import sample_ar_rows
@@ -196,6 +193,12 @@ class DualObjective:
         num_md_tokens = ops.sum(ops.cast(md_targets, "float32"))
         md_logits, md_masked = md["logits"], md["masked"]
         rows = ops.cast(batch_size, "float32")
+        # One pass over each face's logits for its loss, accuracy and z-loss, as in training.
+        causal = position_terms(causal_logits, token_ids)
+        ar_weights = predicting_positions(ar_targets)
+        alignment = "shifted" if self.md_shifted else "unshifted"
+        masked = position_terms(md_logits, md["token_ids"], (alignment,))
+        md_weights = predicting_positions(md_masked, self.md_shifted)
         terms = {
             "ar_rows": rows,
             # The MD trackers are weighted by scored tokens, so `md_loss` over a whole
@@ -203,19 +206,19 @@ class DualObjective:
             "md_rows": num_md_tokens,
             "ar_share": self.ar_fraction,
             "md_share": 1.0 - self.ar_fraction,
-            "ar_loss": ar_loss(token_ids, causal_logits, document_ids, self.pad_token_id),
-            "ar_accuracy": token_accuracy(causal_logits, token_ids, ar_targets),
+            "ar_loss": weighted_mean(causal["shifted"]["cross_entropy"], ar_weights),
+            "ar_accuracy": weighted_mean(causal["shifted"]["correct"], ar_weights),
             "md_loss": ops.divide_no_nan(
                 ops.sum(ops.mean(md["values"], axis=0)), num_md_tokens
             ),
-            "md_accuracy": token_accuracy(
-                md_logits, md["token_ids"], md_masked, shifted=self.md_shifted
-            ),
+            "md_accuracy": weighted_mean(masked[alignment]["correct"], md_weights),
         }
         if self.z_loss_tracker is not None:
-            terms["z_loss"] = self.ar_fraction * z_loss(causal_logits, ar_targets) + (
-                1.0 - self.ar_fraction
-            ) * z_loss(md_logits, md_masked, self.md_shifted)
+            terms["z_loss"] = self.ar_fraction * weighted_mean(
+                ops.square(causal["log_normalizer"]), ar_weights
+            ) + (1.0 - self.ar_fraction) * weighted_mean(
+                ops.square(masked["log_normalizer"]), md_weights
+            )
         return terms
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
