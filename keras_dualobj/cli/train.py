@@ -424,25 +424,23 @@ def _prompt_ids(data, prompt_length):
     return best
 
 
-# `generate`'s own defaults (one home: keras_dualobj.models.generation_options), seeded:
-# the samples show what a user's `generate` call gives, reproducibly.
-SAMPLE_MODES = {"AR": "ar", "MD": "md"}
-
-
+# `generate`'s default decoders (their defaults' one home: the classes), seeded: the
+# samples show what a user's `generate` call gives, reproducibly.
 def _summary_samples(model, data, options, seed):
-    from keras_dualobj.models.generation_options import describe_defaults
+    from keras_dualobj.decoders import ARDecoder
+    from keras_dualobj.decoders import MDDecoder
 
     room = data.plan.sequence_length
     prompt_length = max(2, min(options["prompt_length"], room // 2))
     prompt = _prompt_ids(data, prompt_length)
     sample_length = max(1, min(options["sample_length"], room - len(prompt)))
     samples = {}
-    for label, mode in SAMPLE_MODES.items():
+    for label, decoder in (("AR", ARDecoder(seed=seed)), ("MD", MDDecoder(seed=seed))):
         completion = model.generate(
-            prompt, mode=mode, max_new_tokens=sample_length, strip_prompt=True,
-            stop_token_ids=None, seed=seed,
+            prompt, max_new_tokens=sample_length, strip_prompt=True, stop_token_ids=None,
+            decoder=decoder,
         )
-        samples[f"{label} ({describe_defaults(mode)})"] = {
+        samples[f"{label} ({decoder!r})"] = {
             "prompt": data.tokenizer.detokenize(prompt.tolist()),
             "completion": data.tokenizer.detokenize(completion.tolist()),
         }
