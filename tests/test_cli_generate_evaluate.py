@@ -12,6 +12,8 @@ import pytest
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
 from keras_dualobj.data import ByteTokenizer
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 from test_evaluation import fixed_logits_model
 from conftest import tiny_backbone
 from conftest import one_thread_environment
@@ -64,7 +66,7 @@ def test_generate_ar_prints_prompt_and_continuation_and_writes_json(saved_model,
         "--max-new-tokens", 4, "--no-stop", "--output", output, "--seed", 0,
     )
     assert code == 0
-    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None, seed=0)
+    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder(seed=0))
     lines = out.strip().splitlines()
     assert lines == [" ".join(map(str, row.tolist())) for row in expected]
     record = json.loads(output.read_text())
@@ -79,10 +81,7 @@ def test_generate_md_and_infill(saved_model, capsys):
         "--max-new-tokens", 4, "--num-steps", 2, "--block-length", 2, "--no-stop", "--seed", 0,
     )
     assert code == 0
-    expected = model.generate(
-        [[1, 20, 21]], mode="md", max_new_tokens=4, num_steps=2, block_length=2,
-        stop_token_ids=None, seed=0,
-    )[0]
+    expected = model.generate([[1, 20, 21]], max_new_tokens=4, stop_token_ids=None, decoder=MDDecoder(num_steps=2, block_length=2, seed=0))[0]
     assert out.split() == [str(token) for token in expected]
     code, out, _ = run_cli(
         capsys, "generate", path, "--prompt-ids", "1 20", "--suffix-ids", "40 41",
@@ -137,7 +136,7 @@ def test_generate_and_evaluate_text_with_the_saved_tokenizer(text_model, capsys,
     )
     assert code == 0
     outputs = json.loads(output.read_text())["outputs"]
-    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None, seed=0)
+    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None, decoder=ARDecoder(seed=0))
     assert outputs[0].startswith("ab") and outputs[1].startswith("xyz")
     text = tmp_path / "held_out.txt"
     text.write_text("To be, or not to be: that is the question.")

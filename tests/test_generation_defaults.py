@@ -13,6 +13,7 @@ from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.models import generation_options
 from keras_dualobj.models.generation_options import resolve_generation_options
 from keras_dualobj.models.generation_options import shortest_block_length
+from keras_dualobj.decoders import MDDecoder
 
 from conftest import prose_text
 from conftest import tiny_backbone
@@ -43,9 +44,7 @@ def byte_model():
 def test_md_defaults_write_letters_not_a_canvas_of_spaces(byte_model):
     held_out = prose_rows(byte_model.tokenizer, 1100)[-8:]
     prompts = [row[:16].tolist() for row in held_out]
-    outputs = byte_model.generate(
-        prompts, mode="md", max_new_tokens=32, strip_prompt=True, stop_token_ids=None, seed=0
-    )
+    outputs = byte_model.generate(prompts, max_new_tokens=32, strip_prompt=True, stop_token_ids=None, decoder=MDDecoder(seed=0))
     texts = [byte_model.tokenizer.detokenize([int(t) for t in row]) for row in outputs]
     blank = [text for text in texts if not text.strip()]
     letters = np.mean([sum(c.isalpha() for c in text) / len(text) for text in texts])
