@@ -71,13 +71,13 @@ def test_generate_ar_prints_prompt_and_continuation_and_writes_json(saved_model,
     assert lines == [" ".join(map(str, row.tolist())) for row in expected]
     record = json.loads(output.read_text())
     assert record["outputs"] == [row.tolist() for row in expected]
-    assert record["mode"] == "ar"
+    assert record["decoder"]["config"] == ARDecoder(seed=0).get_config()
 
 
 def test_generate_md_and_infill(saved_model, capsys):
     path, model = saved_model
     code, out, _ = run_cli(
-        capsys, "generate", path, "--prompt-ids", "1 20 21", "--mode", "md",
+        capsys, "generate", path, "--prompt-ids", "1 20 21", "--decoder", "md",
         "--max-new-tokens", 4, "--num-steps", 2, "--block-length", 2, "--no-stop", "--seed", 0,
     )
     assert code == 0
@@ -85,7 +85,7 @@ def test_generate_md_and_infill(saved_model, capsys):
     assert out.split() == [str(token) for token in expected]
     code, out, _ = run_cli(
         capsys, "generate", path, "--prompt-ids", "1 20", "--suffix-ids", "40 41",
-        "--mode", "md", "--max-new-tokens", 3,
+        "--decoder", "md", "--max-new-tokens", 3,
     )
     tokens = [int(token) for token in out.split()]
     assert code == 0 and tokens[:2] == [1, 20] and tokens[-2:] == [40, 41] and len(tokens) == 7
@@ -96,8 +96,12 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
     arguments = ("--prompt-ids", "1 20 21", "--prompt-ids", "1 30", "--max-new-tokens", 8, "--no-stop")
     code, ar, _ = run_cli(capsys, "generate", path, *arguments, "--sampler", "greedy")
     assert code == 0
+    code, uncached, _ = run_cli(
+        capsys, "generate", path, *arguments, "--sampler", "greedy", "--no-use-cache"
+    )
+    assert code == 0 and uncached == ar
     code, speculative, _ = run_cli(
-        capsys, "generate", path, *arguments, "--mode", "speculative", "--draft-length", 3
+        capsys, "generate", path, *arguments, "--decoder", "speculative", "--draft-length", 3
     )
     assert code == 0 and speculative == ar and len(ar.splitlines()) == 2
 
@@ -108,16 +112,19 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
         (["--prompt-ids", "1 x"], "integers"),
         (["--prompt", "hello"], "has none; pass token ids with --prompt-ids"),
         (["--prompt-ids", "1 20", "--max-new-tokens", "40"], "max_sequence_length"),
-        (["--prompt-ids", "1 20", "--mode", "md", "--num-steps", "0"], "--num-steps must be"),
-        (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --mode md"),
-        (["--prompt-ids", "1 20", "--suffix-ids", "5", "--mode", "md", "--no-stop",
+        (["--prompt-ids", "1 20", "--decoder", "md", "--num-steps", "0"], "--num-steps must be"),
+        (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --decoder md"),
+        (["--prompt-ids", "1 20", "--suffix-ids", "5", "--decoder", "md", "--no-stop",
           "--strip-prompt"], "--no-stop, --strip-prompt do not apply to infilling"),
         (["--prompt-ids", "1 20", "--top-k", "5"], "--sampler top_k"),
         (["--prompt-ids", "1 20", "--draft-length", "3"],
-         "--draft-length apply to --mode speculative only; received --mode ar"),
-        (["--prompt-ids", "1 20", "--mode", "speculative", "--num-steps", "3"],
-         "--num-steps apply to --mode md only; received --mode speculative"),
-        (["--prompt-ids", "1 20", "--mode", "speculative", "--draft-length", "0"],
+         "--draft-length apply to --decoder speculative only; received --decoder ar"),
+        (["--prompt-ids", "1 20", "--decoder", "speculative", "--num-steps", "3"],
+         "--num-steps apply to --decoder md only; received --decoder speculative"),
+        (["--prompt-ids", "1 20", "--decoder", "md", "--top-k", "3"], "--top-k and --top-p apply"),
+        (["--prompt-ids", "1 20", "--decoder", "md", "--threshold", "0.5", "--num-steps", "2"],
+         "exclusive"),
+        (["--prompt-ids", "1 20", "--decoder", "speculative", "--draft-length", "0"],
          "--draft-length must be"),
     ],
 )
