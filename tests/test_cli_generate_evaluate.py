@@ -149,11 +149,20 @@ def test_generate_and_evaluate_text_with_the_saved_tokenizer(text_model, capsys,
     text.write_text("To be, or not to be: that is the question.")
     code, out, _ = run_cli(
         capsys, "evaluate", path, "--text", text, "--sequence-length", 16,
-        "--modes", "ar", "--output", output,
+        "--modes", "ar", "md_exact", "--output", output,
     )
     # <s> + 42 bytes = 43 tokens in 3 rows of 16; the first token of a row is unscored.
-    assert code == 0 and json.loads(output.read_text())["modes"]["ar"]["num_tokens"] == 43 - 3
-    assert "ar: nll/token =" in out
+    results = json.loads(output.read_text())["modes"]
+    assert code == 0 and results["ar"]["num_tokens"] == results["md_exact"]["num_tokens"] == 43 - 3
+    assert "ar: nll/token =" in out and "exact for MDDecoder(" in out
+    # The exact MD likelihood of the same positions, row by row, as the decoder gives it.
+    from keras_dualobj.evaluation import token_rows
+
+    ids = np.asarray(model.tokenizer.tokenize(text.read_text()))
+    rows, documents = token_rows(np.concatenate([[1], ids]), 16, model.pad_token_id)
+    expected = MDDecoder(temperature=0.0).score_rows(model, rows, document_ids=documents)
+    assert results["md_exact"]["nll_per_token"] == pytest.approx(
+        expected["nll"].sum() / expected["num_tokens"].sum(), rel=1e-5)
 
 
 def test_generate_reports_a_missing_model(tmp_path, capsys):

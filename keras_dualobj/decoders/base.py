@@ -17,6 +17,8 @@ import numpy as np
 
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.prompts import check_sequence_length
+from keras_dualobj.generation.prompts import check_vocabulary
+from keras_dualobj.generation.prompts import encode_prompts
 from keras_dualobj.generation.prompts import pad_rows
 from keras_dualobj.utils.validation import check_int
 
@@ -103,6 +105,71 @@ class Decoder:
     def decode(self, model, token_ids, prompt_mask, stop_token_ids=None):
         """Fills the non-prompt positions of right-padded `token_ids`; a dict with `token_ids`."""
         raise NotImplementedError
+
+    def log_likelihood(self, model, context, continuation):
+        """`log p(continuation | context)` of the text this decoder would write, in nats: exact.
+
+        Left to right (`ARDecoder`, `SpeculativeDecoder`): the AR face's
+        log-likelihood, of the distribution their samplers temper or truncate.
+        `MDDecoder` scores along its own unmasking order (DUEL).
+
+        Args:
+            model: a `DualLM`.
+            context: a string (`<s>` is prepended) or token ids (start with `<s>`), or
+                a list of them.
+            continuation: the same kind as `context` (strings are tokenized without
+                `<s>`), and as many; each non-empty.
+
+        Returns:
+            NumPy float64 `[batch]`, or a float for one pair.
+        """
+        token_ids, document_ids, fill_positions, single = scoring_canvas(
+            model, context, continuation
+        )
+        scores = self.score_rows(model, token_ids, fill_positions, document_ids)
+        log_likelihood = -scores["nll"]
+        return float(log_likelihood[0]) if single else log_likelihood
+
+    def score_rows(self, model, token_ids, target_mask=None, document_ids=None):
+        """`DualLM.score`'s dict (`nll`, `num_tokens`, ...) of `target_mask`, exact for this decoder.
+
+        Left to right: `model.score(token_ids, "ar", ...)`. The target mask defaults
+        to `score`'s (every non-special token after the first of its document).
+        """
+        return model.score(token_ids, "ar", target_mask=target_mask, document_ids=document_ids)
+
+
+def scoring_canvas(model, context, continuation):
+    """`(token_ids, document_ids, fill_positions, single)` of context + continuation rows.
+
+    Example:
+    >>> import numpy as np
+    >>> class Model:
+    ...     tokenizer, bos_token_id, pad_token_id, vocabulary_size = None, 1, 3, 64
+    ...     class backbone:
+    ...         vocabulary_size, max_sequence_length = 64, 16
+    >>> token_ids, document_ids, fill, single = scoring_canvas(Model, [[1, 20], [1]], [[30], [31, 32]])
+    >>> token_ids.tolist(), fill.astype(int).tolist(), single
+    ([[1, 20, 30], [1, 31, 32]], [[0, 0, 1], [0, 1, 1]], False)
+    """
+    contexts, structure = encode_prompts(context, model.tokenizer, model.bos_token_id, name="context")
+    continuations, other = encode_prompts(continuation, model.tokenizer, None, name="continuation")
+    if structure != other or len(contexts) != len(continuations):
+        raise ValueError(
+            "`context` and `continuation` must be of the same kind and count; received a "
+            f"{structure} of {len(contexts)} and a {other} of {len(continuations)}."
+        )
+    check_vocabulary(contexts, model.backbone.vocabulary_size, "context")
+    check_vocabulary(continuations, model.backbone.vocabulary_size, "continuation")
+    rows = [np.concatenate([a, b]).astype("int32") for a, b in zip(contexts, continuations)]
+    lengths = np.array([len(row) for row in rows])
+    check_sequence_length(model.backbone, int(lengths.max()), "context + continuation")
+    token_ids = pad_rows(rows, int(lengths.max()), model.pad_token_id)
+    positions = np.arange(token_ids.shape[1])[None, :]
+    starts = np.array([len(row) for row in contexts])[:, None]
+    fill_positions = (positions >= starts) & (positions < lengths[:, None])
+    document_ids = (positions >= lengths[:, None]).astype("int32")
+    return token_ids, document_ids, fill_positions, structure in ("ids", "text")
 
 
 def continuation_canvas(model, rows, max_length, max_new_tokens):

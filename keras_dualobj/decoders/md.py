@@ -1,10 +1,13 @@
 """`MDDecoder`: the masked-diffusion face, revealing `<mask>` positions over bidirectional passes."""
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_dualobj.decoders.base import Decoder
+from keras_dualobj.evaluation.likelihood import check_scoring_inputs
 from keras_dualobj.generation.md_block_cache import empty_cache
 from keras_dualobj.generation.md_block_cache import md_block_cache_decode
 from keras_dualobj.generation.md_block_cache import md_block_step
@@ -12,10 +15,14 @@ from keras_dualobj.generation.md_decoding import check_md_options
 from keras_dualobj.generation.md_decoding import md_decode
 from keras_dualobj.generation.md_decoding import md_decode_step
 from keras_dualobj.generation.md_decoding import reveal_schedule
+from keras_dualobj.generation.md_likelihood import md_likelihood
+from keras_dualobj.generation.md_likelihood import md_likelihood_step
 from keras_dualobj.generation.md_threshold_decoding import md_threshold_decode
 from keras_dualobj.generation.md_threshold_decoding import md_threshold_step
 from keras_dualobj.generation.prompts import check_sequence_length
+from keras_dualobj.generation.prompts import check_vocabulary
 from keras_dualobj.generation.prompts import pad_rows
+from keras_dualobj.objectives.masking import next_token_targets
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
 
@@ -290,6 +297,76 @@ class MDDecoder(Decoder):
         )
         return {"token_ids": tokens, "reveal_step": reveal_step,
                 "num_full_passes": full, "num_window_passes": window}
+
+
+    def score_rows(self, model, token_ids, target_mask=None, document_ids=None):
+        """The exact NLL of `target_mask`'s tokens along this decoder's order (DUEL).
+
+        The targets start as `<mask>` and are revealed as this decoder reveals them
+        at temperature 0 (the most probable proposals first, block by block, or
+        above its `threshold`); each step adds the model's log-probability of the
+        true tokens it reveals (`<mask>` excluded from the distribution). That is
+        the probability that the decoder, drawing each revealed token from the model,
+        writes exactly these targets: an exact likelihood, one forward pass per step
+        (`keras_dualobj.generation.md_likelihood`). Rows are grouped by their number
+        of targets (every row of a group shares the schedule).
+
+        Args:
+            model: a `DualLM`.
+            token_ids: int `[batch, length]`.
+            target_mask: optional bool `[batch, length]`; defaults to `score`'s.
+            document_ids: optional int `[batch, length]`.
+
+        Returns:
+            dict of NumPy `[batch]`: `nll` (nats), `num_tokens`, `standard_error` (0).
+
+        Example:
+        >>> import numpy as np
+        >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
+        ...                             hidden_dim=16, intermediate_dim=32))
+        >>> scores = MDDecoder(temperature=0.0).score_rows(model, np.array([[1, 20, 21, 22]]))
+        >>> scores["num_tokens"].tolist(), bool(scores["nll"][0] > 0)
+        ([3], True)
+        """
+        if self.remasking != "confidence" or self.prefix_cache:
+            raise ValueError(
+                "An exact likelihood needs a decoder whose order the canvas fixes, over "
+                "full bidirectional passes: remasking='confidence' and prefix_cache=False; "
+                f"received {self!r}."
+            )
+        default_mask = target_mask is None
+        token_ids, target_mask, document_ids = check_scoring_inputs(
+            token_ids, np.zeros(np.shape(token_ids), bool) if default_mask else target_mask,
+            document_ids,
+        )
+        token_ids = token_ids.astype("int32")
+        check_vocabulary(list(token_ids), model.backbone.vocabulary_size, "token_ids")
+        if default_mask:
+            target_mask = ops.convert_to_numpy(
+                next_token_targets(token_ids, document_ids, model.special_token_ids)
+            )
+        counts = target_mask.sum(axis=1)
+        nll = np.zeros(len(token_ids))
+        for count in np.unique(counts[counts > 0]):
+            rows = np.flatnonzero(counts == count)
+            block_length, schedule = self.plan(int(count))
+            block_counts = None
+            if schedule is not None:
+                block_counts = [steps for block, steps in schedule if block == 0]
+            function = self.compiled(
+                model,
+                lambda: (functools.partial(md_likelihood_step, model.logits,
+                                           mask_token_id=model.mask_token_id,
+                                           shifted=model.md_shifted), []),
+                "likelihood",
+            )
+            _check_canvas(model, token_ids[rows], document_ids[rows], target_mask[rows])
+            nll[rows] = -md_likelihood(
+                function, token_ids[rows], document_ids[rows], target_mask[rows], block_length,
+                block_counts, self.threshold, model.mask_token_id,
+            )
+        return {"nll": nll, "num_tokens": counts, "standard_error": np.zeros(len(token_ids))}
 
 
 def _check_canvas(model, token_ids, document_ids, fill_positions):
