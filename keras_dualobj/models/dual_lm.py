@@ -345,8 +345,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
             return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
+        # Strings through the preprocessor, as keras-hub tasks take them.
+        x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with pipeline_errors():
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
