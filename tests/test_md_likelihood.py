@@ -81,6 +81,26 @@ def test_left_to_right_equals_a_numpy_recomputation(model):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_left_to_right_is_the_l2r_pseudo_likelihood_without_the_mask_tokens_share(model):
+    # score(mode="pll", mask_following=True) masks each target with every later one, the
+    # chain rule along left-to-right unmasking, but keeps <mask> in the normaliser; the
+    # decoder never draws <mask>, so its likelihood is higher by exactly that share.
+    token_ids = np.array([CONTEXT + [6, 0, 7, 5], CONTEXT + [7, 7, 2, 6]])
+    target_mask = np.arange(6)[None, :].repeat(2, 0) >= len(CONTEXT)
+    pll = model.score(token_ids, "pll", target_mask=target_mask, mask_following=True)
+    exact = MDDecoder(temperature=0.0).score_rows(model, token_ids, target_mask)
+    mask_share = 0.0
+    for i in range(len(CONTEXT), 6):
+        canvas = np.where(np.arange(6) >= i, MASK, token_ids)
+        logits = keras.ops.convert_to_numpy(
+            model.logits(canvas, np.zeros_like(canvas), np.full((2,), 6))).astype("float64")
+        probabilities = np.exp(logits[:, i - 1] - logits[:, i - 1].max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)
+        mask_share = mask_share - np.log1p(-probabilities[:, MASK])
+    np.testing.assert_allclose(exact["nll"], pll["nll"] - mask_share, rtol=1e-5)
+    assert (mask_share > 1e-3).all()  # the difference is real, not rounding
+
+
 def test_rows_of_different_lengths_score_as_they_do_alone(model):
     decoder = MDDecoder(block_length=2, temperature=0.0)
     batch = decoder.log_likelihood(model, [CONTEXT, [1]], [[6, 7], [5, 6, 7, 0]])
