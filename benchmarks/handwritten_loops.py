@@ -30,6 +30,7 @@ Prints a table of tokens/s and the ratio fit / loop per backend; writes
 
 import argparse
 import functools
+import statistics
 import sys
 from pathlib import Path
 
@@ -339,11 +340,14 @@ def run_child(backend, threads, rounds, steps):
         raise SystemExit(f"{backend}: the hand-written loss {loop_loss} differs from "
                          f"DualLM's {library_loss}: not the same model")
     dataset = tf.data.Dataset.from_tensor_slices(np.concatenate(batches)).batch(batch_size).repeat()
-    fit_run = _common.fit_step_timer(model, dataset)
+    cpu_seconds = {"fit": [], "loop": []}
+    fit_run = _common.fit_step_timer(model, dataset, cpu_seconds["fit"])
     fit_run(2)  # compiles
     loop()  # compiles
+    cpu_seconds["fit"].clear()
     timings = _common.interleaved(
-        {"fit": fit_run, "loop": lambda n: _common.timed_steps(loop, n)}, rounds, steps)
+        {"fit": fit_run, "loop": lambda n: _common.timed_steps(loop, n, cpu_seconds["loop"])},
+        rounds, steps)
     tokens = batch_size * length
     record = {
         "backend": backend, "threads": threads, "jit_compile": str(model.jit_compile),
@@ -351,9 +355,13 @@ def run_child(backend, threads, rounds, steps):
         "load_before": load_before, "load_after": _common.machine()["load_average"],
     }
     for name, timing in timings.items():
-        record[name] = dict(timing, tokens_per_second=tokens / timing["median_step_seconds"])
+        record[name] = dict(timing, tokens_per_second=tokens / timing["median_step_seconds"],
+                            median_step_cpu_seconds=statistics.median(cpu_seconds[name]))
     record["fit_over_loop"] = (record["fit"]["tokens_per_second"]
                                / record["loop"]["tokens_per_second"])
+    # Process CPU time (all threads) per step: what each side costs, whatever the load.
+    record["fit_over_loop_cpu"] = (record["loop"]["median_step_cpu_seconds"]
+                                   / record["fit"]["median_step_cpu_seconds"])
     print(json.dumps(record), flush=True)
 
 
@@ -379,12 +387,14 @@ def main(argv=None):
             "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps])
     print(f"\nfit() vs a hand-written loop, {CONFIG}, α = 1, AdamW, {args.threads} thread(s); "
           f"medians of {args.rounds} x {args.steps} interleaved steps")
-    print(f"{'backend':<11} {'loop':<22} {'fit tok/s':>10} {'loop tok/s':>10} {'fit/loop':>8} {'load':>14}")
+    print(f"{'backend':<11} {'loop':<22} {'fit tok/s':>10} {'loop tok/s':>10} {'fit/loop':>8} "
+          f"{'(CPU time)':>10} {'load':>14}")
     kinds = {"jax": "jax.jit + AdamW", "torch": "eager torch + AdamW",
              "tensorflow": "tf.function + AdamW"}
     for r in records:
         print(f"{r['backend']:<11} {kinds[r['backend']]:<22} {r['fit']['tokens_per_second']:>10,.0f} "
-              f"{r['loop']['tokens_per_second']:>10,.0f} {r['fit_over_loop']:>8.2f} "
+              f"{r['loop']['tokens_per_second']:>10,.0f} {r['fit_over_loop']:>8.3f} "
+              f"{r['fit_over_loop_cpu']:>10.3f} "
               f"{r['load_before'][0]:>6.1f}->{r['load_after'][0]:<6.1f}")
     _common.write_results("handwritten_loops", {
         "config": CONFIG, "adamw": ADAMW, "threads": args.threads, "rounds": args.rounds,
