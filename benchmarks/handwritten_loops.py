@@ -29,7 +29,6 @@ Prints a table of tokens/s and the ratio fit / loop per backend; writes
 """
 
 import argparse
-import functools
 import statistics
 import sys
 from pathlib import Path
@@ -182,23 +181,36 @@ def _adamw_update(variable, gradient, m, v, step, sqrt):
     return variable - rate * m / (sqrt(v) + a["epsilon"]), m, v
 
 
-def jax_loop(weights, batches):
-    """Returns (step() blocking on the loss, first-batch loss)."""
+def jax_initial_state(weights):
+    """The hand-written JAX step's state: weights, AdamW moments, step counter."""
     import jax
+    import jax.numpy as jnp
+
+    params = jax.tree_util.tree_map(jnp.asarray, weights)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return {"params": params, "m": zeros, "v": zeros, "step": jnp.zeros((), "float32")}
+
+
+def _jax_loss_function():
     import jax.numpy as jnp
 
     F = _jax_ops()
     cos, sin = rope_tables(F, CONFIG["sequence_length"], CONFIG["hidden_dim"] // CONFIG["num_heads"])
     causal = jnp.tril(jnp.ones((CONFIG["sequence_length"],) * 2, bool))
-    params = jax.tree_util.tree_map(jnp.asarray, weights)
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    state = {"params": params, "m": zeros, "v": zeros, "step": jnp.zeros((), "float32")}
 
     def loss_fn(params, token_ids):
         return ar_loss(F, forward(F, params, token_ids, causal, cos, sin), token_ids)
 
-    # Donating the state lets XLA update the weights in place, as Keras' JAX trainer does.
-    @functools.partial(jax.jit, donate_argnums=0)
+    return loss_fn
+
+
+def jax_step_function():
+    """The hand-written JAX training step `(state, token_ids) -> (state, loss)`, not jitted."""
+    import jax
+    import jax.numpy as jnp
+
+    loss_fn = _jax_loss_function()
+
     def train_step(state, token_ids):
         loss, grads = jax.value_and_grad(loss_fn)(state["params"], token_ids)
         step = state["step"] + 1
@@ -209,7 +221,18 @@ def jax_loop(weights, batches):
         pick = lambda i: jax.tree_util.tree_map(lambda t: t[i], updated, is_leaf=is_leaf)  # noqa: E731
         return {"params": pick(0), "m": pick(1), "v": pick(2), "step": step}, loss
 
-    first_loss = float(jax.jit(loss_fn)(params, jnp.asarray(batches[0])))
+    return train_step
+
+
+def jax_loop(weights, batches):
+    """Returns (step() blocking on the loss, first-batch loss)."""
+    import jax
+    import jax.numpy as jnp
+
+    state = jax_initial_state(weights)
+    # Donating the state lets XLA update the weights in place, as Keras' JAX trainer does.
+    train_step = jax.jit(jax_step_function(), donate_argnums=0)
+    first_loss = float(jax.jit(_jax_loss_function())(state["params"], jnp.asarray(batches[0])))
     state = jax.tree_util.tree_map(jnp.copy, state)  # donated below: not the caller's arrays
     holder = {"state": state, "index": 0}
 
@@ -298,6 +321,24 @@ def tf_loop(weights, batches, jit_compile):
     return step, first_loss
 
 
+def build_pilot_model(ar_fraction=1.0, jit_compile="auto"):
+    """The pilot-shaped `DualLM` (`CONFIG`, seed 0) compiled with `ADAMW`."""
+    import keras
+
+    from keras_dualobj.models import DualBackbone
+    from keras_dualobj.models import DualLM
+
+    keras.utils.set_random_seed(0)
+    backbone = DualBackbone(
+        vocabulary_size=CONFIG["vocabulary_size"], num_layers=CONFIG["num_layers"],
+        num_heads=CONFIG["num_heads"], hidden_dim=CONFIG["hidden_dim"],
+        intermediate_dim=CONFIG["intermediate_dim"],
+        max_sequence_length=CONFIG["sequence_length"])
+    model = DualLM(backbone, ar_fraction=ar_fraction, seed=0)
+    model.compile(optimizer=keras.optimizers.AdamW(**ADAMW), jit_compile=jit_compile)
+    return model
+
+
 # --- The child: fit vs the loop, interleaved -----------------------------------------
 
 
@@ -309,8 +350,6 @@ def run_child(backend, threads, rounds, steps):
     import numpy as np
     import tensorflow as tf
 
-    from keras_dualobj.models import DualBackbone
-    from keras_dualobj.models import DualLM
     from keras_dualobj.objectives import ar_loss as library_ar_loss
 
     load_before = _common.machine()["load_average"]
@@ -318,14 +357,8 @@ def run_child(backend, threads, rounds, steps):
     rng = np.random.default_rng(0)
     batches = [rng.integers(5, CONFIG["vocabulary_size"], (batch_size, length)).astype("int32")
                for _ in range(8)]
-    keras.utils.set_random_seed(0)
-    backbone = DualBackbone(
-        vocabulary_size=CONFIG["vocabulary_size"], num_layers=CONFIG["num_layers"],
-        num_heads=CONFIG["num_heads"], hidden_dim=CONFIG["hidden_dim"],
-        intermediate_dim=CONFIG["intermediate_dim"], max_sequence_length=length,
-    )
-    model = DualLM(backbone, ar_fraction=1.0, seed=0)
-    model.compile(optimizer=keras.optimizers.AdamW(**ADAMW))
+    model = build_pilot_model()
+    backbone = model.backbone
     zeros = np.zeros((batch_size,), "int32")
     library_loss = float(keras.ops.convert_to_numpy(library_ar_loss(
         batches[0], model.logits(batches[0], np.zeros_like(batches[0]), zeros))))

@@ -75,11 +75,7 @@ def main(argv=None):
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     _common.start_backend("torch", args.threads)
-    import keras
     import numpy as np
-
-    from keras_dualobj.models import DualBackbone
-    from keras_dualobj.models import DualLM
 
     config = loops.CONFIG
     rng = np.random.default_rng(0)
@@ -88,15 +84,8 @@ def main(argv=None):
     results = {"machine": _common.machine(), "threads": args.threads}
     weights = None
     for ar_fraction in (1.0, 0.5):
-        keras.utils.set_random_seed(0)
-        backbone = DualBackbone(
-            vocabulary_size=config["vocabulary_size"], num_layers=config["num_layers"],
-            num_heads=config["num_heads"], hidden_dim=config["hidden_dim"],
-            intermediate_dim=config["intermediate_dim"],
-            max_sequence_length=config["sequence_length"])
-        model = DualLM(backbone, ar_fraction=ar_fraction, seed=0)
-        model.compile(optimizer=keras.optimizers.AdamW(**loops.ADAMW))
-        weights = weights or loops.keras_weights(backbone)
+        model = loops.build_pilot_model(ar_fraction)
+        weights = weights or loops.keras_weights(model.backbone)
         model.fit(batch, batch_size=len(batch), epochs=1, verbose=0, shuffle=False)
 
         def fit_step(model=model):
