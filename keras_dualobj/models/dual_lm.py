@@ -291,7 +291,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
                 `"top_p"`, `"random"` or a `keras_hub.samplers.Sampler`; used by
                 `generate(mode="ar")` unless it is given a `sampler`. `None` keeps
                 greedy.
-            **kwargs: passed to `keras.Model.compile`.
+            **kwargs: passed to `keras.Model.compile`. `jit_compile="auto"` (Keras'
+                default) compiles the step with XLA on JAX and runs it eagerly on
+                PyTorch: `jit_compile=True` (`torch.compile`) made the pilot-sized step
+                1.44x faster on a 2-core CPU but took 13 minutes to compile, so it
+                pays off only beyond ~1,300 steps (docs/performance.md §1).
 
         Example:
         >>> from keras_dualobj.models import DualBackbone
