@@ -140,6 +140,7 @@ def _jax_state(model):
 def hlo_comparison(model, weights, batch):
     """Jaxpr equations and optimised HLO instructions of fit's step and the loop's, by kind."""
     import jax
+    import jax.extend.core
     import jax.numpy as jnp
 
     def kinds(function, *args):
