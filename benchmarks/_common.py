@@ -68,37 +68,47 @@ def interleaved(cases, rounds, steps):
     }
 
 
-def timed_steps(step, steps):
-    """Runs `step()` `steps` times; returns each call's seconds (`step` must block)."""
+def timed_steps(step, steps, cpu_seconds=None):
+    """Runs `step()` `steps` times; returns each call's seconds (`step` must block).
+
+    With a list `cpu_seconds`, each call's process CPU time (all threads) is appended
+    to it: on a shared machine it moves far less with the load than the wall time.
+    """
     seconds = []
     for _ in range(steps):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         step()
         seconds.append(time.perf_counter() - started)
+        if cpu_seconds is not None:
+            cpu_seconds.append(time.process_time() - cpu_started)
     return seconds
 
 
-def fit_step_timer(model, dataset):
+def fit_step_timer(model, dataset, cpu_seconds=None):
     """A `run(steps)` for `interleaved` that times `model.fit` step by step.
 
     A callback waits for each step's loss and records the time between step ends;
     the first step of each `fit()` call (iterator and callback set-up) is left out
-    and reported by the caller's total instead.
+    and reported by the caller's total instead. With a list `cpu_seconds`, the
+    process CPU time of each timed step is appended to it (see `timed_steps`).
     """
     import keras
 
     class StepEnds(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.ends = [time.perf_counter()]
+            self.ends = [(time.perf_counter(), time.process_time())]
 
         def on_train_batch_end(self, batch, logs=None):
             float(logs["loss"])
-            self.ends.append(time.perf_counter())
+            self.ends.append((time.perf_counter(), time.process_time()))
 
     def run(steps):
         timer = StepEnds()
         model.fit(dataset, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
-        return [b - a for a, b in zip(timer.ends[1:-1], timer.ends[2:])]
+        pairs = list(zip(timer.ends[1:-1], timer.ends[2:]))
+        if cpu_seconds is not None:
+            cpu_seconds.extend(b[1] - a[1] for a, b in pairs)
+        return [b[0] - a[0] for a, b in pairs]
 
     return run
 

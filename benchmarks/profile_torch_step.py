@@ -26,13 +26,13 @@ import _common  # noqa: E402
 import handwritten_loops as loops  # noqa: E402
 
 
-def _profile(step, steps, top):
+def _profile(step, steps, top, by_shape=False):
     import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile
 
     step()
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=by_shape) as profiler:
         started = time.perf_counter()
         for _ in range(steps):
             step()
@@ -43,7 +43,16 @@ def _profile(step, steps, top):
     operator_seconds = sum(e.self_cpu_time_total for e in aten) / 1e6 / steps
     ranked = sorted(aten, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     del torch
+    shapes = []
+    if by_shape:  # which tensors the calls of the top operators work on
+        names = {e.key for e in ranked[:4]}
+        grouped = [e for e in profiler.key_averages(group_by_input_shape=True) if e.key in names]
+        grouped.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+        shapes = [{"name": e.key, "input_shapes": str(e.input_shapes),
+                   "ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+                   "calls_per_step": e.count / steps} for e in grouped[:top * 2]]
     return {
+        "by_input_shape": shapes,
         "wall_ms_per_step": wall * 1e3,
         "operator_ms_per_step": operator_seconds * 1e3,
         "other_ms_per_step": (wall - operator_seconds) * 1e3,
@@ -61,14 +70,12 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--by-shape", action="store_true",
+                        help="also rank the top operators' calls by input shape")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     _common.start_backend("torch", args.threads)
-    import keras
     import numpy as np
-
-    from keras_dualobj.models import DualBackbone
-    from keras_dualobj.models import DualLM
 
     config = loops.CONFIG
     rng = np.random.default_rng(0)
@@ -77,15 +84,8 @@ def main(argv=None):
     results = {"machine": _common.machine(), "threads": args.threads}
     weights = None
     for ar_fraction in (1.0, 0.5):
-        keras.utils.set_random_seed(0)
-        backbone = DualBackbone(
-            vocabulary_size=config["vocabulary_size"], num_layers=config["num_layers"],
-            num_heads=config["num_heads"], hidden_dim=config["hidden_dim"],
-            intermediate_dim=config["intermediate_dim"],
-            max_sequence_length=config["sequence_length"])
-        model = DualLM(backbone, ar_fraction=ar_fraction, seed=0)
-        model.compile(optimizer=keras.optimizers.AdamW(**loops.ADAMW))
-        weights = weights or loops.keras_weights(backbone)
+        model = loops.build_pilot_model(ar_fraction)
+        weights = weights or loops.keras_weights(model.backbone)
         model.fit(batch, batch_size=len(batch), epochs=1, verbose=0, shuffle=False)
 
         def fit_step(model=model):
@@ -94,7 +94,7 @@ def main(argv=None):
             logs = model.train_function([(batch,)])
             float(logs["loss"])
 
-        results[f"fit alpha={ar_fraction:g}"] = _profile(fit_step, args.steps, args.top)
+        results[f"fit alpha={ar_fraction:g}"] = _profile(fit_step, args.steps, args.top, args.by_shape)
         if args.cprofile and ar_fraction == 1.0:
             profiler = cProfile.Profile()
             profiler.runcall(lambda: [fit_step() for _ in range(args.steps)])
@@ -102,7 +102,7 @@ def main(argv=None):
             pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(15)
             results["cprofile_fit_alpha=1"] = stream.getvalue()
     loop, _ = loops.torch_loop(weights, [batch])
-    results["hand-written loop"] = _profile(loop, args.steps, args.top)
+    results["hand-written loop"] = _profile(loop, args.steps, args.top, args.by_shape)
     for name, r in results.items():
         if not isinstance(r, dict) or "wall_ms_per_step" not in r:
             continue
@@ -110,6 +110,9 @@ def main(argv=None):
               f"in aten operators + {r['other_ms_per_step']:.1f} ms other (Python, dispatch)")
         for e in r["top_operators"]:
             print(f"  {e['name']:<40} {e['ms_per_step']:>8.2f} ms  {e['calls_per_step']:>6.0f} calls")
+        for e in r["by_input_shape"]:
+            print(f"    {e['name']:<20} {e['input_shapes'][:70]:<70} {e['ms_per_step']:>7.2f} ms "
+                  f"{e['calls_per_step']:>5.0f} calls")
     if "cprofile_fit_alpha=1" in results:
         print(results["cprofile_fit_alpha=1"])
     _common.write_results("profile_torch_step", results, args.output)

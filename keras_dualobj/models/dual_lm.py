@@ -297,7 +297,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
             decoder: the decoder `generate` uses when given none: a `Decoder` or a
                 name (`keras_dualobj.decoders.get`). `None` (and no `sampler`) keeps
                 `ARDecoder()`.
-            **kwargs: passed to `keras.Model.compile`.
+            **kwargs: passed to `keras.Model.compile`. `jit_compile="auto"` (Keras'
+                default) compiles the step with XLA on JAX and runs it eagerly on
+                PyTorch: `jit_compile=True` (`torch.compile`) made the pilot-sized step
+                1.44x faster on a 2-core CPU but took 13 minutes to compile, so it
+                pays off only beyond ~1,300 steps (docs/performance.md §1).
 
         Example:
         >>> from keras_dualobj.models import DualBackbone

@@ -101,19 +101,20 @@ class DualObjective:
             terms = self._training_terms(y_pred)
         else:
             terms = self._evaluation_terms(x, y_pred)
-        ar_share, md_share = terms["ar_share"], terms["md_share"]
-        loss = ar_share * self.ar_loss_weight * terms["ar_loss"]
-        loss = loss + md_share * terms["md_loss"]
-        for name, tracker in (
-            ("ar_loss", self.ar_loss_tracker),
-            ("ar_accuracy", self.ar_accuracy_tracker),
-        ):
-            tracker.update_state(terms[name], sample_weight=terms["ar_rows"])
-        for name, tracker in (
-            ("md_loss", self.md_loss_tracker),
-            ("md_accuracy", self.md_accuracy_tracker),
-        ):
-            tracker.update_state(terms[name], sample_weight=terms["md_rows"])
+        # A training step at α = 1 (α = 0) has no MD (AR) rows: that objective's terms
+        # and trackers are left out (its logs are dropped by `compute_metrics`), so the
+        # step does only the work of the objective it trains.
+        objectives = ("ar", "md")
+        if training and self.ar_fraction in (0.0, 1.0):
+            objectives = ("ar",) if self.ar_fraction == 1.0 else ("md",)
+        loss = 0.0
+        for objective in objectives:
+            weight = self.ar_loss_weight if objective == "ar" else 1.0
+            loss = loss + terms[f"{objective}_share"] * weight * terms[f"{objective}_loss"]
+            for name in (f"{objective}_loss", f"{objective}_accuracy"):
+                getattr(self, f"{name}_tracker").update_state(
+                    terms[name], sample_weight=terms[f"{objective}_rows"]
+                )
         if self.z_loss_tracker is not None:
             loss = loss + self.z_loss_weight * terms["z_loss"]
             self.z_loss_tracker.update_state(terms["z_loss"])
@@ -123,15 +124,20 @@ class DualObjective:
         token_ids, document_ids = forward["token_ids"], forward["document_ids"]
         ar_rows = forward["ar_rows"]
         batch_size = ops.cast(ops.shape(token_ids)[0], "float32")
-        num_ar_rows = ops.sum(ops.cast(ar_rows, "float32"))
+        mixed = 0.0 < self.ar_fraction < 1.0
+        # At α = 1 (α = 0) every row is an AR (MD) row: the shares are known statically
+        # and the per-row masks would multiply by ones, so neither is computed.
+        num_ar_rows = (
+            ops.sum(ops.cast(ar_rows, "float32"))
+            if mixed
+            else batch_size * self.ar_fraction
+        )
         terms = {
             "ar_rows": num_ar_rows,
             "md_rows": batch_size - num_ar_rows,
-            "ar_share": num_ar_rows / batch_size,
-            "md_share": 1.0 - num_ar_rows / batch_size,
+            "ar_share": num_ar_rows / batch_size if mixed else self.ar_fraction,
+            "md_share": 1.0 - num_ar_rows / batch_size if mixed else 1.0 - self.ar_fraction,
         }
-        zero = ops.zeros((), "float32")
-        terms.update(ar_loss=zero, ar_accuracy=zero, md_loss=zero, md_accuracy=zero)
         # One pass over the [batch, length, vocabulary] logits serves every term: both
         # objectives' cross-entropies and accuracies and the z-loss are weighted sums of
         # the same per-position values (AR rows and MD rows take different weights).
@@ -142,13 +148,20 @@ class DualObjective:
         z_weights = []
         if self.ar_fraction > 0.0:
             weights = predicting_positions(
-                ar_target_weights(token_ids, document_ids, self.pad_token_id, ar_rows)
+                ar_target_weights(
+                    token_ids, document_ids, self.pad_token_id, ar_rows if mixed else None
+                )
             )
-            terms["ar_loss"] = weighted_mean(positions["shifted"]["cross_entropy"], weights)
-            terms["ar_accuracy"] = weighted_mean(positions["shifted"]["correct"], weights)
+            num_targets = ops.sum(weights)  # one normaliser for the loss and the accuracy
+            terms["ar_loss"] = weighted_mean(
+                positions["shifted"]["cross_entropy"], weights, num_targets
+            )
+            terms["ar_accuracy"] = weighted_mean(
+                positions["shifted"]["correct"], weights, num_targets
+            )
             z_weights.append((terms["ar_share"], weights))
         if self.ar_fraction < 1.0:
-            md_rows = ops.logical_not(ar_rows)
+            md_rows = ops.logical_not(ar_rows) if mixed else None
             weights, normaliser = md_target_weights(
                 token_ids,
                 forward["masked_positions"],
