@@ -298,8 +298,7 @@ def block_cache_md_generate(model, token_ids, prompt_lengths, num_new_tokens, *,
         seed_generator.state.assign(np.array([seed, 0], dtype=seed_generator.state.dtype))
     backbone = model.backbone
     cache = ops.zeros(
-        (token_ids.shape[0], backbone.num_layers, 2, token_ids.shape[1], backbone.num_heads,
-         backbone.head_dim),
+        backbone.cache_shape(token_ids.shape[0], token_ids.shape[1]),
         dtype=backbone.compute_dtype,
     )
     plan = (num_new_tokens, block_length, counts, threshold)

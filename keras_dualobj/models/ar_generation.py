@@ -28,7 +28,7 @@ class ARGeneration:
         Args:
             token_ids: int `[batch, n]`, the tokens at positions
                 `cache_update_index .. cache_update_index + n - 1`.
-            cache: float `[batch, num_layers, 2, max_length, num_heads, head_dim]`.
+            cache: float `backbone.cache_shape(batch, max_length)`.
             cache_update_index: int or scalar int tensor.
             attention_mask: optional bool `[batch, n, max_length]` in place of the
                 causal mask over the cache (the MD block cache's block-causal mask,
@@ -80,14 +80,7 @@ class ARGeneration:
     def _build_cache(self, token_ids):
         """An empty cache for `token_ids` `[batch, max_length]`, seeded by one causal pass."""
         backbone = self.backbone
-        shape = (
-            ops.shape(token_ids)[0],
-            backbone.num_layers,
-            2,
-            ops.shape(token_ids)[1],
-            backbone.num_heads,
-            backbone.head_dim,
-        )
+        shape = backbone.cache_shape(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
         cache = ops.zeros(shape, dtype=backbone.compute_dtype)
         _, hidden_states, cache = self.call_with_cache(token_ids, cache, 0)
         return hidden_states, cache
