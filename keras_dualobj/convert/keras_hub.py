@@ -73,14 +73,13 @@ def _copy(pairs, to_dual):
 def special_token_ids(tokenizer, family, **explicit):
     """The `DualLM` special ids for a keras-hub tokenizer of `family`.
 
-    Explicit ids win; else the tokenizer's `start_token_id` / `end_token_id` /
-    `pad_token_id`; else the family's candidate tokens (`Family.bos_tokens`, ...),
-    the first in the vocabulary. The mask id has no keras-hub counterpart: a
+    Explicit ids win; else the family's candidate tokens (`Family.bos_tokens`,
+    ...), the first in the vocabulary; else the tokenizer's `start_token_id` /
+    `end_token_id` / `pad_token_id`. The mask id has no keras-hub counterpart: a
     reserved token (`<|reserved_special_token_0|>` in Llama 3, `<|fim_pad|>` in
     Qwen 2), or pass `mask_token_id`.
     """
-    vocabulary = tokenizer.get_vocabulary()
-    index = {token: i for i, token in enumerate(vocabulary)}
+    vocabulary = set(tokenizer.get_vocabulary())
     tokenizer_ids = {
         "bos_token_id": getattr(tokenizer, "start_token_id", None),
         "eos_token_id": getattr(tokenizer, "end_token_id", None),
@@ -91,10 +90,11 @@ def special_token_ids(tokenizer, family, **explicit):
                   "mask_token_id": family.mask_tokens}
     resolved = {}
     for name, value in tokenizer_ids.items():
-        value = explicit.get(name) if explicit.get(name) is not None else value
-        for token in candidates.get(name, ()) if value is None else ():
-            if token in index:
-                value = index[token]
+        present = [tokenizer.token_to_id(token) for token in candidates.get(name, ())
+                   if token in vocabulary]
+        for choice in (explicit.get(name), *present[:1], value):
+            if choice is not None:
+                value = choice
                 break
         if value is None:
             raise ValueError(
@@ -106,12 +106,23 @@ def special_token_ids(tokenizer, family, **explicit):
     return resolved
 
 
+def _from_preset(cls, preset):
+    try:
+        return cls.from_preset(preset)
+    except ValueError as error:
+        if "reverse_embeddings" not in str(error):
+            raise
+    # keras-hub 0.32's Llama `get_config` leaves `tie_word_embeddings` out, so the
+    # preset of a tied model (Llama 3.2 1B/3B) reloads untied and misses a matrix.
+    return cls.from_preset(preset, tie_word_embeddings=True)
+
+
 def _load_preset(preset):
     """`(backbone, tokenizer or None, preprocessor or None)` of a keras-hub preset."""
     try:
-        task = keras_hub.models.CausalLM.from_preset(preset)
+        task = _from_preset(keras_hub.models.CausalLM, preset)
     except ValueError:  # a preset without a task or preprocessor
-        backbone = keras_hub.models.Backbone.from_preset(preset)
+        backbone = _from_preset(keras_hub.models.Backbone, preset)
         try:
             tokenizer = keras_hub.models.Tokenizer.from_preset(preset)
         except (ValueError, FileNotFoundError):
