@@ -8,6 +8,7 @@ written by keras-hub's `save_to_preset`.
 """
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -31,6 +32,11 @@ def randomized(task, seed=0):
         values = rng.normal(scale=0.3, size=variable.shape)
         variable.assign((values + ("scale" in variable.path)).astype("float32"))
     return task
+
+
+def assert_close(actual, expected, atol):
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(actual),
+                               keras.ops.convert_to_numpy(expected), atol=atol)
 
 
 def token_ids(length=40, seed=1):
@@ -107,8 +113,7 @@ def test_grouped_query_attention_in_every_mode():
     for mode in ("ar", "md", "prefix"):
         mode_inputs = inputs if mode == "prefix" else {**inputs, "prefix_lengths": None}
         mode_inputs = {name: value for name, value in mode_inputs.items() if value is not None}
-        np.testing.assert_allclose(grouped(mode_inputs, mode=mode),
-                                   full(mode_inputs, mode=mode), atol=1e-5)
+        assert_close(grouped(mode_inputs, mode=mode), full(mode_inputs, mode=mode), 1e-5)
     assert tuple(grouped.backbone.transformer_layers[0].attention.key_dense.kernel.shape) == (
         32, 2, 8)
 
@@ -129,8 +134,8 @@ def test_grouped_query_kv_cache_and_prefix_cache():
     _, _, full_cache = full.call_with_cache(tokens, keras.ops.zeros(full.backbone.cache_shape(2, 8)), 0)
     cached, _, _ = grouped.call_with_cache(tokens[:, 7:8], cache, 7)
     full_cached, _, _ = full.call_with_cache(tokens[:, 7:8], full_cache, 7)
-    np.testing.assert_allclose(cached, full_cached, atol=1e-5)
-    np.testing.assert_allclose(cached[:, 0], grouped(tokens)[:, 7], atol=1e-5)
+    assert_close(cached, full_cached, 1e-5)
+    assert_close(cached[:, 0], grouped(tokens)[:, 7], 1e-5)
 
 
 def test_preset_folders_load_with_their_tokenizer_and_train(tmp_path):
@@ -199,4 +204,51 @@ def test_llama_family_options_survive_saving(tmp_path):
     assert (config["num_key_value_heads"], config["query_key_value_bias"],
             config["rope_scaling_factor"]) == (2, True, 2.0)
     tokens = np.array([[1, 5, 6, 7]], "int32")
-    np.testing.assert_allclose(restored(tokens), model(tokens), atol=1e-6)
+    assert_close(restored(tokens), model(tokens), 1e-6)
+
+
+@pytest.mark.end_to_end("torch")
+def test_cli_converts_trains_with_init_and_exports(tmp_path, capsys):
+    from keras_dualobj.cli import main
+    from keras_dualobj.models.saving import load_model
+
+    task = randomized(tiny_keras_hub_model("llama3"))
+    task.save_to_preset(tmp_path / "hub")
+    assert main(["convert", "--from-keras-hub", str(tmp_path / "hub"),
+                 "--output", str(tmp_path / "model.keras"), "--sequence-length", "64"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokenizer"] == "Llama3Tokenizer"
+    converted = load_model(tmp_path / "model.keras")
+    assert causal_logits_error(converted, task, token_ids()) < TOLERANCE
+    assert main(["train", "--init", str(tmp_path / "model.keras"), "--preset", "tiny",
+                 "--source", "builtin", "--token-budget", "1024", "--batch-size", "8",
+                 "--log-every", "2", "--eval-batches", "1", "--sample-length", "4",
+                 "--ar-fraction", "63/64", "--output-dir", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "model.keras with preset tiny's recipe" in printed and "muon" in printed
+    trained = load_model(tmp_path / "run" / "model.keras")
+    assert trained.ar_fraction == 63 / 64
+    assert trained.backbone.get_config() == converted.backbone.get_config()
+    assert type(trained.tokenizer).__name__ == "Llama3Tokenizer"
+    assert causal_logits_error(trained, task, token_ids()) > TOLERANCE  # it trained
+    assert main(["convert", str(tmp_path / "run" / "model.keras"), "--to-keras-hub",
+                 str(tmp_path / "back"), "--to-transformers", str(tmp_path / "hf")]) == 0
+    import keras_hub
+
+    back = keras_hub.models.CausalLM.from_preset(str(tmp_path / "back"))
+    assert causal_logits_error(trained, back, token_ids()) < TOLERANCE
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("arguments, message", [
+    (["convert", "--output", "x.keras"], "received neither"),
+    (["convert", "a.bin", "--from-keras-hub", "llama3_8b_en", "--output", "x.keras"],
+     "received \\['a checkpoint', '--from-keras-hub'\\]"),
+    (["convert", "model.bin", "--to-keras-hub", "out"], "take a .keras DualLM"),
+    (["convert", "--from-keras-hub", "llama3_8b_en", "--output", "x.h5"], "must end in .keras"),
+])
+def test_cli_convert_refuses_bad_combinations(arguments, message, capsys):
+    from keras_dualobj.cli import main
+
+    assert main(arguments) == 2
+    assert re.search(message, capsys.readouterr().err)
