@@ -94,7 +94,7 @@ def test_inverse_frequencies_match_keras_hub():
 def grouped_and_full_models():
     """A GQA `DualLM` (4 query heads over 2 key/value heads) and its multi-head twin."""
     keras.utils.set_random_seed(0)
-    arguments = dict(vocabulary_size=64, num_layers=2, num_heads=4, hidden_dim=32,
+    arguments = dict(vocabulary_size=64, num_layers=1, num_heads=4, hidden_dim=32,
                      intermediate_dim=48, query_key_value_bias=True)
     grouped = DualBackbone(num_key_value_heads=2, **arguments)
     full = DualBackbone(**arguments)
@@ -120,9 +120,9 @@ def test_grouped_query_attention_in_every_mode():
 
 def test_grouped_query_kv_cache_and_prefix_cache():
     grouped, full = grouped_and_full_models()
-    assert grouped.backbone.cache_shape(2, 8) == (2, 2, 2, 8, 2, 8)
+    assert grouped.backbone.cache_shape(2, 8) == (2, 1, 2, 8, 2, 8)
     # The MD prefix cache through `generate`; the AR cache directly (same code path).
-    options = dict(mode="md", max_new_tokens=4, num_steps=4, block_length=2,
+    options = dict(mode="md", max_new_tokens=2, num_steps=2, block_length=1,
                    prefix_cache=True, seed=0)
     prompts = [[1, 20, 21], [1, 30]]
     assert [row.tolist() for row in grouped.generate(prompts, **options)] == [
@@ -130,7 +130,7 @@ def test_grouped_query_kv_cache_and_prefix_cache():
     ]
     tokens = token_ids(8) % 64
     _, cache = grouped._build_cache(tokens)
-    assert tuple(cache.shape) == (2, 2, 2, 8, 2, 8)
+    assert tuple(cache.shape) == (2, 1, 2, 8, 2, 8)
     _, _, full_cache = full.call_with_cache(tokens, keras.ops.zeros(full.backbone.cache_shape(2, 8)), 0)
     cached, _, _ = grouped.call_with_cache(tokens[:, 7:8], cache, 7)
     full_cached, _, _ = full.call_with_cache(tokens[:, 7:8], full_cache, 7)
@@ -139,7 +139,8 @@ def test_grouped_query_kv_cache_and_prefix_cache():
 
 
 def test_preset_folders_load_with_their_tokenizer_and_train(tmp_path):
-    task = randomized(tiny_keras_hub_model("llama3", tie_word_embeddings=True))
+    task = randomized(tiny_keras_hub_model("llama3", num_layers=1, hidden_dim=32,
+                                           intermediate_dim=48, tie_word_embeddings=True))
     task.save_to_preset(tmp_path / "task")  # tied: keras-hub reloads it untied
     model = from_keras_hub(str(tmp_path / "task"), sequence_length=32)
     assert causal_logits_error(model, task, token_ids()) < TOLERANCE
@@ -157,7 +158,8 @@ def test_preset_folders_load_with_their_tokenizer_and_train(tmp_path):
 
 
 def test_to_keras_hub_task_exports_to_transformers(tmp_path):
-    model = from_keras_hub(tiny_keras_hub_model("llama3"))
+    model = from_keras_hub(tiny_keras_hub_model("llama3", num_layers=1, hidden_dim=32,
+                                                intermediate_dim=48))
     task = to_keras_hub(model)
     assert type(task).__name__ == "Llama3CausalLM"
     assert task.generate("the cat", max_length=12).startswith("the cat")
