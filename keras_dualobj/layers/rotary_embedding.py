@@ -40,8 +40,10 @@ def rope_inverse_frequencies(head_dim, max_wavelength=10000, scaling_factor=1.0,
     [1.0, 0.10000000149011612]
     >>> scaled = rope_inverse_frequencies(8, 500000, frequency_adjustment_factor=8.0,
     ...     low_freq_factor=1.0, high_freq_factor=4.0, pretraining_sequence_length=64)
-    >>> [round(float(v), 6) for v in scaled]
-    [1.0, 0.037606, 0.000591, 6e-06]
+    >>> [round(float(v), 6) for v in rope_inverse_frequencies(8, 500000)]
+    [1.0, 0.037606, 0.001414, 5.3e-05]
+    >>> [round(float(v), 6) for v in scaled]  # wavelengths beyond 64 tokens / 8
+    [1.0, 0.004701, 0.000177, 7e-06]
     """
     llama3 = (frequency_adjustment_factor, low_freq_factor, high_freq_factor,
               pretraining_sequence_length)
@@ -86,7 +88,7 @@ def apply_rotary(inputs, cos, sin):
 
     Example:
     >>> cos, sin = rotary_tables(np.array([1.0], "float32"), 2)
-    >>> x = np.array([[[[1.0, 0.0]], [[1.0, 0.0]]]], "float32")
+    >>> x = ops.convert_to_tensor(np.array([[[[1.0, 0.0]], [[1.0, 0.0]]]], "float32"))
     >>> [round(float(v), 4) for v in ops.convert_to_numpy(apply_rotary(x, cos, sin))[0, 1, 0]]
     [0.5403, 0.8415]
     """
