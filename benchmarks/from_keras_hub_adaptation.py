@@ -92,7 +92,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default="torch", choices=_common.BACKENDS)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--pretrain-steps", type=int, default=600)
+    parser.add_argument("--pretrain-steps", type=int, default=2400)
     parser.add_argument("--steps", type=int, default=400, help="dual steps per α")
     parser.add_argument("--characters", type=int, default=240_000)
     parser.add_argument("--seed", type=int, default=0)

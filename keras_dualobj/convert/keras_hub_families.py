@@ -9,8 +9,6 @@ window and Gemma's block have no counterpart in `DualBackbone`.
 
 import keras_hub
 
-from keras_dualobj.models.backbone_arguments import LLAMA_FAMILY_DEFAULTS
-
 LLAMA3_ROPE_ARGUMENTS = (
     "rope_frequency_adjustment_factor",
     "rope_low_freq_factor",
@@ -170,17 +168,3 @@ def hub_arguments(dual_backbone, family):
         arguments["rope_scaling_factor"] = dual_backbone.rope_scaling_factor
     return arguments
 
-
-def llama_family_options(dual_backbone):
-    """The `DualBackbone` options beyond the paper's architecture that are set.
-
-    Example:
-    >>> from keras_dualobj.models import DualBackbone
-    >>> llama_family_options(DualBackbone(64, 1, 4, 16, 32, num_key_value_heads=2))
-    {'num_key_value_heads': 2}
-    """
-    return {
-        name: getattr(dual_backbone, name)
-        for name, default in LLAMA_FAMILY_DEFAULTS.items()
-        if getattr(dual_backbone, name) != default
-    }

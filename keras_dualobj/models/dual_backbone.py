@@ -227,13 +227,8 @@ class DualBackbone(Backbone):
         self.feed_forward_norm_affine = feed_forward_norm_affine
         self.head_norm_affine = head_norm_affine
         self.initialization = initialization
-        self.num_key_value_heads = num_key_value_heads
-        self.query_key_value_bias = query_key_value_bias
-        self.rope_scaling_factor = rope_scaling_factor
-        self.rope_frequency_adjustment_factor = rope_frequency_adjustment_factor
-        self.rope_low_freq_factor = rope_low_freq_factor
-        self.rope_high_freq_factor = rope_high_freq_factor
-        self.rope_pretraining_sequence_length = rope_pretraining_sequence_length
+        for name in LLAMA_FAMILY_DEFAULTS:
+            setattr(self, name, arguments[name])
         if initialization == "reference":
             apply_reference_initialization(self)
 
