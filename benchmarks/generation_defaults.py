@@ -20,10 +20,12 @@ text readable:
     python benchmarks/generation_defaults.py                        # trains the main job first
 
 Writes JSON to `--output` (default `benchmarks/results/generation_defaults_<backend>.json`).
-The defaults in `keras_dualobj/models/generation_options.py` (`AR_DEFAULTS`,
-`MD_DEFAULTS`, `shortest_block_length`) were chosen from the table this prints
+The defaults of the decoders in `keras_dualobj/decoders/` (the signatures of `ARDecoder`
+and `MDDecoder`, and `shortest_block_length`) were chosen from the table this prints
 (`docs/generation.md` has it for the three byte presets); the rows `generate's
-defaults` run `generate()` with no decoding option, to check what they resolve to.
+defaults` run `generate()` with `ARDecoder()` / `MDDecoder()` (given only each seed), to
+check what they resolve to. Each candidate is a decoder name for
+`keras_dualobj.decoders.get` and its options.
 """
 
 import argparse
@@ -43,40 +45,40 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 def candidates(new_tokens):
-    """name -> `generate()` options: the old defaults and their alternatives."""
+    """name -> `{"decoder": name, **options}` for `decoders.get`: the old defaults and their alternatives."""
     listed = {
-        "ar: generate's defaults": {"mode": "ar"},
-        "md: generate's defaults": {"mode": "md"},
-        "ar greedy": {"mode": "ar", "sampler": "greedy"},
-        "ar top_p p=0.1 T=1.0": {"mode": "ar", "sampler": "top_p", "temperature": 1.0},
+        "ar: generate's defaults": {"decoder": "ar"},
+        "md: generate's defaults": {"decoder": "md"},
+        "ar greedy": {"decoder": "ar", "sampler": "greedy"},
+        "ar top_p p=0.1 T=1.0": {"decoder": "ar", "sampler": "top_p", "temperature": 1.0},
     }
     for temperature in (0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
         listed[f"ar top_k k=5 T={temperature}"] = {
-            "mode": "ar", "sampler": "top_k", "temperature": temperature}
+            "decoder": "ar", "sampler": "top_k", "temperature": temperature}
     for temperature in (0.8, 1.0):
         listed[f"ar random T={temperature}"] = {
-            "mode": "ar", "sampler": "random", "temperature": temperature}
+            "decoder": "ar", "sampler": "random", "temperature": temperature}
     for remasking in ("confidence", "random"):
         for temperature in (0.0, 0.8):
             listed[f"md {remasking} T={temperature} one block"] = {
-                "mode": "md", "remasking": remasking, "temperature": temperature,
+                "decoder": "md", "remasking": remasking, "temperature": temperature,
                 "block_length": new_tokens}
     for block_length in (1, 2, 4, 8):
         temperatures = (0.0, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0) if block_length == 1 else (0.0, 0.5, 0.8, 1.0)
         for temperature in temperatures:
             listed[f"md confidence T={temperature} blocks of {block_length}"] = {
-                "mode": "md", "temperature": temperature, "block_length": block_length}
+                "decoder": "md", "temperature": temperature, "block_length": block_length}
     # The prefix cache: each block sees the text before it, not the masks after it.
     for block_length, temperature in ((1, 0.0), (1, 0.3), (1, 0.5), (1, 0.8), (2, 0.5), (4, 0.5)):
         listed[f"md confidence T={temperature} blocks of {block_length} prefix cache"] = {
-            "mode": "md", "temperature": temperature, "block_length": block_length,
+            "decoder": "md", "temperature": temperature, "block_length": block_length,
             "prefix_cache": True}
     # Fewer passes than new tokens (4 tokens per pass): one block, or blocks of 4, 8, 16.
     num_steps = new_tokens // 4
     for block_length in (4, 8, 16, new_tokens):
         name = "one block" if block_length == new_tokens else f"blocks of {block_length}"
         listed[f"md confidence T=0.5 {num_steps} steps {name}"] = {
-            "mode": "md", "temperature": 0.5, "num_steps": num_steps,
+            "decoder": "md", "temperature": 0.5, "num_steps": num_steps,
             "block_length": block_length}
     old = {
         "ar greedy": "generate's default before",
@@ -166,12 +168,16 @@ def measure(texts, known):
 
 def run_candidate(model, tokenizer, prompts, options, args):
     """Completions of every prompt under `options`, for each seed; and the seconds taken."""
+    from keras_dualobj.decoders import get as get_decoder
+
     seeds = args.seeds if is_sampled(options) else [None]
+    decoder_options = {name: value for name, value in options.items() if name != "decoder"}
     texts, started = [], time.perf_counter()
     for seed in seeds:
+        decoder = get_decoder(options["decoder"], seed=seed, **decoder_options)
         outputs = model.generate(
             prompts, max_new_tokens=args.new_tokens, strip_prompt=True,
-            stop_token_ids=None, seed=seed, **options,
+            stop_token_ids=None, decoder=decoder,
         )
         texts.extend(tokenizer.detokenize([int(t) for t in row]) for row in outputs)
     return texts, time.perf_counter() - started
@@ -179,7 +185,7 @@ def run_candidate(model, tokenizer, prompts, options, args):
 
 def is_sampled(options):
     """Whether `options` sample (the defaults do): then each seed gives other text."""
-    if options["mode"] == "ar":
+    if options["decoder"] == "ar":
         return options.get("sampler") != "greedy"
     return options.get("temperature") != 0.0 or options.get("remasking") == "random"
 

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
+from keras_dualobj.decoders import ARDecoder  # noqa: E402
+from keras_dualobj.decoders import MDDecoder  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -120,12 +122,13 @@ def main(argv=None):
     results = []
     ar_options = dict(max_new_tokens=args.num_new_tokens, stop_token_ids=None)
     cached = record(
-        "ar_cached", lambda: model.generate(prompts, sampler="greedy", **ar_options), mode="ar",
-        use_cache=True,
+        "ar_cached", lambda: model.generate(prompts, decoder=ARDecoder("greedy"), **ar_options),
+        mode="ar", use_cache=True,
     )
     uncached = record(
         "ar_uncached",
-        lambda: model.generate(prompts, sampler="greedy", use_cache=False, **ar_options),
+        lambda: model.generate(prompts, decoder=ARDecoder("greedy", use_cache=False),
+                               **ar_options),
         mode="ar",
         use_cache=False,
     )
@@ -135,8 +138,8 @@ def main(argv=None):
             f"md_{num_steps}_steps",
             # One block, argmax proposals: as measured before generate's defaults changed.
             lambda num_steps=num_steps: model.generate(
-                prompts, mode="md", num_steps=num_steps, block_length=args.num_new_tokens,
-                temperature=0.0, **ar_options
+                prompts, decoder=MDDecoder(num_steps=num_steps, block_length=args.num_new_tokens,
+                                           temperature=0.0), **ar_options
             ),
             mode="md",
             num_steps=num_steps,

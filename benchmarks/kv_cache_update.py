@@ -28,6 +28,7 @@ import keras_dualobj.layers.dual_attention as dual_attention  # noqa: E402
 import keras_dualobj.models.ar_generation as ar_generation  # noqa: E402
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
+from keras_dualobj.decoders import ARDecoder  # noqa: E402
 
 
 def use_in_place_cache(in_place):
@@ -62,8 +63,8 @@ def main():
         use_in_place_cache(in_place)
         started = time.perf_counter()
         tokens = model.generate(
-            prompt, max_new_tokens=args.num_new_tokens, mode="ar", use_cache=use_cache,
-            stop_token_ids=None, strip_prompt=False, sampler="greedy",
+            prompt, max_new_tokens=args.num_new_tokens, stop_token_ids=None,
+            strip_prompt=False, decoder=ARDecoder("greedy", use_cache=use_cache),
         )
         return time.perf_counter() - started, keras.ops.convert_to_numpy(tokens)
 

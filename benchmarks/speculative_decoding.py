@@ -4,19 +4,19 @@ One run, one backend, side by side on one small model trained briefly on the bui
 corpus (CPython's `pydoc_data.topics`, byte tokens): the weights matter here, since
 the speed-up depends on how often the MD face's draft agrees with the AR face.
 
-- `ar_greedy`: `DualLM.generate(mode="ar", sampler="greedy")`, KV cache, one AR pass per token.
-- `speculative_{mode}_k{k}`: `speculative_generate(draft_length=k, draft_mode=mode)`
+- `ar_greedy`: `DualLM.generate(decoder=ARDecoder("greedy"))`, KV cache, one AR pass per token.
+- `speculative_{mode}_k{k}`: `SpeculativeDecoder(draft_length=k, draft_mode=mode).decode`
   (`"full"`: bidirectional MD pass over the whole text; `"cached"`: the masks
   against the AR KV cache); reported with
   `tokens_per_verify_pass` (AR passes saved) and whether the output equals
   `ar_greedy` token for token.
-- `md_threshold_{τ}`: `threshold_md_generate` in semi-autoregressive blocks of
-  `--md-block-length`, reported with its number
+- `md_threshold_{τ}`: `MDDecoder(threshold=τ, temperature=0.0).fill` in
+  semi-autoregressive blocks of `--md-block-length`, reported with its number
   of MD passes and the AR loss of the text it wrote, scored by the same model's AR
   face (quality); `ar_greedy` is scored the same way.
 
 - `md_prefix_cache_{τ}`: the same with the prefix KV cache and its block-causal mask
-  (`block_cache_md_generate`): the speed it buys and the quality the mask costs.
+  (`MDDecoder(prefix_cache=True, ...).fill_blocks`): the speed it buys and the quality the mask costs.
 
 Every configuration runs once untimed (tracing and compilation, `compile_seconds`),
 then `--repeats` rounds with the configurations interleaved (the machine's load
@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keras_dualobj import DualBackbone  # noqa: E402
 from keras_dualobj import DualLM  # noqa: E402
 from keras_dualobj.data import prepare_data  # noqa: E402
-from keras_dualobj.generation.md_block_cache import block_cache_md_generate  # noqa: E402
-from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate  # noqa: E402
-from keras_dualobj.generation.speculative import speculative_generate  # noqa: E402
+from keras_dualobj.decoders import ARDecoder  # noqa: E402
+from keras_dualobj.decoders import MDDecoder  # noqa: E402
+from keras_dualobj.decoders import SpeculativeDecoder  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -171,15 +171,15 @@ def add_md_runs(record, model, token_ids, prompt_mask, args):
     fill_positions = ~prompt_mask
     canvas = np.where(fill_positions, model.mask_token_id, token_ids)
     for threshold in args.thresholds:
-        (tokens, _, num_steps), result = record(
+        decoder = MDDecoder(threshold=threshold, block_length=args.md_block_length,
+                            temperature=0.0)
+        outputs, result = record(
             f"md_threshold_{threshold}",
-            lambda t=threshold: threshold_md_generate(
-                model, canvas, np.zeros_like(canvas), fill_positions, t,
-                block_length=args.md_block_length,
-            ),
+            lambda d=decoder: d.fill(model, canvas, np.zeros_like(canvas), fill_positions),
             threshold=threshold,
             block_length=args.md_block_length,
         )
+        tokens, num_steps = outputs["token_ids"], outputs["num_steps"]
         result["md_passes"] = num_steps
         result["tokens_per_md_pass"] = round(new_tokens / args.batch_size / num_steps, 3)
         result["ar_loss_of_output"] = round(
@@ -187,18 +187,17 @@ def add_md_runs(record, model, token_ids, prompt_mask, args):
         )
     prompt_lengths = np.full((args.batch_size,), args.prompt_length)
     for threshold in args.thresholds:
-        (tokens, _, passes), result = record(
+        decoder = MDDecoder(threshold=threshold, block_length=args.md_block_length,
+                            temperature=0.0, prefix_cache=True)
+        outputs, result = record(
             f"md_prefix_cache_{threshold}",
-            lambda t=threshold: block_cache_md_generate(
-                model, canvas, prompt_lengths, args.num_new_tokens,
-                block_length=args.md_block_length, threshold=t,
-            ),
+            lambda d=decoder: d.fill_blocks(model, canvas, prompt_lengths),
             threshold=threshold,
             block_length=args.md_block_length,
         )
-        result.update(passes)
+        result.update({name: outputs[name] for name in ("num_full_passes", "num_window_passes")})
         result["ar_loss_of_output"] = round(
-            ar_loss_of_new_tokens(model, tokens, args.prompt_length), 4
+            ar_loss_of_new_tokens(model, outputs["token_ids"], args.prompt_length), 4
         )
 
 
@@ -228,22 +227,21 @@ def main(argv=None):
         return outputs, result
 
     def speculative(draft_mode, draft_length):
-        (tokens, stats), result = record(
+        decoder = SpeculativeDecoder(draft_length=draft_length, draft_mode=draft_mode)
+        stats, result = record(
             f"speculative_{draft_mode}_k{draft_length}",
-            lambda: speculative_generate(
-                model, token_ids, prompt_mask, draft_length, draft_mode=draft_mode
-            ),
+            lambda: decoder.decode(model, token_ids, prompt_mask),
             draft_mode=draft_mode,
             draft_length=draft_length,
         )
         result["tokens_per_ar_pass"] = round(stats["tokens_per_verify_pass"], 3)
         result["draft_acceptance_rate"] = round(stats["draft_acceptance_rate"], 3)
-        result["equals_ar_greedy"] = bool((tokens == reference).all())
+        result["equals_ar_greedy"] = bool((stats["token_ids"] == reference).all())
 
     reference, ar_result = record(
         "ar_greedy",
         lambda: np.stack(model.generate(prompts, max_new_tokens=args.num_new_tokens,
-                                        stop_token_ids=None, sampler="greedy")),
+                                        stop_token_ids=None, decoder=ARDecoder("greedy"))),
         tokens_per_ar_pass=1.0,
     )
     ar_result["ar_loss_of_output"] = round(

@@ -15,6 +15,8 @@ import argparse
 import keras
 
 from keras_dualobj.data import prepare_data
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 from keras_dualobj.models import DualLM
 from keras_dualobj.training import build_optimizer
 
@@ -60,10 +62,10 @@ def main(argv=None):
 
     held_out = model.evaluate(data.validation_dataset, return_dict=True, verbose=0)
     print(f"held-out AR loss {held_out['ar_loss']:.3f}, MD ELBO {held_out['md_loss']:.3f} nats/token")
-    for mode in ("ar", "md"):
-        # generate's defaults (top-k for AR, short blocks for MD), seeded to be reproducible.
-        text = model.generate(args.prompt, mode=mode, max_new_tokens=args.max_new_tokens, seed=0)
-        print(f"{mode.upper()} sample: {text!r}")
+    for name, decoder in (("AR", ARDecoder(seed=0)), ("MD", MDDecoder(seed=0))):
+        # The decoders' defaults (top-k for AR, short blocks for MD), seeded to be reproducible.
+        text = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, decoder=decoder)
+        print(f"{name} sample: {text!r}")
     return held_out
 
 

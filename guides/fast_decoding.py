@@ -2,7 +2,7 @@
 Title: Fast decoding with both faces
 Author: keras-dualobj contributors
 Date created: 2026/12/03
-Last modified: 2026/12/03
+Last modified: 2026/12/07
 Description: KV-cached AR decoding, MD decoding by steps, threshold and prefix cache, and self-speculative decoding where the MD face drafts and the AR face verifies.
 Accelerator: None
 """
@@ -25,11 +25,13 @@ together they decode in a way neither could alone:
   its own next token. The output is exactly the AR face's, at several tokens per AR
   pass; how many depends on how often the two faces agree (the *acceptance rate*).
 
-This guide trains a tiny byte-level model for a few seconds and runs every mode on it,
-counting passes and timing them. At this size the timings are dominated by per-pass
+Each is a decoder object (`keras_dualobj.decoders`): `ARDecoder`, `MDDecoder` and
+`SpeculativeDecoder` hold their options, and `generate(..., decoder=...)` runs them.
+This guide trains a tiny byte-level model for a few seconds and runs every decoder on
+it, counting passes and timing them. At this size the timings are dominated by per-pass
 overhead, and the model has learned one paragraph by heart: the counts (tokens per
 pass, passes per text) and the exactness checks are the point. `benchmarks/speculative_decoding.py`
-measures the same modes on a larger model trained for minutes.
+measures the same decoders on a larger model trained for minutes.
 """
 
 """
@@ -46,8 +48,9 @@ import numpy as np
 from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
-from keras_dualobj.generation.md_block_cache import block_cache_md_generate
-from keras_dualobj.generation.speculative import speculative_generate
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
+from keras_dualobj.decoders import SpeculativeDecoder
 
 keras.utils.set_random_seed(0)
 
@@ -94,19 +97,20 @@ def timed(function, repeats=1):
 """
 ## AR decoding with a KV cache
 
-`generate(mode="ar")` seeds the cache with one pass over the prompts, then runs one
-single-token cached pass per new token, inside one compiled loop. `use_cache=False`
-recomputes the whole causal pass for every token: same tokens, more work. Here the
-sampler is greedy (`generate` samples top-k by default), so that the speculative
-decoders below can be checked against these exact tokens.
+`ARDecoder` seeds the cache with one pass over the prompts, then runs one
+single-token cached pass per new token, inside one compiled loop.
+`ARDecoder(use_cache=False)` recomputes the whole causal pass for every token: same
+tokens, more work. Here the sampler is greedy (`ARDecoder("greedy")`; `generate`
+samples top-k by default), so that the speculative decoders below can be checked
+against these exact tokens.
 """
 
 ar_tokens, ar_seconds = timed(
     lambda: model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
-                           sampler="greedy"))
+                           decoder=ARDecoder("greedy")))
 uncached, uncached_seconds = timed(
     lambda: model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
-                           sampler="greedy", use_cache=False))
+                           decoder=ARDecoder("greedy", use_cache=False)))
 assert all((a == b).all() for a, b in zip(ar_tokens, uncached))
 print(f"AR, cached:   {ar_seconds * 1e3:7.1f} ms for {num_new} tokens x 2 rows")
 print(f"AR, uncached: {uncached_seconds * 1e3:7.1f} ms (same tokens)")
@@ -115,14 +119,14 @@ print(repr(tokenizer.detokenize(ar_tokens[0][prompt_length:].tolist())))
 """
 ## MD decoding: steps, threshold, prefix cache
 
-By steps: `num_steps` bidirectional passes over the whole canvas, each revealing a
-fixed share of the masks (the most confident first; `generate`'s default blocks are the
-shortest the steps allow, here one block so that every mask competes). Fewer steps is
-faster and, since positions revealed in the same pass do not see each other, usually
-worse. The proposals are argmax (`temperature=0`) in every mode below, so the AR loss
-compares the decoders, not the sampling.
+By steps (`MDDecoder(num_steps=...)`): `num_steps` bidirectional passes over the
+whole canvas, each revealing a fixed share of the masks (the most confident first;
+`MDDecoder`'s default blocks are the shortest the steps allow, here one block so that
+every mask competes). Fewer steps is faster and, since positions revealed in the same
+pass do not see each other, usually worse. The proposals are argmax (`temperature=0`)
+in every decoder below, so the AR loss compares the decoders, not the sampling.
 
-By threshold (Fast-dLLM's parallel unmasking): each pass reveals every masked
+By threshold (`MDDecoder(threshold=τ)`, Fast-dLLM's parallel unmasking): each pass reveals every masked
 position of the current block whose proposal has probability above τ, and at least
 one, so the number of passes adapts to how sure the model is. τ = 1 is one position
 per pass, τ = 0 a whole block per pass.
@@ -134,7 +138,7 @@ exact, attention becomes *block-causal*: the prompt and finished blocks attend o
 among themselves, the block attends to them and to itself, later blocks are unseen.
 The model was trained with full bidirectional attention, so this is an approximation;
 we measure what it costs with the AR face: the mean AR loss (nats per token) of the
-text each mode wrote (lower reads more like the AR face's own text).
+text each decoder wrote (lower reads more like the AR face's own text).
 """
 
 
@@ -149,7 +153,7 @@ def ar_loss(rows_out):
     return float(-np.take_along_axis(predicted, targets[..., None], -1).mean())
 
 
-print(f"{'mode':34s} {'ms':>7s} {'AR loss':>8s}")
+print(f"{'decoder':34s} {'ms':>7s} {'AR loss':>8s}")
 print(f"{'ar (cached)':34s} {ar_seconds * 1e3:7.1f} {ar_loss(ar_tokens):8.3f}")
 md_runs = {
     "md, 48 steps, one block": dict(num_steps=48, block_length=num_new),
@@ -160,33 +164,33 @@ md_runs = {
                                               prefix_cache=True),
 }
 for name, options in md_runs.items():
-    tokens, seconds = timed(lambda o=options: model.generate(
-        prompts, mode="md", max_new_tokens=num_new, stop_token_ids=None, temperature=0.0,
-        **o))
+    decoder = MDDecoder(temperature=0.0, **options)
+    tokens, seconds = timed(lambda d=decoder: model.generate(
+        prompts, max_new_tokens=num_new, stop_token_ids=None, decoder=d))
     print(f"{name:34s} {seconds * 1e3:7.1f} {ar_loss(tokens):8.3f}")
 
 """
-The cache is exact for its mask: the same decoder without the cache (a full
-block-causal pass at every step) gives the same tokens, and counts how many passes
-each way took.
+The cache is exact for its mask: `MDDecoder.fill_blocks`, what `generate` runs with
+`prefix_cache=True`, takes `use_cache=False` for the same decoder without the cache (a
+full block-causal pass at every step); it gives the same tokens, and counts how many
+passes each way took.
 """
 
 length = prompt_length + num_new
 canvas = np.full((2, length), model.mask_token_id, "int32")
 canvas[:, :prompt_length] = np.stack(prompts)
 lengths = np.full((2,), prompt_length)
-cached, _, cached_passes = block_cache_md_generate(
-    model, canvas, lengths, num_new, block_length=16, threshold=0.7)
-reference, _, reference_passes = block_cache_md_generate(
-    model, canvas, lengths, num_new, block_length=16, threshold=0.7, use_cache=False)
-assert (cached == reference).all()
-print("cached:  ", cached_passes)
-print("uncached:", reference_passes)
+block_decoder = MDDecoder(block_length=16, threshold=0.7, temperature=0.0, prefix_cache=True)
+cached = block_decoder.fill_blocks(model, canvas, lengths)
+reference = block_decoder.fill_blocks(model, canvas, lengths, use_cache=False)
+assert (cached["token_ids"] == reference["token_ids"]).all()
+for name, result in (("cached:  ", cached), ("uncached:", reference)):
+    print(name, {key: result[key] for key in ("num_full_passes", "num_window_passes")})
 
 """
 ## Self-speculative decoding: the MD face drafts, the AR face verifies
 
-`generate(mode="speculative", draft_length=k)` loops: draft `k` tokens with the MD
+`SpeculativeDecoder(draft_length=k)` loops: draft `k` tokens with the MD
 face (`<mask>`s after the decided text), verify them with one cached AR pass over
 the draft, keep the longest agreeing prefix plus the AR face's token at the first
 disagreement, and roll the cache back past rejected tokens (by not advancing the
@@ -194,7 +198,7 @@ write index). Greedy output is the AR greedy output token for token; with
 `temperature > 0` the speculative-sampling acceptance rule keeps the AR face's
 distribution exactly.
 
-Three ways to draft (`draft_mode`); none changes the output:
+Three ways to draft (`SpeculativeDecoder(draft_mode=...)`); none changes the output:
 
 - `"full"`: the MD face as trained, a bidirectional pass over the whole text;
 - `"cached"` (default): the masks against the AR KV cache, a pass as cheap as the
@@ -202,7 +206,8 @@ Three ways to draft (`draft_mode`); none changes the output:
 - `"fused"` (greedy): no separate draft pass at all: the verification pass carries
   `k + 1` extra `<mask>`s after the draft, whose outputs are the next draft.
 
-`speculative_generate` returns the counts: `tokens_per_verify_pass` (new tokens per
+`SpeculativeDecoder.decode`, what `generate` runs on the right-padded prompts, returns
+the counts too: `tokens_per_verify_pass` (new tokens per
 AR pass over a draft) and `draft_acceptance_rate` (the share of drafted tokens the AR
 face accepted), which measures how much the two faces agree.
 """
@@ -216,9 +221,9 @@ ar_reference = np.stack(ar_tokens)
 print(f"{'draft':12s} {'ms':>7s} {'vs AR':>6s} {'tok/pass':>8s} {'accept':>7s} same")
 for draft_mode in ("full", "cached", "fused"):
     for draft_length in (2, 8):
-        (tokens, stats), seconds = timed(lambda m=draft_mode, k=draft_length:
-            speculative_generate(model, token_ids, prompt_mask, k, draft_mode=m))
-        same = bool((tokens == ar_reference).all())
+        decoder = SpeculativeDecoder(draft_length=draft_length, draft_mode=draft_mode)
+        stats, seconds = timed(lambda d=decoder: d.decode(model, token_ids, prompt_mask))
+        same = bool((stats["token_ids"] == ar_reference).all())
         assert same
         print(f"{draft_mode + ' k=' + str(draft_length):12s} {seconds * 1e3:7.1f} "
               f"{ar_seconds / seconds:5.2f}x {stats['tokens_per_verify_pass']:8.2f} "
@@ -229,11 +234,11 @@ The same through `generate`, and with sampling (the AR face's distribution, not 
 argmax; the seed makes it reproducible):
 """
 
-fast = model.generate(prompts, mode="speculative", max_new_tokens=num_new,
-                      draft_length=4, stop_token_ids=None)
+fast = model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
+                      decoder=SpeculativeDecoder(draft_length=4))
 assert all((a == b).all() for a, b in zip(fast, ar_tokens))
-sampled = model.generate(prompts, mode="speculative", max_new_tokens=num_new,
-                         draft_length=4, temperature=0.8, seed=1, stop_token_ids=None)
+sampled = model.generate(prompts, max_new_tokens=num_new, stop_token_ids=None,
+                         decoder=SpeculativeDecoder(draft_length=4, temperature=0.8, seed=1))
 print(repr(tokenizer.detokenize(sampled[0][prompt_length:].tolist())))
 
 """

@@ -2,7 +2,7 @@
 Title: Generation and evaluation with a dual-objective language model
 Author: keras-dualobj contributors
 Date created: 2026/11/27
-Last modified: 2026/11/27
+Last modified: 2026/12/07
 Description: Decode autoregressively or by masked diffusion, infill, and score one model in AR, prefix-LM and MD modes.
 Accelerator: None
 """
@@ -46,6 +46,8 @@ from keras_dualobj import DualBackbone
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main as keras_dualobj_cli
 from keras_dualobj.data import prepare_data
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 
 keras.utils.set_random_seed(0)
 
@@ -87,28 +89,33 @@ print({name: round(values[-1], 3) for name, values in history.history.items()})
 """
 ## AR generation
 
-`generate(prompts, mode="ar")` continues each prompt token by token with a KV cache.
-The loop (a keras-hub sampler) is compiled once per batch shape — `tf.function` with
+`generate(prompts)` continues each prompt token by token with a KV cache: its default
+decoder is `ARDecoder()` (decoders, in `keras_dualobj.decoders`, are the decoding
+methods as objects, as keras-hub's samplers are; `generate(..., decoder=...)` takes
+one). The loop (a keras-hub sampler) is compiled once per batch shape — `tf.function` with
 XLA on TensorFlow, `jax.jit` on JAX, eager under `no_grad` on PyTorch — and reused by
 later calls with the same shapes. Prompts of different lengths share a batch; each row
 stops after its first stop token (`</s>` by default). By default each token is sampled
 from the five most probable at temperature 0.5 (keras-hub's `"top_k"` sampler): on
 byte-level models greedy decoding repeats itself, and this read best
-(`benchmarks/generation_defaults.py`); a `seed` gives the same text every time.
+(`benchmarks/generation_defaults.py`); a decoder's `seed` gives the same text every
+time.
 """
 
 prompts = ["The import statement", "A class definition"]
-for completion in model.generate(prompts, max_new_tokens=48, seed=0):
+for completion in model.generate(prompts, max_new_tokens=48, decoder=ARDecoder(seed=0)):
     print(repr(completion))
 
 """
 Any keras-hub sampler works: name one (`"greedy"`, `"top_k"`, `"top_p"`, `"random"`)
-with a `temperature` and a `seed`, or pass an instance.
+in an `ARDecoder` with a `temperature` and a `seed`, or pass an instance (a sampler
+name alone, `decoder="greedy"`, is short for `ARDecoder("greedy")`).
 """
 
-print(repr(model.generate("The import statement", max_new_tokens=48, sampler="greedy")))
+print(repr(model.generate("The import statement", max_new_tokens=48, decoder="greedy")))
 sampler = keras_hub.samplers.TopPSampler(p=0.9, temperature=0.8, seed=2)
-print(repr(model.generate("The import statement", max_new_tokens=48, sampler=sampler)))
+print(repr(model.generate("The import statement", max_new_tokens=48,
+                          decoder=ARDecoder(sampler))))
 
 """
 Token ids work too (start them with `<s>`, id 1); the result is then an id array.
@@ -121,7 +128,7 @@ print(model.generate(ids, max_new_tokens=8, strip_prompt=True, stop_token_ids=No
 """
 ## MD generation
 
-`mode="md"` starts from `max_new_tokens` `<mask>` tokens after the prompt and reveals
+`MDDecoder` starts from `max_new_tokens` `<mask>` tokens after the prompt and reveals
 them over `num_steps` bidirectional forward passes. At every step the model proposes a
 token for every masked position; the most confident proposals (`remasking=
 "confidence"`) or random ones (`"random"`) are kept. With `block_length`, the new
@@ -139,35 +146,34 @@ most confident guess where it sees no context, and the canvas ends up blank
 for num_steps, block_length in ((32, None), (32, 32), (8, None), (8, 8)):
     completion = model.generate(
         "The import statement",
-        mode="md",
         max_new_tokens=32,
-        num_steps=num_steps,
-        block_length=block_length,
-        seed=0,
         stop_token_ids=None,
+        decoder=MDDecoder(num_steps=num_steps, block_length=block_length, seed=0),
     )
     print(f"steps={num_steps:2d} block_length={block_length or 'default'}: {completion!r}")
 
 """
-`md_decode` is the primitive underneath: it fills every `<mask>` of a batch of token
-ids and tells you at which step each position was revealed. Here, with two blocks of 8,
-no position of the second block is touched before the first is complete:
+`MDDecoder.fill` is the primitive underneath: it fills every `<mask>` of a batch of
+token ids and tells you at which step each position was revealed. Here, with two blocks
+of 8 and argmax proposals (`temperature=0.0`), no position of the second block is
+touched before the first is complete:
 """
 
 canvas = np.concatenate([[1], tokenizer.tokenize("The "), np.full(16, 4)])[None]
-decoded = model.md_decode(canvas, num_steps=16, block_length=8)
+decoded = MDDecoder(num_steps=16, block_length=8, temperature=0.0).fill(model, canvas)
 print(decoded["reveal_step"][0, 5:])
 print(repr(tokenizer.detokenize(decoded["token_ids"][0, 1:])))
 
 """
 ## Infilling
 
-`infill(prefix, suffix, span_length)` masks a span between two given pieces of text
-and decodes it by MD, attending to both sides. The prefix and suffix come back
-unchanged.
+`infill(prefix, suffix, span_length, decoder=MDDecoder(...))` masks a span between
+two given pieces of text and decodes it by MD, attending to both sides. The prefix and
+suffix come back unchanged. Here in one block of argmax proposals:
 """
 
-print(repr(model.infill("The class ", " is a statement.", span_length=12)))
+print(repr(model.infill("The class ", " is a statement.", span_length=12,
+                        decoder=MDDecoder(temperature=0.0, block_length=12))))
 
 """
 ## Scoring: AR, prefix-LM and MD
@@ -262,16 +268,17 @@ The same functions are available on a saved model:
 
 ```
 keras-dualobj generate model.keras --prompt "The import statement" --max-new-tokens 64
-keras-dualobj generate model.keras --prompt "The import statement" --mode md \\
+keras-dualobj generate model.keras --prompt "The import statement" --decoder md \\
     --max-new-tokens 32 --num-steps 16 --block-length 8
 keras-dualobj generate model.keras --prompt "The class " --suffix " is a statement." \\
-    --mode md --max-new-tokens 12
+    --decoder md --max-new-tokens 12
 keras-dualobj evaluate model.keras --text held_out.txt --modes ar md --num-samples 16
 keras-dualobj evaluate model.keras --multiple-choice continuations.jsonl \\
     --modes ar prefix md --length-normalization bytes --output results.json
 ```
 
-The saved file holds the tokenizer too, so the command line takes text. Its multiple
+The saved file holds the tokenizer too, so the command line takes text; `--decoder`
+picks the decoder, and its flags are the decoder's options. Its multiple
 choice is the Python call's with the same `--length-normalization bytes` (the command's
 default is `none`, the summed log-likelihood, which favours short choices): the AR and
 prefix-LM scores are exact, so it prints the accuracies printed above (`md`, a
@@ -281,14 +288,14 @@ Monte-Carlo estimate, is left out to save time).
 model_path = os.path.join(directory, "model.keras")
 model.save(model_path)
 keras_dualobj_cli(["generate", model_path, "--prompt", "The import statement",
-                   "--max-new-tokens", "32", "--mode", "md", "--num-steps", "8"])
+                   "--max-new-tokens", "32", "--decoder", "md", "--num-steps", "8"])
 keras_dualobj_cli(["evaluate", model_path, "--multiple-choice", path, "--modes", "ar", "prefix",
                    "--length-normalization", "bytes"])
 """
 ## Where next
 
-- `keras_dualobj.generation` and `keras_dualobj.evaluation` hold the functions these
-  methods delegate to; they take the model's call functions, so they can be reused
+- `keras_dualobj.decoders` holds the decoders; `keras_dualobj.generation` and
+  `keras_dualobj.evaluation` hold the functions they and these methods delegate to; they take the model's call functions, so they can be reused
   with other models that expose `logits` / `call_with_cache`.
 - `benchmarks/generation_speed.py` measures cached vs uncached AR decoding and MD
   decoding speed on your machine.

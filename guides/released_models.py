@@ -2,7 +2,7 @@
 Title: Use the paper's released models
 Author: keras-dualobj developers
 Date created: 2026/12/03
-Last modified: 2026/12/03
+Last modified: 2026/12/07
 Description: Load a reference checkpoint (weights, config, tokenizer.json) into a Keras DualLM, generate both ways, compare AR and prefix-LM scores, and export back.
 Accelerator: None
 """
@@ -56,6 +56,7 @@ from keras_dualobj.convert import (
     to_reference,
 )
 from keras_dualobj.data import prepare_data
+from keras_dualobj.decoders import ARDecoder, MDDecoder
 
 keras.utils.set_random_seed(0)
 folder = Path(tempfile.mkdtemp()) / "released-model"
@@ -150,13 +151,15 @@ print(f"largest logit difference after the round trip: {difference:.2e}")
 ## Generate both ways
 
 The same weights decode autoregressively (causal attention, KV cache) and by masked
-diffusion (bidirectional attention over the masks still ahead), each with `generate`'s
-defaults: top-k sampling for AR, one token per pass sampled at a low temperature for MD.
+diffusion (bidirectional attention over the masks still ahead), each with its
+decoder's defaults: top-k sampling for AR (`ARDecoder`), one token per pass sampled at a
+low temperature for MD (`MDDecoder`).
 """
 
 prompt = "The import statement"
-print("AR:", repr(model.generate(prompt, max_new_tokens=16, seed=0)))
-print("MD:", repr(model.generate(prompt, mode="md", max_new_tokens=16, num_steps=16, seed=0)))
+print("AR:", repr(model.generate(prompt, max_new_tokens=16, decoder=ARDecoder(seed=0))))
+print("MD:", repr(model.generate(prompt, max_new_tokens=16,
+                                 decoder=MDDecoder(num_steps=16, seed=0))))
 
 """
 ## Score: AR and prefix-LM

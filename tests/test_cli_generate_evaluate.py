@@ -12,6 +12,8 @@ import pytest
 from keras_dualobj import DualLM
 from keras_dualobj.cli import main
 from keras_dualobj.data import ByteTokenizer
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 from test_evaluation import fixed_logits_model
 from conftest import tiny_backbone
 from conftest import one_thread_environment
@@ -64,29 +66,26 @@ def test_generate_ar_prints_prompt_and_continuation_and_writes_json(saved_model,
         "--max-new-tokens", 4, "--no-stop", "--output", output, "--seed", 0,
     )
     assert code == 0
-    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None, seed=0)
+    expected = model.generate([[1, 20, 21], [1, 30]], max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder(seed=0))
     lines = out.strip().splitlines()
     assert lines == [" ".join(map(str, row.tolist())) for row in expected]
     record = json.loads(output.read_text())
     assert record["outputs"] == [row.tolist() for row in expected]
-    assert record["mode"] == "ar"
+    assert record["decoder"]["config"] == ARDecoder(seed=0).get_config()
 
 
 def test_generate_md_and_infill(saved_model, capsys):
     path, model = saved_model
     code, out, _ = run_cli(
-        capsys, "generate", path, "--prompt-ids", "1 20 21", "--mode", "md",
+        capsys, "generate", path, "--prompt-ids", "1 20 21", "--decoder", "md",
         "--max-new-tokens", 4, "--num-steps", 2, "--block-length", 2, "--no-stop", "--seed", 0,
     )
     assert code == 0
-    expected = model.generate(
-        [[1, 20, 21]], mode="md", max_new_tokens=4, num_steps=2, block_length=2,
-        stop_token_ids=None, seed=0,
-    )[0]
+    expected = model.generate([[1, 20, 21]], max_new_tokens=4, stop_token_ids=None, decoder=MDDecoder(num_steps=2, block_length=2, seed=0))[0]
     assert out.split() == [str(token) for token in expected]
     code, out, _ = run_cli(
         capsys, "generate", path, "--prompt-ids", "1 20", "--suffix-ids", "40 41",
-        "--mode", "md", "--max-new-tokens", 3,
+        "--decoder", "md", "--max-new-tokens", 3,
     )
     tokens = [int(token) for token in out.split()]
     assert code == 0 and tokens[:2] == [1, 20] and tokens[-2:] == [40, 41] and len(tokens) == 7
@@ -97,8 +96,12 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
     arguments = ("--prompt-ids", "1 20 21", "--prompt-ids", "1 30", "--max-new-tokens", 8, "--no-stop")
     code, ar, _ = run_cli(capsys, "generate", path, *arguments, "--sampler", "greedy")
     assert code == 0
+    code, uncached, _ = run_cli(
+        capsys, "generate", path, *arguments, "--sampler", "greedy", "--no-use-cache"
+    )
+    assert code == 0 and uncached == ar
     code, speculative, _ = run_cli(
-        capsys, "generate", path, *arguments, "--mode", "speculative", "--draft-length", 3
+        capsys, "generate", path, *arguments, "--decoder", "speculative", "--draft-length", 3
     )
     assert code == 0 and speculative == ar and len(ar.splitlines()) == 2
 
@@ -109,16 +112,19 @@ def test_generate_speculative_prints_the_ar_output(saved_model, capsys):
         (["--prompt-ids", "1 x"], "integers"),
         (["--prompt", "hello"], "has none; pass token ids with --prompt-ids"),
         (["--prompt-ids", "1 20", "--max-new-tokens", "40"], "max_sequence_length"),
-        (["--prompt-ids", "1 20", "--mode", "md", "--num-steps", "0"], "--num-steps must be"),
-        (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --mode md"),
-        (["--prompt-ids", "1 20", "--suffix-ids", "5", "--mode", "md", "--no-stop",
+        (["--prompt-ids", "1 20", "--decoder", "md", "--num-steps", "0"], "--num-steps must be"),
+        (["--prompt-ids", "1 20", "--suffix-ids", "5"], "needs --decoder md"),
+        (["--prompt-ids", "1 20", "--suffix-ids", "5", "--decoder", "md", "--no-stop",
           "--strip-prompt"], "--no-stop, --strip-prompt do not apply to infilling"),
         (["--prompt-ids", "1 20", "--top-k", "5"], "--sampler top_k"),
         (["--prompt-ids", "1 20", "--draft-length", "3"],
-         "--draft-length apply to --mode speculative only; received --mode ar"),
-        (["--prompt-ids", "1 20", "--mode", "speculative", "--num-steps", "3"],
-         "--num-steps apply to --mode md only; received --mode speculative"),
-        (["--prompt-ids", "1 20", "--mode", "speculative", "--draft-length", "0"],
+         "--draft-length apply to --decoder speculative only; received --decoder ar"),
+        (["--prompt-ids", "1 20", "--decoder", "speculative", "--num-steps", "3"],
+         "--num-steps apply to --decoder md only; received --decoder speculative"),
+        (["--prompt-ids", "1 20", "--decoder", "md", "--top-k", "3"], "--top-k and --top-p apply"),
+        (["--prompt-ids", "1 20", "--decoder", "md", "--threshold", "0.5", "--num-steps", "2"],
+         "exclusive"),
+        (["--prompt-ids", "1 20", "--decoder", "speculative", "--draft-length", "0"],
          "--draft-length must be"),
     ],
 )
@@ -137,17 +143,26 @@ def test_generate_and_evaluate_text_with_the_saved_tokenizer(text_model, capsys,
     )
     assert code == 0
     outputs = json.loads(output.read_text())["outputs"]
-    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None, seed=0)
+    assert outputs == model.generate(["ab", "xyz"], max_new_tokens=3, stop_token_ids=None, decoder=ARDecoder(seed=0))
     assert outputs[0].startswith("ab") and outputs[1].startswith("xyz")
     text = tmp_path / "held_out.txt"
     text.write_text("To be, or not to be: that is the question.")
     code, out, _ = run_cli(
         capsys, "evaluate", path, "--text", text, "--sequence-length", 16,
-        "--modes", "ar", "--output", output,
+        "--modes", "ar", "md_exact", "--output", output,
     )
     # <s> + 42 bytes = 43 tokens in 3 rows of 16; the first token of a row is unscored.
-    assert code == 0 and json.loads(output.read_text())["modes"]["ar"]["num_tokens"] == 43 - 3
-    assert "ar: nll/token =" in out
+    results = json.loads(output.read_text())["modes"]
+    assert code == 0 and results["ar"]["num_tokens"] == results["md_exact"]["num_tokens"] == 43 - 3
+    assert "ar: nll/token =" in out and "exact for MDDecoder(" in out
+    # The exact MD likelihood of the same positions, row by row, as the decoder gives it.
+    from keras_dualobj.evaluation import token_rows
+
+    ids = np.asarray(model.tokenizer.tokenize(text.read_text()))
+    rows, documents = token_rows(np.concatenate([[1], ids]), 16, model.pad_token_id)
+    expected = MDDecoder(temperature=0.0).score_rows(model, rows, document_ids=documents)
+    assert results["md_exact"]["nll_per_token"] == pytest.approx(
+        expected["nll"].sum() / expected["num_tokens"].sum(), rel=1e-5)
 
 
 def test_generate_reports_a_missing_model(tmp_path, capsys):

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
+from keras_dualobj.decoders import ARDecoder
 
 from conftest import tiny_backbone
 
@@ -75,14 +76,14 @@ def test_seeded_cache_continues_like_a_full_pass(model):
 
 def test_greedy_equals_argmax_of_repeated_full_passes_for_ragged_prompts(model):
     prompts = [[1, 20, 21, 22, 23], [1, 30], [1, 40, 41]]
-    outputs = model.generate(prompts, max_new_tokens=6, stop_token_ids=None, sampler="greedy")
+    outputs = model.generate(prompts, max_new_tokens=6, stop_token_ids=None, decoder=ARDecoder("greedy"))
     assert [row.tolist() for row in outputs] == greedy_reference(model, prompts, 6)
 
 
 def test_uncached_decoding_gives_the_same_tokens(model):
     prompts = [[1, 20, 21, 22], [1, 30]]
-    cached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, sampler="greedy")
-    uncached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, use_cache=False, sampler="greedy")
+    cached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    uncached = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder("greedy", use_cache=False))
     assert [row.tolist() for row in cached] == [row.tolist() for row in uncached]
 
 
@@ -98,9 +99,9 @@ def test_generation_compiles_once_per_shape():
 
     model._build_cache = counting_build_cache
     prompts = [[1, 20, 21], [1, 30, 31]]
-    first = model.generate(prompts, max_new_tokens=4, stop_token_ids=None, sampler="greedy")
-    second = model.generate([[1, 22, 23], [1, 32, 33]], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
-    model.generate([[1, 22, 23, 24]], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
+    first = model.generate(prompts, max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    second = model.generate([[1, 22, 23], [1, 32, 33]], max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    model.generate([[1, 22, 23, 24]], max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder("greedy"))
     assert len(model._decoding_functions) == 1
     # Eager PyTorch runs the Python function on every call; the compiled backends
     # trace it once per input shape.
@@ -112,9 +113,9 @@ def test_generation_compiles_once_per_shape():
 
 def test_stop_tokens_end_each_row_after_its_first_stop(model):
     prompts = [[1, 20, 21], [1, 30, 31, 32]]
-    full = model.generate(prompts, max_new_tokens=8, stop_token_ids=None, sampler="greedy")
+    full = model.generate(prompts, max_new_tokens=8, stop_token_ids=None, decoder=ARDecoder("greedy"))
     stop = int(full[0][4])  # the second new token of row 0
-    stopped = model.generate(prompts, max_new_tokens=8, stop_token_ids=(stop,), sampler="greedy")
+    stopped = model.generate(prompts, max_new_tokens=8, stop_token_ids=(stop,), decoder=ARDecoder("greedy"))
     for prompt, row, full_row in zip(prompts, stopped, full):
         new = full_row[len(prompt) :].tolist()
         expected = full_row[: len(prompt) + new.index(stop) + 1] if stop in new else full_row
@@ -124,9 +125,9 @@ def test_stop_tokens_end_each_row_after_its_first_stop(model):
 
 def test_auto_stop_uses_eos_and_strip_prompt_returns_only_new_tokens(model):
     prompts = [[1, 20, 21], [1, 30]]
-    full = model.generate(prompts, max_new_tokens=6, stop_token_ids=(model.eos_token_id,), sampler="greedy")
-    auto = model.generate(prompts, max_new_tokens=6, sampler="greedy")
-    stripped = model.generate(prompts, max_new_tokens=6, strip_prompt=True, sampler="greedy")
+    full = model.generate(prompts, max_new_tokens=6, stop_token_ids=(model.eos_token_id,), decoder=ARDecoder("greedy"))
+    auto = model.generate(prompts, max_new_tokens=6, decoder=ARDecoder("greedy"))
+    stripped = model.generate(prompts, max_new_tokens=6, strip_prompt=True, decoder=ARDecoder("greedy"))
     for prompt, row, auto_row, new in zip(prompts, full, auto, stripped):
         assert auto_row.tolist() == row.tolist()
         assert new.tolist() == row[len(prompt) :].tolist()
@@ -134,30 +135,25 @@ def test_auto_stop_uses_eos_and_strip_prompt_returns_only_new_tokens(model):
 
 def test_seeded_samplers_are_reproducible_and_seed_dependent(model):
     prompts = [[1, 20, 21], [1, 30]]
-    options = dict(max_new_tokens=8, stop_token_ids=None, sampler="random", temperature=2.0)
-    first = model.generate(prompts, seed=1, **options)
-    again = model.generate(prompts, seed=1, **options)
-    other = model.generate(prompts, seed=2, **options)
+    options = dict(max_new_tokens=8, stop_token_ids=None)
+    first = model.generate(prompts, decoder=ARDecoder("random", 2.0, seed=1), **options)
+    again = model.generate(prompts, decoder=ARDecoder("random", 2.0, seed=1), **options)
+    other = model.generate(prompts, decoder=ARDecoder("random", 2.0, seed=2), **options)
     assert [r.tolist() for r in first] == [r.tolist() for r in again]
     assert [r.tolist() for r in first] != [r.tolist() for r in other]
 
 
 def test_sampler_instances_and_top_k_one_equals_greedy(model):
     prompts = [[1, 20, 21], [1, 30]]
-    greedy = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, sampler="greedy")
-    top_one = model.generate(
-        prompts,
-        max_new_tokens=5,
-        stop_token_ids=None,
-        sampler=keras_hub.samplers.TopKSampler(k=1, seed=0),
-    )
+    greedy = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    top_one = model.generate(prompts, max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder(keras_hub.samplers.TopKSampler(k=1, seed=0)))
     assert [r.tolist() for r in top_one] == [r.tolist() for r in greedy]
 
 
 def test_string_prompts_round_trip_through_the_tokenizer():
     model = tiny_model(vocabulary_size=272, tokenizer=ByteTokenizer())
-    text = model.generate("ab", max_new_tokens=5, stop_token_ids=None, sampler="greedy")
-    ids = model.generate([1, 16 + ord("a"), 16 + ord("b")], max_new_tokens=5, stop_token_ids=None, sampler="greedy")
+    text = model.generate("ab", max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    ids = model.generate([1, 16 + ord("a"), 16 + ord("b")], max_new_tokens=5, stop_token_ids=None, decoder=ARDecoder("greedy"))
     special = np.isin(ids, model.special_token_ids)
     assert isinstance(text, str) and text.startswith("ab")
     assert text == ByteTokenizer().detokenize(ids[~special])
@@ -175,8 +171,8 @@ def test_any_object_with_tokenize_and_detokenize_is_a_tokenizer():
             return "".join(str(i - 16) if 16 <= i < 26 else "?" for i in ids)
 
     model = tiny_model(tokenizer=DigitTokenizer())
-    text = model.generate("123", max_new_tokens=4, stop_token_ids=None, sampler="greedy")
-    ids = model.generate([1, 17, 18, 19], max_new_tokens=4, stop_token_ids=None, sampler="greedy")
+    text = model.generate("123", max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    ids = model.generate([1, 17, 18, 19], max_new_tokens=4, stop_token_ids=None, decoder=ARDecoder("greedy"))
     assert text == DigitTokenizer().detokenize(ids[1:])
 
 
@@ -187,13 +183,10 @@ def test_any_object_with_tokenize_and_detokenize_is_a_tokenizer():
         ([[]], {}, "non-empty"),
         ([[1, 20], []], {}, r"prompts\[1\]"),
         ("hello", {}, "no tokenizer"),
-        ([[1, 20]], {"mode": "diffusion"}, "'diffusion'"),
+        ([[1, 20]], {"decoder": "diffusion"}, "'diffusion'"),
         ([[1, 20]], {"max_new_tokens": 0}, "max_new_tokens"),
         ([[1, 20]], {"max_new_tokens": 31}, "max_sequence_length of 32"),
-        ([[1, 20]], {"num_steps": 2}, "mode='md'"),
-        ([[1, 20]], {"sampler": "beam"}, "'beam'"),
-        ([[1, 20]], {"sampler": "greedy", "mode": "md"}, "mode='ar'"),
-        ([[1, 20]], {"temperature": 0.0, "sampler": "top_k"}, "temperature"),
+        ([[1, 20]], {"decoder": "beam"}, "'beam'"),
         ([[1, 99]], {}, "token id 99"),
         ([[1, 20]], {"stop_token_ids": "eos"}, "'eos'"),
         ([[1, 20]], {"stop_token_ids": (2, 3)}, "padding id 3"),
@@ -203,3 +196,25 @@ def test_bad_generation_input_raises_a_clear_error(model, prompts, options, mess
     options = {"max_new_tokens": 4, **options}
     with pytest.raises(ValueError, match=message):
         model.generate(prompts, **options)
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: ARDecoder("beam"), ValueError, "'beam'"),
+        (lambda: ARDecoder(temperature=0.0), ValueError, "sampler='greedy' for argmax"),
+        (lambda: ARDecoder(keras_hub.samplers.TopKSampler(k=2), temperature=0.7), ValueError,
+         "on the sampler instance"),
+        (lambda: ARDecoder(use_cache=1), TypeError, "use_cache"),
+        (lambda: ARDecoder(seed=-1), ValueError, "seed"),
+    ],
+)
+def test_a_bad_decoder_option_is_refused_when_the_decoder_is_built(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_passing_an_old_decoding_keyword_to_generate_is_a_type_error(model):
+    # The options moved to decoder objects: an old call fails loudly, never ignored.
+    with pytest.raises(TypeError, match="num_steps"):
+        model.generate([[1, 20]], num_steps=2)

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from keras_dualobj.data import ByteTokenizer
-from keras_dualobj.models import generation_options
-from keras_dualobj.models.generation_options import resolve_generation_options
-from keras_dualobj.models.generation_options import shortest_block_length
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
+from keras_dualobj.decoders import SpeculativeDecoder
+from keras_dualobj.decoders import shortest_block_length
+from keras_dualobj.decoders.signatures import decoder_arguments
 
 from conftest import prose_text
 from conftest import tiny_backbone
@@ -43,9 +45,7 @@ def byte_model():
 def test_md_defaults_write_letters_not_a_canvas_of_spaces(byte_model):
     held_out = prose_rows(byte_model.tokenizer, 1100)[-8:]
     prompts = [row[:16].tolist() for row in held_out]
-    outputs = byte_model.generate(
-        prompts, mode="md", max_new_tokens=32, strip_prompt=True, stop_token_ids=None, seed=0
-    )
+    outputs = byte_model.generate(prompts, max_new_tokens=32, strip_prompt=True, stop_token_ids=None, decoder=MDDecoder(seed=0))
     texts = [byte_model.tokenizer.detokenize([int(t) for t in row]) for row in outputs]
     blank = [text for text in texts if not text.strip()]
     letters = np.mean([sum(c.isalpha() for c in text) / len(text) for text in texts])
@@ -53,29 +53,34 @@ def test_md_defaults_write_letters_not_a_canvas_of_spaces(byte_model):
     assert len(blank) <= 2 and letters > 0.2, (len(blank), letters, texts)
 
 
-def resolve(mode, **options):
-    return resolve_generation_options(
-        mode, max_length=None, max_new_tokens=options.pop("max_new_tokens", 64),
-        stop_token_ids=None, strip_prompt=False, eos_token_id=2, pad_token_id=3, **options,
-    )
+@pytest.mark.backend_independent
+def test_the_defaults_live_on_the_decoder_classes():
+    ar = ARDecoder()
+    assert (ar.sampler, ar.temperature, ar.use_cache) == ("top_k", 0.5, True)
+    assert ar.make_sampler().temperature == 0.5 and ar.make_sampler().k == 5
+    md = MDDecoder()
+    assert (md.remasking, md.temperature, md.threshold, md.prefix_cache) == (
+        "confidence", 0.5, None, False)
+    assert md.plan(64)[0] == 1  # one token per step, left to right
+    assert MDDecoder(num_steps=16).plan(64)[0] == 4
+    assert MDDecoder(block_length=64).plan(64)[0] == 64
+    assert MDDecoder(threshold=0.9).plan(64) == (64, None)  # τ decides the steps: one block
+    speculative = SpeculativeDecoder()
+    assert speculative.temperature == 0.0  # exactly the AR face's greedy output
+    assert speculative.draft_mode == "cached"  # the one default: kernel and decoder agree
 
 
 @pytest.mark.backend_independent
-def test_defaults_resolve_from_one_home():
-    ar = resolve("ar")
-    assert (ar.sampler, ar.temperature) == ("top_k", 0.5) == tuple(
-        generation_options.AR_DEFAULTS.values()
-    )
-    assert resolve("ar", sampler="top_k").temperature is None  # keras-hub's 1.0
-    assert resolve("ar", default_sampler="greedy").sampler == "greedy"  # compile(sampler=)
-    md = resolve("md")
-    assert (md.remasking, md.temperature, md.block_length) == ("confidence", 0.5, 1)
-    assert resolve("md", num_steps=16).block_length == 4
-    assert resolve("md", block_length=64).block_length == 64
-    assert resolve("md", threshold=0.9).block_length is None  # τ decides the steps: one block
-    speculative = resolve("speculative")
-    assert speculative.temperature == 0.0  # exactly the AR face's greedy output
-    assert generation_options.describe_defaults("ar").startswith("top-k sampling (k = 5)")
+def test_the_flags_read_the_signatures_the_classes_have():
+    import inspect
+
+    from keras_dualobj.decoders import DECODERS
+
+    for name, arguments in decoder_arguments().items():
+        parameters = list(inspect.signature(DECODERS[name].__init__).parameters.values())[1:]
+        assert arguments == [(p.name, p.default) for p in parameters]
+        decoder = DECODERS[name]()
+        assert type(decoder).from_config(decoder.get_config()).get_config() == decoder.get_config()
 
 
 @pytest.mark.backend_independent

@@ -8,6 +8,7 @@ from keras import ops
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer
 from keras_dualobj.generation import reveal_schedule
+from keras_dualobj.decoders import MDDecoder
 
 from conftest import tiny_backbone
 
@@ -45,6 +46,14 @@ def proposals_and_confidence(model, token_ids, shifted=True):
     return probabilities.argmax(-1), probabilities.max(-1)
 
 
+def fill(model, token_ids, block_length=None, **options):
+    """`MDDecoder.fill`, argmax in one block unless told otherwise."""
+    num_masks = int((np.asarray(token_ids) == MASK).sum(axis=1).max())
+    options.setdefault("temperature", 0.0)
+    decoder = MDDecoder(block_length=block_length or max(num_masks, 1), **options)
+    return decoder.fill(model, token_ids)
+
+
 def test_reveal_schedule_splits_steps_over_blocks():
     assert reveal_schedule(8, 8, 4) == [(0, 1)] * 4 + [(1, 1)] * 4
     assert reveal_schedule(6, 4, 3) == [(0, 2), (0, 1), (1, 2), (1, 1)]
@@ -53,7 +62,7 @@ def test_reveal_schedule_splits_steps_over_blocks():
 
 def test_one_position_per_step_when_num_steps_equals_length(model):
     token_ids = canvas([[1, 20, 21], [1, 30, 31]], 6)
-    result = model.md_decode(token_ids, num_steps=6)
+    result = fill(model, token_ids, num_steps=6)
     reveal_step = result["reveal_step"]
     for row in reveal_step:
         assert sorted(row[3:].tolist()) == list(range(6))
@@ -65,8 +74,7 @@ def test_one_position_per_step_when_num_steps_equals_length(model):
 def test_blocks_complete_in_order(model):
     token_ids = canvas([[1, 20], [1, 30]], 8)
     for num_steps, block_length in ((8, 4), (4, 2)):
-        reveal_step = model.md_decode(
-            token_ids, num_steps=num_steps, block_length=block_length
+        reveal_step = fill(model, token_ids, num_steps=num_steps, block_length=block_length
         )["reveal_step"][:, 2:]
         blocks = reveal_step.reshape(2, 8 // block_length, block_length)
         assert (blocks[:, :-1].max(axis=2) < blocks[:, 1:].min(axis=2)).all()
@@ -78,7 +86,7 @@ def test_blocks_complete_in_order(model):
 def test_confidence_reveals_the_most_probable_proposal_from_the_previous_position(model):
     token_ids = canvas([[1, 20, 21], [1, 40, 41]], 5)
     proposals, confidence = proposals_and_confidence(model, token_ids)
-    result = model.md_decode(token_ids, num_steps=5)
+    result = fill(model, token_ids, num_steps=5)
     for row in range(2):
         first = int(np.argmax(np.where(token_ids[row] == MASK, confidence[row], -1)))
         assert result["reveal_step"][row, first] == 0
@@ -91,16 +99,16 @@ def test_unshifted_models_read_a_position_from_its_own_logits(backbone):
     proposals, _ = proposals_and_confidence(model, token_ids, shifted=False)
     shifted_proposals, _ = proposals_and_confidence(model, token_ids, shifted=True)
     assert proposals[0, 3] != shifted_proposals[0, 3]
-    assert model.md_decode(token_ids)["token_ids"][0, 3] == proposals[0, 3]
-    assert DualLM(backbone).md_decode(token_ids)["token_ids"][0, 3] == shifted_proposals[0, 3]
+    assert fill(model, token_ids)["token_ids"][0, 3] == proposals[0, 3]
+    assert fill(DualLM(backbone), token_ids)["token_ids"][0, 3] == shifted_proposals[0, 3]
 
 
 def test_random_remasking_and_temperature_follow_the_seed(model):
     token_ids = canvas([[1, 20, 21]], 8)
     options = dict(num_steps=8, remasking="random", temperature=1.5)
-    first = model.md_decode(token_ids, seed=3, **options)
-    again = model.md_decode(token_ids, seed=3, **options)
-    other = model.md_decode(token_ids, seed=4, **options)
+    first = fill(model, token_ids, seed=3, **options)
+    again = fill(model, token_ids, seed=3, **options)
+    other = fill(model, token_ids, seed=4, **options)
     assert (first["reveal_step"] == again["reveal_step"]).all()
     assert (first["token_ids"] == again["token_ids"]).all()
     assert (first["reveal_step"] != other["reveal_step"]).any()
@@ -108,18 +116,17 @@ def test_random_remasking_and_temperature_follow_the_seed(model):
 
 def test_md_generation_of_ragged_prompts_matches_one_prompt_at_a_time(model):
     prompts = [[1, 20, 21, 22], [1, 30]]
-    # md_decode's defaults: one block, argmax.
-    batch = model.generate(prompts, mode="md", max_new_tokens=4, stop_token_ids=None,
-                           block_length=4, temperature=0.0)
+    batch = model.generate(prompts, max_new_tokens=4, stop_token_ids=None, decoder=MDDecoder(block_length=4, temperature=0.0))
     for prompt, row in zip(prompts, batch):
-        alone = model.md_decode(canvas([prompt], 4))["token_ids"][0]
+        alone = fill(model, canvas([prompt], 4))["token_ids"][0]
         assert row.tolist() == alone.tolist()
         assert row[: len(prompt)].tolist() == prompt and len(row) == len(prompt) + 4
 
 
 def test_infilling_keeps_prefix_and_suffix_identical(model):
     prefixes, suffixes = [[1, 20, 21], [1, 30]], [[40, 41], [50, 51, 52]]
-    filled = model.infill(prefixes, suffixes, span_length=4, block_length=2, num_steps=2)
+    filled = model.infill(prefixes, suffixes, span_length=4,
+                          decoder=MDDecoder(block_length=2, num_steps=2, temperature=0.0))
     for prefix, suffix, row in zip(prefixes, suffixes, filled):
         assert len(row) == len(prefix) + 4 + len(suffix)  # exactly span_length filled
         assert row[: len(prefix)].tolist() == prefix
@@ -136,14 +143,15 @@ def test_infilling_strings_keeps_their_bytes(backbone):
         tokenizer=ByteTokenizer(),
     )
     prefix, suffix = "Once upon ", " time, é!"
-    filled = model.infill(prefix, suffix, span_length=3)
+    argmax = MDDecoder(temperature=0.0)
+    filled = model.infill(prefix, suffix, span_length=3, decoder=argmax)
     assert filled.startswith(prefix) and filled.endswith(suffix)
     # The same fill on token ids (greedy, so deterministic) spans exactly 3 tokens and
     # is what the string came from.
     tokenizer = model.tokenizer
     prefix_ids = [1, *np.asarray(tokenizer.tokenize(prefix)).tolist()]
     suffix_ids = np.asarray(tokenizer.tokenize(suffix)).tolist()
-    row = model.infill(prefix_ids, suffix_ids, span_length=3)
+    row = model.infill(prefix_ids, suffix_ids, span_length=3, decoder=argmax)
     assert len(row) == len(prefix_ids) + 3 + len(suffix_ids)
     assert row[-len(suffix_ids) :].tolist() == suffix_ids
     span = row[len(prefix_ids) : -len(suffix_ids)].tolist()
@@ -156,8 +164,8 @@ def test_infilling_strings_keeps_their_bytes(backbone):
     assert middle == expected_middle
 
 
-def md(model, **options):
-    return model.generate([[1, 20]], mode="md", **{"max_new_tokens": 4, **options})
+def md(model, max_new_tokens=4, **options):
+    return model.generate([[1, 20]], max_new_tokens=max_new_tokens, decoder=MDDecoder(**options))
 
 
 @pytest.mark.parametrize(
@@ -170,10 +178,12 @@ def md(model, **options):
         (lambda m: md(m, block_length=1, num_steps=2), "multiple of the number of blocks"),
         (lambda m: md(m, remasking="lowest"), "'lowest'"),
         (lambda m: md(m, temperature=-1.0), "temperature"),
-        (lambda m: md(m, use_cache=False), "mode='ar'"),
-        (lambda m: m.md_decode(np.array([[4, 20, 4]])), "Position 0"),
-        (lambda m: m.md_decode(np.array([[1, 4, 4], [1, 20, 4]])), r"\[2, 1\]"),
-        (lambda m: m.md_decode(np.array([[1, 20, 21]])), r"\[0\]"),
+        (lambda m: md(m, threshold=0.5, num_steps=2), "exclusive"),
+        (lambda m: md(m, threshold=0.5, remasking="random"), "reveals by confidence"),
+        (lambda m: m.infill([1, 20], [30], span_length=2, decoder="ar"), "an MDDecoder"),
+        (lambda m: fill(m, np.array([[4, 20, 4]])), "Position 0"),
+        (lambda m: fill(m, np.array([[1, 4, 4], [1, 20, 4]])), r"\[2, 1\]"),
+        (lambda m: fill(m, np.array([[1, 20, 21]])), r"\[0\]"),
         (lambda m: m.infill([1, 20], [[30]], span_length=2), "same kind"),
         (lambda m: m.infill([1, 20], [30], span_length=0), "span_length"),
         (lambda m: m.infill([1, 20], [], span_length=2), "suffix"),

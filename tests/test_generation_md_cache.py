@@ -6,15 +6,27 @@ import pytest
 from keras import ops
 
 from keras_dualobj import DualLM
-from keras_dualobj.generation import block_cache_md_generate
 from keras_dualobj.generation import block_causal_mask
 from keras_dualobj.generation.md_block_cache import block_reveal
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 
 from conftest import tiny_backbone
 
 MASK = 4
 PAD = 3
 NUM_NEW = 8
+
+
+def block_fill(model, token_ids, prompt_lengths, num_new_tokens, use_cache=True, **options):
+    """`MDDecoder(prefix_cache=True).fill_blocks`, argmax in one block unless told otherwise."""
+    options.setdefault("temperature", 0.0)
+    if options.get("block_length") is None:
+        options["block_length"] = num_new_tokens
+    decoder = MDDecoder(prefix_cache=True, **options)
+    outputs = decoder.fill_blocks(model, token_ids, prompt_lengths, use_cache)
+    statistics = {name: outputs[name] for name in ("num_full_passes", "num_window_passes")}
+    return outputs["token_ids"], outputs["reveal_step"], statistics
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +84,10 @@ def test_block_reveal_takes_the_most_confident_and_those_above_threshold():
 )
 def test_cached_equals_uncached_block_decoder(model, canvas, block_length, options):
     token_ids, prompt_lengths = canvas
-    cached = block_cache_md_generate(
+    cached = block_fill(
         model, token_ids, prompt_lengths, NUM_NEW, block_length=block_length, **options
     )
-    uncached = block_cache_md_generate(
+    uncached = block_fill(
         model, token_ids, prompt_lengths, NUM_NEW, block_length=block_length,
         use_cache=False, **options,
     )
@@ -108,12 +120,12 @@ def test_prefix_never_sees_the_block(model, canvas):
 
 def test_threshold_one_and_zero_with_the_cache(model, canvas):
     token_ids, prompt_lengths = canvas
-    _, reveal_step, stats = block_cache_md_generate(
+    _, reveal_step, stats = block_fill(
         model, token_ids, prompt_lengths, NUM_NEW, block_length=4, threshold=1.0
     )
     assert stats == {"num_full_passes": 2, "num_window_passes": 6}
     assert all(sorted(row[row >= 0].tolist()) == list(range(NUM_NEW)) for row in reveal_step)
-    _, reveal_step, stats = block_cache_md_generate(
+    _, reveal_step, stats = block_fill(
         model, token_ids, prompt_lengths, NUM_NEW, block_length=4, threshold=0.0
     )
     assert stats == {"num_full_passes": 2, "num_window_passes": 0}
@@ -123,17 +135,14 @@ def test_threshold_one_and_zero_with_the_cache(model, canvas):
 def test_generate_md_with_prefix_cache_and_threshold(model, canvas):
     token_ids, prompt_lengths = canvas
     prompts = [row[:length] for row, length in zip(token_ids, prompt_lengths)]
-    expected, _, _ = block_cache_md_generate(
+    expected, _, _ = block_fill(
         model, token_ids, prompt_lengths, NUM_NEW, block_length=4, threshold=0.3
     )
-    outputs = model.generate(prompts, mode="md", max_new_tokens=NUM_NEW, block_length=4,
-                             threshold=0.3, prefix_cache=True, stop_token_ids=None,
-                             temperature=0.0)
+    outputs = model.generate(prompts, max_new_tokens=NUM_NEW, stop_token_ids=None, decoder=MDDecoder(block_length=4, threshold=0.3, prefix_cache=True, temperature=0.0))
     for row, output, length in zip(expected, outputs, prompt_lengths):
         np.testing.assert_array_equal(output, row[: length + NUM_NEW])
     # Without the cache, the threshold runs the full-attention decoder.
-    uncached = model.generate(prompts, mode="md", max_new_tokens=NUM_NEW, threshold=0.0,
-                              stop_token_ids=None)
+    uncached = model.generate(prompts, max_new_tokens=NUM_NEW, stop_token_ids=None, decoder=MDDecoder(threshold=0.0))
     assert [len(row) for row in uncached] == [length + NUM_NEW for length in prompt_lengths]
 
 
@@ -142,21 +151,23 @@ def test_generate_md_with_prefix_cache_and_threshold(model, canvas):
     [
         ({"threshold": 1.5}, "threshold"),
         ({"threshold": 0.5, "num_steps": 4}, "exclusive"),
-        ({"prefix_cache": "yes"}, "prefix_cache"),
+        ({"prefix_cache": "yes"}, "prefix_cache"),  # a TypeError, as for any bad switch
         ({"threshold": 0.5, "remasking": "random"}, "remasking"),
         ({"prefix_cache": True, "block_length": 3}, "block_length"),
     ],
 )
 def test_bad_md_speed_options_raise(model, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        model.generate([1, 20, 21], mode="md", max_new_tokens=8, **kwargs)
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.generate([1, 20, 21], max_new_tokens=8, decoder=MDDecoder(**kwargs))
 
 
-def test_md_speed_options_are_refused_in_other_modes(model):
-    with pytest.raises(ValueError, match="threshold"):
-        model.generate([1, 20, 21], mode="ar", max_new_tokens=4, threshold=0.5)
+def test_the_block_cache_needs_prompts_before_the_masks(model):
     with pytest.raises(ValueError, match="prompt_lengths"):
-        block_cache_md_generate(model, np.full((1, 6), MASK, "int32"), [0], 4)
+        block_fill(model, np.full((1, 6), MASK, "int32"), [0], 4)
+    with pytest.raises(ValueError, match="must start right after each prompt"):
+        block_fill(model, np.array([[1, 20, MASK, MASK, 21]], "int32"), [3], 2)
+    with pytest.raises(ValueError, match="prefix_cache=False"):
+        MDDecoder(prefix_cache=True).fill(model, np.array([[1, 20, MASK]], "int32"))
 
 
 def test_cli_generate_md_with_prefix_cache(model, tmp_path, capsys):
@@ -164,12 +175,11 @@ def test_cli_generate_md_with_prefix_cache(model, tmp_path, capsys):
 
     path = tmp_path / "tiny.keras"
     model.save(path)
-    argv = ["generate", str(path), "--prompt-ids", "1 20 21", "--mode", "md", "--max-new-tokens",
+    argv = ["generate", str(path), "--prompt-ids", "1 20 21", "--decoder", "md", "--max-new-tokens",
             "4", "--block-length", "2", "--threshold", "0.5", "--prefix-cache", "--no-stop",
             "--seed", "0"]
     assert main(argv) == 0
-    expected = model.generate([[1, 20, 21]], mode="md", max_new_tokens=4, block_length=2,
-                              threshold=0.5, prefix_cache=True, stop_token_ids=None, seed=0)[0]
+    expected = model.generate([[1, 20, 21]], max_new_tokens=4, stop_token_ids=None, decoder=MDDecoder(block_length=2, threshold=0.5, prefix_cache=True, seed=0))[0]
     assert capsys.readouterr().out.split() == [str(token) for token in expected]
     assert main(["generate", str(path), "--prompt-ids", "1 20", "--prefix-cache"]) == 2
-    assert "--prefix-cache apply to --mode md only" in capsys.readouterr().err
+    assert "--prefix-cache apply to --decoder md only" in capsys.readouterr().err

@@ -13,18 +13,34 @@ from keras_dualobj.generation.md_decoding import md_decode
 from keras_dualobj.generation.md_decoding import md_decode_step
 from keras_dualobj.generation.md_decoding import reveal_schedule
 from keras_dualobj.generation.md_threshold_decoding import md_threshold_decode
-from keras_dualobj.generation.md_threshold_decoding import threshold_md_generate
 from keras_dualobj.generation.md_threshold_decoding import threshold_reveal
 from keras_dualobj.generation.prompts import truncate_at_stop
 from keras_dualobj.generation.speculative import make_loop_runner
 from keras_dualobj.generation.speculative import speculative_decode
-from keras_dualobj.generation.speculative import speculative_generate
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
+from keras_dualobj.decoders import SpeculativeDecoder
 
 from conftest import tiny_backbone
 
 VOCABULARY_SIZE = 64
 # Chi-square critical values at p = 0.001 (a false alarm once in 1000 seeds).
 CHI_SQUARE_CRITICAL = {4: 18.467, 6: 22.458}
+
+
+def speculate(model, token_ids, prompt_mask, draft_length, stop_token_ids=None, **options):
+    """`SpeculativeDecoder.decode`: the tokens, and the outputs with the statistics."""
+    decoder = SpeculativeDecoder(draft_length, **options)
+    outputs = decoder.decode(model, token_ids, prompt_mask, stop_token_ids)
+    return outputs["token_ids"], outputs
+
+
+def threshold_fill(model, token_ids, document_ids, fill_positions, threshold, **options):
+    """`MDDecoder(threshold=...).fill`, argmax unless told otherwise."""
+    options.setdefault("temperature", 0.0)
+    decoder = MDDecoder(threshold=threshold, **options)
+    outputs = decoder.fill(model, token_ids, document_ids, fill_positions)
+    return outputs["token_ids"], outputs["reveal_step"], outputs["num_steps"]
 
 
 def tiny_model(vocabulary_size, seed):
@@ -70,13 +86,11 @@ def prompts():
 
 
 def test_greedy_equals_ar_greedy_for_every_draft_length(trained_model, prompts):
-    reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, sampler="greedy"
-    )
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, decoder=ARDecoder("greedy"))
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
     rates = []
     for draft_length, draft_mode in ((1, "full"), (4, "full"), (8, "full"), (4, "cached")):
-        tokens, statistics = speculative_generate(
+        tokens, statistics = speculate(
             trained_model, token_ids, prompt_mask, draft_length, draft_mode=draft_mode
         )
         for row, expected in zip(tokens, reference):
@@ -93,11 +107,10 @@ def test_greedy_equals_ar_greedy_for_every_draft_length(trained_model, prompts):
 def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
     """One pass per iteration (verify + next draft): the AR output for every draft length."""
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
-    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None,
-                                      sampler="greedy")
+    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, decoder=ARDecoder("greedy"))
     acceptance = []
     for draft_length in (1, 4, 8):
-        tokens, statistics = speculative_generate(
+        tokens, statistics = speculate(
             trained_model, token_ids, prompt_mask, draft_length, draft_mode="fused"
         )
         for row, expected in zip(tokens, free_run):
@@ -109,36 +122,28 @@ def test_fused_greedy_equals_ar_greedy_with_stop_tokens(trained_model, prompts):
     stop_token_ids = tuple(
         sorted({int(row[len(prompt) + 5]) for row, prompt in zip(free_run, prompts)})
     )
-    reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids,
-        sampler="greedy",
-    )
-    tokens, _ = speculative_generate(
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids, decoder=ARDecoder("greedy"))
+    tokens, _ = speculate(
         trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
         stop_token_ids=stop_token_ids,
     )
     for row, expected, prompt in zip(tokens, reference, prompts):
         assert truncate_at_stop(row, len(prompt), stop_token_ids).tolist() == expected.tolist()
     with pytest.raises(ValueError, match="fused"):
-        speculative_generate(trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
+        speculate(trained_model, token_ids, prompt_mask, 4, draft_mode="fused",
                              temperature=0.5)
 
 
 def test_stop_tokens_and_multi_step_drafts_match_ar(trained_model, prompts):
-    free_run = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, sampler="greedy"
-    )
+    free_run = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=None, decoder=ARDecoder("greedy"))
     # Every row's third new token is a stop token: every row stops early.
     stop_token_ids = tuple(
         sorted({int(row[len(prompt) + 2]) for row, prompt in zip(free_run, prompts)})
     )
-    reference = trained_model.generate(
-        prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids,
-        sampler="greedy",
-    )
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, stop_token_ids=stop_token_ids, decoder=ARDecoder("greedy"))
     token_ids, prompt_mask = padded_prompts(prompts, MAX_NEW_TOKENS)
     draft_length = 4
-    tokens, statistics = speculative_generate(
+    tokens, statistics = speculate(
         trained_model, token_ids, prompt_mask, draft_length, draft_steps=2,
         stop_token_ids=stop_token_ids,
     )
@@ -269,7 +274,7 @@ def test_sampled_model_output_follows_the_ar_face():
     token_ids[:, :3] = prompt
     prompt_mask = np.arange(5)[None, :] < 3
     prompt_mask = np.broadcast_to(prompt_mask, token_ids.shape)
-    tokens, _ = speculative_generate(
+    tokens, _ = speculate(
         model, token_ids, prompt_mask, draft_length=2, temperature=1.0, seed=0
     )
     # One causal pass over `prompt + v` for every id v gives both exact distributions.
@@ -328,7 +333,7 @@ def fixed_schedule_decode(model, canvas, num_steps, block_length):
 
 
 def test_threshold_one_reveals_one_per_step_in_confidence_order(trained_model, md_canvas):
-    tokens, reveal_step, num_steps = threshold_md_generate(
+    tokens, reveal_step, num_steps = threshold_fill(
         trained_model, *md_canvas, threshold=1.0, block_length=4
     )
     assert num_steps == 8
@@ -338,7 +343,7 @@ def test_threshold_one_reveals_one_per_step_in_confidence_order(trained_model, m
 
 
 def test_threshold_zero_reveals_each_block_in_one_step(trained_model, md_canvas):
-    tokens, reveal_step, num_steps = threshold_md_generate(
+    tokens, reveal_step, num_steps = threshold_fill(
         trained_model, *md_canvas, threshold=0.0, block_length=4
     )
     assert num_steps == 2
@@ -346,7 +351,7 @@ def test_threshold_zero_reveals_each_block_in_one_step(trained_model, md_canvas)
     assert tokens.tolist() == expected_tokens.tolist()
     assert reveal_step.tolist() == expected_steps.tolist()
     # An intermediate threshold takes between one and eight steps per block of four.
-    _, reveal_step, num_steps = threshold_md_generate(
+    _, reveal_step, num_steps = threshold_fill(
         trained_model, *md_canvas, threshold=0.5, block_length=4
     )
     assert 2 <= num_steps <= 8
@@ -359,15 +364,15 @@ def test_threshold_zero_reveals_each_block_in_one_step(trained_model, md_canvas)
 def test_bad_options_raise(trained_model):
     token_ids, prompt_mask = padded_prompts([[1, 20]], 4)
     with pytest.raises(ValueError, match="draft_steps"):
-        speculative_generate(trained_model, token_ids, prompt_mask, 2, draft_steps=3)
+        speculate(trained_model, token_ids, prompt_mask, 2, draft_steps=3)
     with pytest.raises(ValueError, match="draft_mode"):
-        speculative_generate(trained_model, token_ids, prompt_mask, 2, draft_mode="partial")
+        speculate(trained_model, token_ids, prompt_mask, 2, draft_mode="partial")
     with pytest.raises(ValueError, match="draft_length"):
-        speculative_generate(trained_model, token_ids, prompt_mask, 0)
+        speculate(trained_model, token_ids, prompt_mask, 0)
     with pytest.raises(ValueError, match="temperature"):
-        speculative_generate(trained_model, token_ids, prompt_mask, 2, temperature=-1.0)
+        speculate(trained_model, token_ids, prompt_mask, 2, temperature=-1.0)
     with pytest.raises(ValueError, match="prompt_mask"):
-        speculative_generate(trained_model, token_ids, ~prompt_mask, 2)
+        speculate(trained_model, token_ids, ~prompt_mask, 2)
     with pytest.raises(ValueError, match="loop_runner"):
         speculative_decode(
             trained_model.call_with_cache, trained_model._build_cache, trained_model.logits,
@@ -375,7 +380,7 @@ def test_bad_options_raise(trained_model):
         )
     assert len(make_loop_runner(0).variables) == 1
     with pytest.raises(ValueError, match="threshold"):
-        threshold_md_generate(trained_model, token_ids, token_ids, token_ids == 3, 1.5)
+        threshold_fill(trained_model, token_ids, token_ids, token_ids == 3, 1.5)
     with pytest.raises(ValueError, match="block_length"):
         md_threshold_decode(None, token_ids, token_ids, token_ids == 3, 3, 0.5)
 
@@ -383,23 +388,15 @@ def test_bad_options_raise(trained_model):
 def test_generate_mode_speculative_is_the_ar_output_and_checks_its_options(
     trained_model, prompts
 ):
-    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, sampler="greedy")
+    reference = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, decoder=ARDecoder("greedy"))
     for draft_mode in ("cached", "full"):
-        fast = trained_model.generate(
-            prompts, mode="speculative", max_new_tokens=MAX_NEW_TOKENS,
-            draft_length=3, draft_mode=draft_mode,
-        )
+        fast = trained_model.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, decoder=SpeculativeDecoder(draft_length=3, draft_mode=draft_mode))
         assert [row.tolist() for row in fast] == [row.tolist() for row in reference]
-    total = trained_model.generate(
-        {"token_ids": np.array([[1, 9, 10]]), "padding_mask": np.ones((1, 3), bool)},
-        max_length=12, mode="speculative", stop_token_ids=None,
-    )
+    total = trained_model.generate({"token_ids": np.array([[1, 9, 10]]), "padding_mask": np.ones((1, 3), bool)}, max_length=12, stop_token_ids=None, decoder=SpeculativeDecoder())
     assert total["token_ids"].shape == (1, 12)
-    with pytest.raises(ValueError, match=r"\['draft_length'\] only apply to mode='speculative'"):
-        trained_model.generate(prompts, draft_length=3)
-    with pytest.raises(ValueError, match=r"\['sampler'\] only apply to mode='ar'"):
-        trained_model.generate(prompts, mode="speculative", sampler="top_k")
+    with pytest.raises(TypeError, match="sampler"):
+        SpeculativeDecoder(sampler="top_k")  # an option of another decoder
     with pytest.raises(ValueError, match="draft_steps.*between 1 and `draft_length` \\(2\\).*5"):
-        trained_model.generate(prompts, mode="speculative", draft_length=2, draft_steps=5)
+        trained_model.generate(prompts, decoder=SpeculativeDecoder(draft_length=2, draft_steps=5))
     with pytest.raises(ValueError, match="draft_mode"):
-        trained_model.generate(prompts, mode="speculative", draft_mode="fast")
+        trained_model.generate(prompts, decoder=SpeculativeDecoder(draft_mode="fast"))

@@ -1,4 +1,4 @@
-"""keras-hub conventions on `DualLM`: preprocessor, compile(sampler=), generate(max_length=,
+"""keras-hub conventions on `DualLM`: preprocessor, compile(decoder=/sampler=), generate(max_length=,
 dicts, tf.data), save_to_preset / from_preset, LoRA, one mode vocabulary, saving.
 
 The checks of keras-hub's `TestCase.run_task_test` / `run_model_saving_test`, written for
@@ -19,6 +19,8 @@ from keras_dualobj.models import DualBackbone
 from keras_dualobj.models import DualLM
 from keras_dualobj.models import DualLMPreprocessor
 from keras_dualobj.models import task_presets
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 
 from conftest import tiny_backbone
 
@@ -69,42 +71,46 @@ def test_fit_and_evaluate_take_strings(trained):
     assert from_strings["ar_loss"] == pytest.approx(from_ids["ar_loss"], rel=1e-5)
 
 
-def test_compile_sampler_is_used_by_generate(trained):
+def test_the_compiled_decoder_is_used_by_generate(trained):
     model, _, _ = trained
     prompts = [[1, 100, 101], [1, 110]]
-    explicit = model.generate(prompts, max_new_tokens=6, sampler="top_k", seed=3, stop_token_ids=None)
-    model.compile(optimizer="auto", sampler="top_k")
-    compiled = model.generate(prompts, max_new_tokens=6, seed=3, stop_token_ids=None)
-    model.compile(optimizer="auto", sampler="greedy")
-    greedy = model.generate(prompts, max_new_tokens=6, stop_token_ids=None)
-    model.compile(optimizer="auto")
-    argmax = model.generate(prompts, max_new_tokens=6, stop_token_ids=None, sampler="greedy")
-    # No compiled sampler: generate's default, top-k at temperature 0.5.
-    default = model.generate(prompts, max_new_tokens=6, seed=3, stop_token_ids=None)
-    top_k = model.generate(prompts, max_new_tokens=6, sampler="top_k", temperature=0.5, seed=3,
-                           stop_token_ids=None)
-    for a, b in [*zip(explicit, compiled), *zip(greedy, argmax), *zip(default, top_k)]:
+    options = dict(max_new_tokens=6, stop_token_ids=None)
+    explicit = model.generate(prompts, decoder=ARDecoder("top_k", seed=3), **options)
+    try:
+        model.compile(optimizer="auto", decoder=ARDecoder("top_k", seed=3))
+        compiled = model.generate(prompts, **options)
+        model.compile(optimizer="auto", sampler="greedy")  # keras-hub's shorthand
+        assert model.decoder.sampler == "greedy"
+        greedy = model.generate(prompts, **options)
+        model.compile(optimizer="auto", decoder="md")
+        assert isinstance(model.decoder, MDDecoder)
+    finally:
+        model.compile(optimizer="auto")
+    assert model.decoder is None  # generate's default: ARDecoder(), top-k at 0.5
+    argmax = model.generate(prompts, decoder=ARDecoder("greedy"), **options)
+    for a, b in [*zip(explicit, compiled), *zip(greedy, argmax)]:
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="'beam'"):
         model.compile(sampler="beam")
+    with pytest.raises(ValueError, match="pass one of them"):
+        model.compile(sampler="greedy", decoder="md")
 
 
 def test_generate_takes_keras_hub_inputs(trained):
     model, _, _ = trained
     text = model.generate("line 3", max_new_tokens=5, stop_token_ids=None)
     assert isinstance(text, str) and text.startswith("line 3")
-    batch = model.generate(["line 3", "the"], max_length=12, stop_token_ids=None, sampler="greedy")
+    batch = model.generate(["line 3", "the"], max_length=12, stop_token_ids=None, decoder=ARDecoder("greedy"))
     padded = model.preprocessor.generate_preprocess(["line 3", "the"])
-    as_dict = model.generate(padded, max_length=12, stop_token_ids=None, sampler="greedy")
+    as_dict = model.generate(padded, max_length=12, stop_token_ids=None, decoder=ARDecoder("greedy"))
     assert as_dict["token_ids"].shape == (2, 12) and as_dict["padding_mask"].all()
     assert model.preprocessor.generate_postprocess(as_dict) == batch
     dataset = tf.data.Dataset.from_tensor_slices(["line 3", "the", "fox"]).batch(2)
-    from_dataset = model.generate(dataset, max_length=12, stop_token_ids=None, sampler="greedy")
-    assert from_dataset == batch + model.generate(["fox"], max_length=12, stop_token_ids=None,
-                                                  sampler="greedy")
-    new_only = model.generate(padded, max_length=12, strip_prompt=True, stop_token_ids=None, sampler="greedy")
+    from_dataset = model.generate(dataset, max_length=12, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    assert from_dataset == batch + model.generate(["fox"], max_length=12, stop_token_ids=None, decoder=ARDecoder("greedy"))
+    new_only = model.generate(padded, max_length=12, strip_prompt=True, stop_token_ids=None, decoder=ARDecoder("greedy"))
     assert new_only["padding_mask"].sum(axis=1).tolist() == [12 - 7, 12 - 4]
-    md = model.generate(["line 3", "the"], mode="md", max_length=12, num_steps=2, stop_token_ids=None)
+    md = model.generate(["line 3", "the"], max_length=12, stop_token_ids=None, decoder=MDDecoder(num_steps=2))
     assert all(isinstance(s, str) for s in md)
     with pytest.raises(ValueError, match="at most one of `max_length`"):
         model.generate("a", max_length=8, max_new_tokens=2)
@@ -127,7 +133,7 @@ def test_save_to_preset_round_trips_weights_tokenizer_and_preprocessor(trained, 
     assert isinstance(restored.tokenizer, ByteTokenizer)
     assert restored.preprocessor.sequence_length == model.preprocessor.sequence_length
     assert restored.ar_fraction == model.ar_fraction
-    assert restored.generate("line", max_new_tokens=4, seed=0) == model.generate("line", max_new_tokens=4, seed=0)
+    assert restored.generate("line", max_new_tokens=4, decoder=ARDecoder(seed=0)) == model.generate("line", max_new_tokens=4, decoder=ARDecoder(seed=0))
     backbone = keras_hub.models.Backbone.from_preset(str(tmp_path))
     assert isinstance(backbone, DualBackbone)
     fresh = DualLM.from_preset(str(tmp_path), load_weights=False)
@@ -141,15 +147,19 @@ def test_save_to_preset_round_trips_weights_tokenizer_and_preprocessor(trained, 
         DualLM.from_preset("huge")
 
 
-def test_keras_saving_round_trip_keeps_preprocessor_and_sampler(trained, tmp_path):
+def test_keras_saving_round_trip_keeps_preprocessor_and_decoder(trained, tmp_path):
     model, _, _ = trained
-    model.compile(optimizer="auto", sampler="top_k")
+    model.compile(optimizer="auto", decoder=MDDecoder(num_steps=2, seed=1))
     path = tmp_path / "model.keras"
-    model.save(path)
+    try:
+        model.save(path)
+        expected = model.generate("line", max_new_tokens=4)
+    finally:
+        model.compile(optimizer="auto")
     restored = keras.saving.load_model(path)
-    assert isinstance(restored, DualLM) and restored.sampler == "top_k"
-    assert restored.generate("line", max_new_tokens=4, seed=1) == model.generate("line", max_new_tokens=4, seed=1)
-    model.compile(optimizer="auto")
+    assert isinstance(restored, DualLM)
+    assert restored.decoder.get_config() == MDDecoder(num_steps=2, seed=1).get_config()
+    assert restored.generate("line", max_new_tokens=4) == expected
 
 
 @pytest.mark.parametrize("kind", ["name", "instance"])
@@ -160,20 +170,22 @@ def test_the_compiled_sampler_survives_presets_and_keras_files(trained, tmp_path
     try:
         model.save_to_preset(tmp_path / "preset")
         model.save(tmp_path / "model.keras")
-        expected = model.generate("line", max_new_tokens=4, seed=1) if kind == "name" else None
+        expected = model.generate("line", max_new_tokens=4, decoder=ARDecoder(seed=1)) if kind == "name" else None
     finally:
         model.compile(optimizer="auto")
     from_preset = DualLM.from_preset(str(tmp_path / "preset"))
     from_file = keras.saving.load_model(tmp_path / "model.keras")
     for restored in (from_preset, from_file):
         if kind == "name":
-            assert restored.sampler == "top_k"
-            assert restored.generate("line", max_new_tokens=4, seed=1) == expected
+            assert restored.decoder.sampler == "top_k"
+            assert restored.generate("line", max_new_tokens=4, decoder=ARDecoder(seed=1)) == expected
         else:
-            assert isinstance(restored.sampler, keras_hub.samplers.TopKSampler)
-            assert restored.sampler.get_config() == sampler.get_config()
-    with pytest.raises(ValueError, match="unusable sampler.*'beam'"):
-        task_presets.saved_sampler("beam", "my_preset")
+            assert isinstance(restored.decoder.sampler, keras_hub.samplers.TopKSampler)
+            assert restored.decoder.sampler.get_config() == sampler.get_config()
+    # A preset of an older version kept the sampler alone: it loads as its ARDecoder.
+    assert task_presets.saved_decoder("top_k").sampler == "top_k"
+    with pytest.raises(ValueError, match="decoder saved in task.json cannot be loaded.*'beam'"):
+        task_presets.saved_decoder("beam", "my_preset")
 
 
 def test_lora_fine_tune_changes_only_lora_weights():
@@ -243,6 +255,4 @@ def test_a_bpe_model_round_trips_through_a_preset(tmp_path):
     restored = DualLM.from_preset(str(tmp_path))
     rows = model.preprocessor(["The import statement"])
     np.testing.assert_array_equal(restored.preprocessor(["The import statement"])["token_ids"], rows["token_ids"])
-    assert restored.generate("The", max_new_tokens=3, stop_token_ids=None, seed=0) == model.generate(
-        "The", max_new_tokens=3, stop_token_ids=None, seed=0
-    )
+    assert restored.generate("The", max_new_tokens=3, stop_token_ids=None, decoder=ARDecoder(seed=0)) == model.generate("The", max_new_tokens=3, stop_token_ids=None, decoder=ARDecoder(seed=0))

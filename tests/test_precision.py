@@ -13,6 +13,8 @@ from keras_dualobj.models import DualLM
 from keras_dualobj.objectives.losses import ar_loss
 from keras_dualobj.objectives.losses import md_loss
 from keras_dualobj.training import RunSpec
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 
 STEPS = 3
 # bfloat16 has an 8-bit mantissa (relative error ~4e-3 per op); over a 2-layer
@@ -63,8 +65,8 @@ def test_policy_reaches_the_layers_and_losses_stay_float32(models):
 def test_decoding_runs_under_bfloat16(models):
     model = models["mixed_bfloat16"][0]
     prompt = np.array([[1, 40, 41, 42]], "int32")
-    ar = model.generate(prompt, mode="ar", max_new_tokens=6, seed=0)
-    md = model.generate(prompt, mode="md", max_new_tokens=6, num_steps=3, seed=0)
+    ar = model.generate(prompt, max_new_tokens=6, decoder=ARDecoder(seed=0))
+    md = model.generate(prompt, max_new_tokens=6, decoder=MDDecoder(num_steps=3, seed=0))
     for output in (ar, md):
         output = np.asarray(output)
         assert output.shape[-1] == 10 and np.all((output >= 0) & (output < 272))

@@ -61,9 +61,10 @@ def add_parser(subparsers):
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=("ar", "prefix", "md", "pll", "md_l2r", "md_elbo"),
+        choices=("ar", "prefix", "md", "pll", "md_l2r", "md_elbo", "md_exact"),
         help="default: ar md (text), ar prefix md (multiple choice, --tasks), "
-        "ar prefix md md_elbo (--suite; md_l2r and md_elbo only there)",
+        "ar prefix md md_elbo (--suite; md_l2r and md_elbo only there); md_exact (text): "
+        "the exact likelihood of left-to-right MD decoding, one forward pass per token",
     )
     parser.add_argument(
         "--sequence-length", type=int, default=None, help="row length (default: model's max)"
@@ -132,6 +133,9 @@ def _check_inputs(args):
             "--suite paper calls the pseudo-log-likelihood `md` (the paper's MD-face score): "
             "use --modes md (md_elbo for the bound)."
         )
+    language_modeling = args.text is not None or args.token_ids is not None
+    if "md_exact" in (args.modes or ()) and not language_modeling:
+        raise ValueError("--modes md_exact applies to --text and --token-ids only.")
     if args.suite is None and args.data_dir:
         raise ValueError("--data-dir only applies with --suite paper.")
     if args.suite is not None:
@@ -156,8 +160,11 @@ def _check_inputs(args):
 
 
 def _language_modeling(model, args, modes):
+    from keras_dualobj.decoders import MDDecoder
     from keras_dualobj.evaluation import evaluate_language_modeling
     from keras_dualobj.evaluation import token_rows
+
+    exact_decoder = MDDecoder(temperature=0.0)  # md_exact: left to right, one token per step
 
     if "prefix" in modes:
         raise ValueError(
@@ -181,6 +188,8 @@ def _language_modeling(model, args, modes):
             token_ids, document_ids = ids.astype("int32"), None
 
     def score_fn(rows, mode, document_ids=None, batch_index=None):
+        if mode == "md_exact":
+            return exact_decoder.score_rows(model, rows, document_ids=document_ids)
         options = {"num_samples": args.num_samples, "seed": args.seed}
         return model.score(
             rows, mode, document_ids=document_ids, **(options if mode == "md" else {})
@@ -198,9 +207,10 @@ def _language_modeling(model, args, modes):
     for mode, result in results.items():
         bound = "<=" if mode == "md" else "="
         error = f" ± {result['standard_error']:.4f}" if mode == "md" else ""
+        exact = f", exact for {exact_decoder!r}" if mode == "md_exact" else ""
         lines.append(
             f"{mode}: nll/token {bound} {result['nll_per_token']:.4f}{error} nats, "
-            f"perplexity {bound} {result['perplexity']:.3f} ({result['num_tokens']} tokens)"
+            f"perplexity {bound} {result['perplexity']:.3f} ({result['num_tokens']} tokens{exact})"
         )
     return {"num_rows": int(len(token_ids)), "modes": results}, lines
 
@@ -300,6 +310,8 @@ def run(args):
         results, lines = _language_modeling(model, args, modes)
     for line in lines:
         print(line)
+    if "md_exact" in modes:
+        results["md_exact_decoder"] = "MDDecoder(temperature=0.0): left to right, one token per step"
     if ("md" in modes and args.suite is None) or "md_elbo" in modes:
         results["md_estimator"] = (
             f"stratified Monte-Carlo ELBO: {args.num_samples} masks per row, k uniform on "

@@ -417,43 +417,50 @@ def _format_summary(summary):
 
 
 def _prompt_ids(data, prompt_length):
-    """The first `prompt_length` tokens of the first held-out document that long."""
+    """The first `prompt_length` tokens of a held-out document that long, prose first.
+
+    A document opening on indentation (a doctest, a code block) makes a poor prompt:
+    the MD face continues the run of spaces. The first full-length opening without
+    doubled or leading spaces is taken, else the first full-length one.
+    """
     import numpy as np
 
     rows = data.validation_rows if data.validation_rows is not None else data.train_rows
     tokens, documents = rows.token_ids, rows.document_ids
-    best = tokens[0, :2]
+    best, full_length = tokens[0, :2], None
     for row in range(len(tokens)):
         for start in np.flatnonzero(tokens[row] == data.tokenizer.bos_token_id):
             same_document = documents[row, start:] == documents[row, start]
             length = same_document.size if same_document.all() else int(np.argmin(same_document))
             candidate = tokens[row, start : start + min(length, prompt_length)]
             if len(candidate) == prompt_length:
-                return candidate
+                text = str(data.tokenizer.detokenize(candidate[1:].tolist()))
+                if text == text.lstrip() and "  " not in text:
+                    return candidate
+                full_length = candidate if full_length is None else full_length
             if len(candidate) > len(best):
                 best = candidate
-    return best
+    return best if full_length is None else full_length
 
 
-# `generate`'s own defaults (one home: keras_dualobj.models.generation_options), seeded:
-# the samples show what a user's `generate` call gives, reproducibly.
-SAMPLE_MODES = {"AR": "ar", "MD": "md"}
-
-
+# `generate`'s default decoders (their defaults' one home: the classes), seeded: the
+# samples show what a user's `generate` call gives, reproducibly.
 def _summary_samples(model, data, options, seed):
-    from keras_dualobj.models.generation_options import describe_defaults
+    from keras_dualobj.decoders import ARDecoder
+    from keras_dualobj.decoders import MDDecoder
 
     room = data.plan.sequence_length
     prompt_length = max(2, min(options["prompt_length"], room // 2))
     prompt = _prompt_ids(data, prompt_length)
     sample_length = max(1, min(options["sample_length"], room - len(prompt)))
     samples = {}
-    for label, mode in SAMPLE_MODES.items():
+    for label, decoder in (("AR", ARDecoder(seed=seed)), ("MD", MDDecoder(seed=seed))):
         completion = model.generate(
-            prompt, mode=mode, max_new_tokens=sample_length, strip_prompt=True,
-            stop_token_ids=None, seed=seed,
+            prompt, max_new_tokens=sample_length, strip_prompt=True, stop_token_ids=None,
+            decoder=decoder,
         )
-        samples[f"{label} ({describe_defaults(mode)})"] = {
+        # The call that reproduces it: generate(prompt, decoder=ARDecoder(seed=0)).
+        samples[f"{label} ({type(decoder).__name__}(seed={seed}))"] = {
             "prompt": data.tokenizer.detokenize(prompt.tolist()),
             "completion": data.tokenizer.detokenize(completion.tolist()),
         }

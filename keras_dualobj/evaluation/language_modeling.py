@@ -14,7 +14,8 @@ import numpy as np
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
-LANGUAGE_MODELING_MODES = ("ar", "md")
+# "md_exact": the exact likelihood along an MD decoder's order (DUEL, one pass per step).
+LANGUAGE_MODELING_MODES = ("ar", "md", "md_exact")
 
 
 def token_rows(token_ids, sequence_length, pad_token_id):

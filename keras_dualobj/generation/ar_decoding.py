@@ -8,75 +8,7 @@ run out (`prompt_mask`). Causal attention makes the padding after a prompt invis
 to it, so no left-padding or per-row position shift is needed.
 """
 
-import keras_hub
 from keras import ops
-
-from keras_dualobj.utils.validation import check_choice
-from keras_dualobj.utils.validation import check_float
-from keras_dualobj.utils.validation import check_int
-
-SAMPLERS = {
-    "greedy": keras_hub.samplers.GreedySampler,
-    "top_k": keras_hub.samplers.TopKSampler,
-    "top_p": keras_hub.samplers.TopPSampler,
-    "random": keras_hub.samplers.RandomSampler,
-}
-
-
-def get_sampler(sampler="greedy", temperature=None, seed=None):
-    """A keras-hub sampler from a name, or the given instance.
-
-    Args:
-        sampler: `"greedy"`, `"top_k"` (k = 5), `"top_p"` (p = 0.1), `"random"`, or a
-            `keras_hub.samplers.Sampler` instance (for other k / p, pass e.g.
-            `keras_hub.samplers.TopKSampler(k=40, temperature=0.8, seed=0)`).
-        temperature: optional float > 0 for a named sampler. Defaults to `1.0`.
-        seed: optional int seed for a named random sampler.
-
-    Example:
-    >>> get_sampler("top_k", temperature=0.7, seed=0).temperature
-    0.7
-    """
-    kwargs = check_sampler_options(sampler, temperature, seed)
-    if kwargs is None:
-        return sampler
-    return SAMPLERS[sampler](**kwargs)
-
-
-def check_sampler_options(sampler, temperature=None, seed=None):
-    """Validates `get_sampler`'s arguments; the constructor kwargs, or `None` for an instance.
-
-    Example:
-    >>> check_sampler_options("top_k", temperature=0.5, seed=1)
-    {'temperature': 0.5, 'seed': 1}
-    """
-    if isinstance(sampler, keras_hub.samplers.Sampler):
-        if temperature is not None or seed is not None:
-            raise ValueError(
-                "Set `temperature` and `seed` on the sampler instance itself; received "
-                f"a {type(sampler).__name__} with temperature={temperature!r}, "
-                f"seed={seed!r}."
-            )
-        return None
-    if not isinstance(sampler, str):
-        raise ValueError(
-            f"`sampler` must be one of {list(SAMPLERS)} or a keras_hub.samplers.Sampler; "
-            f"received sampler={sampler!r}."
-        )
-    check_choice("sampler", sampler, tuple(SAMPLERS))
-    kwargs = {}
-    if temperature is not None:
-        kwargs["temperature"] = check_float("temperature", temperature, minimum=0.0)
-        if temperature == 0.0:
-            raise ValueError(
-                "`temperature` must be > 0 for AR sampling (use sampler='greedy' for "
-                f"argmax decoding); received temperature={temperature!r}."
-            )
-    if seed is not None:
-        check_int("seed", seed, minimum=0)
-        if sampler != "greedy":
-            kwargs["seed"] = seed
-    return kwargs
 
 
 def ar_decode(

@@ -30,17 +30,11 @@ have prompts of different lengths: the window covers every row's block (its leng
 is `block_length` plus the spread of the prompt lengths).
 """
 
-import keras
 import numpy as np
 from keras import ops
 from keras import random
 
-from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import proposals_from_logits
-from keras_dualobj.generation.md_decoding import reveal_schedule
-from keras_dualobj.utils.validation import check_choice
-from keras_dualobj.utils.validation import check_float
-from keras_dualobj.utils.validation import check_int
 
 
 def block_causal_mask(prefix_end, block_end, query_start, query_length, key_length):
@@ -212,97 +206,17 @@ def md_block_cache_decode(step_function, token_ids, prompt_lengths, cache, plan,
     )
 
 
-def block_cache_md_generate(model, token_ids, prompt_lengths, num_new_tokens, *,
-                            block_length=None, num_steps=None, threshold=None,
-                            remasking="confidence", temperature=0.0, seed=None,
-                            use_cache=True):
-    """Block-causal MD decoding of a `DualLM` with the prefix KV cache, compiled once per option set.
+def empty_cache(backbone, batch_size, length):
+    """A KV cache of zeros `backbone.cache_shape(batch, length)` for `backbone`.
 
-    What `DualLM.generate(mode="md", prefix_cache=True, ...)` calls.
-
-    Args:
-        model: a `DualLM`.
-        token_ids: int32 `[B, L]`: prompts, `num_new_tokens` `<mask>`s after each,
-            then padding.
-        prompt_lengths: int `[B]`.
-        num_new_tokens: masks per row.
-        block_length: int dividing `num_new_tokens`; defaults to one block.
-        num_steps: passes (schedule mode); defaults to one per new token. Exclusive
-            with `threshold`.
-        threshold: optional τ in `[0, 1]`: reveal every position above τ (at least one).
-        remasking, temperature, seed: as in `md_decode`.
-        use_cache: `False` for the uncached reference (a full pass every step).
-
-    Returns:
-        `(token_ids, reveal_step, statistics)`: NumPy `[B, L]` twice and a dict of
-        `num_full_passes` and `num_window_passes`.
+    The one place the cache's shape is written (`DualLM._build_cache` and the MD
+    block cache start from it).
 
     Example:
-    >>> import numpy as np
-    >>> from keras_dualobj import DualBackbone, DualLM
-    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
-    ...                             hidden_dim=16, intermediate_dim=32))
-    >>> token_ids = np.array([[1, 20, 4, 4, 4, 4, 3], [1, 20, 21, 4, 4, 4, 4]], "int32")
-    >>> tokens, _, stats = block_cache_md_generate(model, token_ids, [2, 3], 4,
-    ...                                            block_length=2)
-    >>> bool((tokens != 4).all()), stats
-    (True, {'num_full_passes': 2, 'num_window_passes': 2})
+    >>> from keras_dualobj import DualBackbone
+    >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
+    ...                         hidden_dim=16, intermediate_dim=32)
+    >>> tuple(empty_cache(backbone, 3, 8).shape)
+    (3, 2, 2, 8, 2, 8)
     """
-    check_int("num_new_tokens", num_new_tokens, minimum=1)
-    block_length = num_new_tokens if block_length is None else block_length
-    check_choice("remasking", remasking, ("confidence", "random"))
-    temperature = check_float("temperature", temperature, minimum=0.0)
-    if seed is not None:
-        check_int("seed", seed, minimum=0)
-    counts = None
-    if threshold is not None:
-        threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
-        if num_steps is not None:
-            raise ValueError(
-                "`num_steps` and `threshold` are exclusive (a threshold decides the "
-                f"steps); received num_steps={num_steps}, threshold={threshold}."
-            )
-        reveal_schedule(num_new_tokens, num_new_tokens, block_length)  # checks block_length
-    else:
-        num_steps = num_new_tokens if num_steps is None else num_steps
-        schedule = reveal_schedule(num_new_tokens, num_steps, block_length)
-        counts = [count for block, count in schedule if block == 0]
-    token_ids = np.asarray(token_ids, "int32")
-    prompt_lengths = np.asarray(prompt_lengths, "int32").reshape(-1)
-    if prompt_lengths.shape != (token_ids.shape[0],) or prompt_lengths.min() < 1:
-        raise ValueError(
-            f"`prompt_lengths` must hold one length >= 1 per row ({token_ids.shape[0]}); "
-            f"received {prompt_lengths.tolist()}."
-        )
-    if (prompt_lengths + num_new_tokens).max() > token_ids.shape[1]:
-        raise ValueError(
-            f"The prompts ({prompt_lengths.tolist()}) + num_new_tokens ({num_new_tokens}) "
-            f"do not fit in the canvas of length {token_ids.shape[1]}."
-        )
-    options = (temperature, remasking, model.md_shifted)
-
-    def build():
-        seed_generator = keras.random.SeedGenerator(seed)
-
-        def step(inputs):
-            return md_block_step(
-                model.call_with_cache, inputs, model.mask_token_id, seed_generator, options
-            )
-
-        return seed_generator, compile_decoding_function(step, model, [seed_generator.state])
-
-    key = ("md_block_cache", temperature, remasking)
-    function_cache = getattr(model, "_decoding_function", None)
-    seed_generator, function = build() if function_cache is None else function_cache(key, build)
-    if seed is not None:
-        seed_generator.state.assign(np.array([seed, 0], dtype=seed_generator.state.dtype))
-    backbone = model.backbone
-    cache = ops.zeros(
-        backbone.cache_shape(token_ids.shape[0], token_ids.shape[1]),
-        dtype=backbone.compute_dtype,
-    )
-    plan = (num_new_tokens, block_length, counts, threshold)
-    tokens, reveal_step, full, window = md_block_cache_decode(
-        function, token_ids, prompt_lengths, cache, plan, model.md_shifted, use_cache
-    )
-    return tokens, reveal_step, {"num_full_passes": full, "num_window_passes": window}
+    return ops.zeros(backbone.cache_shape(batch_size, length), dtype=backbone.compute_dtype)

@@ -28,7 +28,7 @@ from keras_dualobj.utils.validation import check_int
 REMASKING = ("confidence", "random")
 # Logit given to `<mask>` so that decoding never proposes it: a revealed `<mask>`
 # could not be told apart from a position still to fill.
-_EXCLUDED_LOGIT = -1e9
+EXCLUDED_LOGIT = -1e9
 
 
 def reveal_schedule(num_new_tokens, num_steps, block_length=None):
@@ -154,7 +154,7 @@ def proposals_from_logits(logits, mask_token_id, seed_generator, temperature):
     logits = ops.cast(logits, "float32")
     vocabulary_size = ops.shape(logits)[2]
     is_mask_token = ops.equal(ops.arange(vocabulary_size, dtype="int32"), mask_token_id)
-    logits = ops.where(is_mask_token, _EXCLUDED_LOGIT, logits)
+    logits = ops.where(is_mask_token, EXCLUDED_LOGIT, logits)
     if temperature > 0.0:
         # Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T).
         uniform = random.uniform(

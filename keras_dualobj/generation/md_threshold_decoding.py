@@ -13,11 +13,9 @@ The step has fixed shapes (it compiles once); the Python loop around it reads ba
 whether the block still holds masks, one host sync per step.
 """
 
-import keras
 import numpy as np
 from keras import ops
 
-from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import block_indices
 from keras_dualobj.generation.md_decoding import propose_tokens
 from keras_dualobj.utils.validation import check_float
@@ -171,60 +169,4 @@ def md_threshold_decode(
         ops.convert_to_numpy(state["token_ids"]),
         ops.convert_to_numpy(state["reveal_step"]),
         step,
-    )
-
-
-def threshold_md_generate(
-    model, token_ids, document_ids, fill_positions, threshold, block_length=None,
-    temperature=0.0, seed=None,
-):
-    """`md_threshold_decode` with a `DualLM`'s call functions, compiled once per option set.
-
-    What `DualLM.generate(mode="md", threshold=τ, ...)` would call in place of
-    `_md_fill` (same canvas, `document_ids` and `fill_positions`).
-
-    Returns:
-        `(token_ids, reveal_step, num_steps)` as `md_threshold_decode`.
-
-    Example:
-    >>> import numpy as np
-    >>> from keras_dualobj import DualBackbone, DualLM
-    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
-    ...                             hidden_dim=16, intermediate_dim=32))
-    >>> token_ids = np.array([[1, 20, 4, 4, 4, 4]], "int32")
-    >>> _, _, num_steps = threshold_md_generate(model, token_ids, np.zeros_like(token_ids),
-    ...                                         token_ids == 4, threshold=0.0)
-    >>> num_steps
-    1
-    """
-    threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
-    temperature = check_float("temperature", temperature, minimum=0.0)
-    if seed is not None:
-        check_int("seed", seed, minimum=0)
-    fill_positions = np.asarray(fill_positions, bool)
-    if model.md_shifted and fill_positions[:, 0].any():
-        raise ValueError(
-            "Position 0 cannot be decoded: with the shifted MD convention the token at "
-            "j is predicted from position j - 1. Start every row with `<s>`."
-        )
-    block_length = int(fill_positions.sum(axis=1).max()) if block_length is None else block_length
-
-    def build():
-        seed_generator = keras.random.SeedGenerator(seed)
-
-        def step(inputs):
-            return md_threshold_step(
-                model.logits, inputs, model.mask_token_id, seed_generator,
-                temperature=temperature, shifted=model.md_shifted,
-            )
-
-        return seed_generator, compile_decoding_function(step, model, [seed_generator.state])
-
-    key = ("md_threshold", temperature)
-    cache = getattr(model, "_decoding_function", None)
-    seed_generator, function = build() if cache is None else cache(key, build)
-    if seed is not None:
-        seed_generator.state.assign(np.array([seed, 0], dtype=seed_generator.state.dtype))
-    return md_threshold_decode(
-        function, token_ids, document_ids, fill_positions, block_length, threshold
     )

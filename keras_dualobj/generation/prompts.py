@@ -124,6 +124,16 @@ def check_vocabulary(rows, vocabulary_size, name="prompts"):
             )
 
 
+def check_sequence_length(backbone, length, what):
+    """Raises if `length` tokens do not fit `backbone.max_sequence_length`."""
+    limit = backbone.max_sequence_length
+    if length > limit:
+        raise ValueError(
+            f"{what} is {length} tokens, beyond the backbone's max_sequence_length "
+            f"of {limit}."
+        )
+
+
 def pad_rows(rows, length, pad_token_id):
     """Right-pads rows to `length`: int32 `token_ids [B, length]`.
 

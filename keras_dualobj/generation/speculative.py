@@ -45,14 +45,11 @@ do on JAX).
 
 import keras
 import keras_hub
-import numpy as np
 from keras import ops
 from keras import random
 
-from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.md_decoding import reveal_schedule
 from keras_dualobj.generation.speculative_acceptance import count_leading
-from keras_dualobj.generation.speculative_fused import fused_speculative_decode
 from keras_dualobj.generation.speculative_acceptance import speculative_accept
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
@@ -62,14 +59,14 @@ from keras_dualobj.utils.validation import check_int
 _EXCLUDED_LOGIT = -1e9
 
 
-DRAFT_MODES = ("full", "cached", "fused")
+DRAFT_MODES = ("cached", "full", "fused")
 
 
-def check_speculative_options(draft_length, draft_steps=1, temperature=0.0, draft_mode="full"):
+def check_speculative_options(draft_length, draft_steps, temperature, draft_mode):
     """Validates the options of `speculative_decode`; returns `temperature` as a float.
 
     Example:
-    >>> check_speculative_options(4, 2, 0)
+    >>> check_speculative_options(4, 2, 0, "cached")
     0.0
     """
     check_choice("draft_mode", draft_mode, DRAFT_MODES)
@@ -199,7 +196,7 @@ def speculative_decode(
     stop_token_ids=None,
     loop_runner=None,
     model=None,
-    draft_mode="full",
+    draft_mode="cached",
 ):
     """Fills every non-prompt position of `inputs["token_ids"]` by self-speculative decoding.
 
@@ -227,8 +224,8 @@ def speculative_decode(
             sampling draws from and whose `run_loop` runs the loop (see
             `make_loop_runner`); required for `temperature > 0`.
         model: the model, so that the JAX loop can thread its variables.
-        draft_mode: `"full"` (a bidirectional MD pass over the whole canvas) or
-            `"cached"` (the masks against the AR KV cache); see the module docstring.
+        draft_mode: `"cached"` (the masks against the AR KV cache) or `"full"` (a
+            bidirectional MD pass over the whole canvas); see the module docstring.
 
     Returns:
         dict: `token_ids` int32 `[B, L]`, `num_verify_passes` (AR passes over a
@@ -333,113 +330,3 @@ def make_loop_runner(seed=None):
     # Assigned as an attribute so that the Sampler tracks it in `variables`.
     runner.seed_generator = keras.random.SeedGenerator(seed, name="speculative_seed")
     return runner
-
-
-def speculative_generate(
-    model,
-    token_ids,
-    prompt_mask,
-    draft_length,
-    draft_steps=1,
-    temperature=0.0,
-    seed=None,
-    stop_token_ids=None,
-    draft_mode="full",
-):
-    """`speculative_decode` with a `DualLM`'s call functions, compiled once per option set.
-
-    What `DualLM.generate(mode="speculative", ...)` calls after padding the prompts
-    (as for `mode="ar"`).
-
-    Args:
-        model: a `DualLM` (uses `call_with_cache`, `_build_cache`, `logits`,
-            `mask_token_id`, `md_shifted` and, if present, `_decoding_function` to
-            keep the compiled function).
-        token_ids: int32 `[B, L]`, prompts right-padded to the final length.
-        prompt_mask: bool `[B, L]`, True on prompt tokens.
-        draft_length, draft_steps, temperature, stop_token_ids, draft_mode: see
-            `speculative_decode`.
-        seed: optional int >= 0; the same seed gives the same tokens.
-
-    Returns:
-        `(token_ids, statistics)`: NumPy int32 `[B, L]` and a dict with
-        `num_verify_passes`, `num_positions`, `tokens_per_verify_pass` (positions
-        decided per AR pass over a draft) and `draft_acceptance_rate` (share of the
-        drafted tokens the AR face accepted, before the batch-wide minimum).
-
-    Example:
-    >>> import numpy as np
-    >>> from keras_dualobj import DualBackbone, DualLM
-    >>> model = DualLM(DualBackbone(vocabulary_size=64, num_layers=1, num_heads=2,
-    ...                             hidden_dim=16, intermediate_dim=32))
-    >>> token_ids = np.array([[1, 20, 21, 3, 3, 3, 3, 3]], "int32")
-    >>> tokens, statistics = speculative_generate(model, token_ids, token_ids != 3,
-    ...                                           draft_length=4)
-    >>> tokens.shape, statistics["num_positions"]
-    ((1, 8), 5)
-    """
-    temperature = check_speculative_options(draft_length, draft_steps, temperature, draft_mode)
-    if seed is not None:
-        check_int("seed", seed, minimum=0)
-    token_ids = np.asarray(token_ids, "int32")
-    prompt_mask = np.asarray(prompt_mask, bool)
-    if token_ids.ndim != 2 or prompt_mask.shape != token_ids.shape:
-        raise ValueError(
-            "`token_ids` must be a 2-D int array and `prompt_mask` a bool array of the "
-            f"same shape; received shapes {token_ids.shape} and {prompt_mask.shape}."
-        )
-    prompt_lengths = prompt_mask.sum(axis=1)
-    expected = np.arange(prompt_mask.shape[1])[None, :] < prompt_lengths[:, None]
-    if prompt_lengths.min() < 1 or (prompt_mask != expected).any():
-        raise ValueError(
-            "Every row of `prompt_mask` must be a non-empty run of True at its start "
-            f"(a right-padded prompt); received prompt lengths {prompt_lengths.tolist()}."
-        )
-    stop_token_ids = None if not stop_token_ids else tuple(int(i) for i in stop_token_ids)
-
-    def build():
-        runner = make_loop_runner(seed)
-
-        def step(inputs):
-            if draft_mode == "fused":
-                return fused_speculative_decode(
-                    model.call_with_cache, model._build_cache, inputs, draft_length,
-                    model.mask_token_id, shifted=model.md_shifted,
-                    stop_token_ids=stop_token_ids, loop_runner=runner, model=model,
-                )
-            return speculative_decode(
-                model.call_with_cache,
-                model._build_cache,
-                model.logits,
-                inputs,
-                draft_length,
-                model.mask_token_id,
-                draft_steps=draft_steps,
-                temperature=temperature,
-                shifted=model.md_shifted,
-                stop_token_ids=stop_token_ids,
-                loop_runner=runner,
-                model=model,
-                draft_mode=draft_mode,
-            )
-
-        return runner, compile_decoding_function(step, model, runner.variables)
-
-    key = ("speculative", draft_mode, draft_length, draft_steps, temperature, stop_token_ids)
-    cache = getattr(model, "_decoding_function", None)
-    runner, function = build() if cache is None else cache(key, build)
-    if seed is not None:
-        state = runner.seed_generator.state
-        state.assign(np.array([seed, 0], dtype=state.dtype))
-    outputs = function({"token_ids": token_ids, "prompt_mask": prompt_mask})
-    outputs = {name: ops.convert_to_numpy(value) for name, value in outputs.items()}
-    num_passes = int(outputs["num_verify_passes"])
-    num_positions = int(outputs["num_positions"])
-    drafted = num_passes * token_ids.shape[0] * draft_length
-    statistics = {
-        "num_verify_passes": num_passes,
-        "num_positions": num_positions,
-        "tokens_per_verify_pass": num_positions / max(num_passes, 1),
-        "draft_acceptance_rate": int(outputs["num_accepted"]) / max(drafted, 1),
-    }
-    return outputs["token_ids"].astype("int32"), statistics

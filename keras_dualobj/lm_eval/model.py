@@ -43,6 +43,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows
 from lm_eval.utils import make_disjoint_window
 
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import MDDecoder
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
@@ -249,14 +251,13 @@ class KerasDualLM(LM):
         max_new_tokens = min(max_new_tokens, self.max_length - 1)
         prompt = [self.model.bos_token_id] + self.tokenize(context)
         prompt = prompt[-(self.max_length - max_new_tokens) :]
-        generation_mode = "ar" if self.mode in ("ar", "prefix") else "md"
-        extra = {"sampler": "greedy"} if generation_mode == "ar" else {"temperature": 0.0}
+        # Greedy, as lm-eval's generation tasks expect, with the face `mode` scores.
+        if self.mode in ("ar", "prefix"):
+            decoder = ARDecoder("greedy")
+        else:
+            decoder = MDDecoder(temperature=0.0)
         new_ids = self.model.generate(
-            [prompt],
-            max_new_tokens=max_new_tokens,
-            strip_prompt=True,
-            mode=generation_mode,
-            **extra,
+            [prompt], max_new_tokens=max_new_tokens, strip_prompt=True, decoder=decoder
         )[0]
         new_ids = np.asarray(new_ids).tolist()
         ends = [i for i, t in enumerate(new_ids) if t in (self.model.eos_token_id, self.model.pad_token_id)]

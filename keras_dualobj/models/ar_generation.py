@@ -1,26 +1,18 @@
-"""AR generation: the KV-cache forward pass and the compiled left-to-right decoding loop.
+"""The KV-cache forward pass of `DualLM`: the call functions every cached decoder uses.
 
 `call_with_cache` / `_build_cache` are the model's call functions for decoding (as in
-keras-hub's `CausalLM`); `keras_dualobj.generation.ar_decoding` runs the loop with a
-keras-hub sampler choosing each token. `DualLM.generate(..., mode="ar")` is the entry
-point.
+keras-hub's `CausalLM`); the decoders (`keras_dualobj.decoders`) hand them to the loops
+of `keras_dualobj.generation`.
 """
 
-import numpy as np
 from keras import ops
 
-from keras_dualobj.generation.ar_decoding import ar_decode
-from keras_dualobj.generation.ar_decoding import ar_decode_uncached
-from keras_dualobj.generation.ar_decoding import SAMPLERS
-from keras_dualobj.generation.compiled import compile_decoding_function
-from keras_dualobj.generation.prompts import pad_rows
-from keras_dualobj.generation.speculative import speculative_generate
+from keras_dualobj.generation.md_block_cache import empty_cache
 from keras_dualobj.layers.dual_attention import writes_cache_in_place
-from keras_dualobj.models.task_inputs import check_sequence_length
 
 
 class ARGeneration:
-    """Mixin: autoregressive decoding of `DualLM` with a KV cache."""
+    """Mixin: the KV-cache call functions of `DualLM`."""
 
     def call_with_cache(self, token_ids, cache, cache_update_index, attention_mask=None):
         """Causal forward pass of new tokens against a KV cache (AR decoding).
@@ -38,8 +30,7 @@ class ARGeneration:
             `(logits [batch, n, vocab], hidden_states [batch, n, hidden], cache)`.
 
         Example:
-        >>> import numpy as np
-        >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>>         >>> from keras_dualobj.models import DualBackbone, DualLM
         >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
         ...                         hidden_dim=32, intermediate_dim=64)
         >>> model = DualLM(backbone)
@@ -79,94 +70,6 @@ class ARGeneration:
 
     def _build_cache(self, token_ids):
         """An empty cache for `token_ids` `[batch, max_length]`, seeded by one causal pass."""
-        backbone = self.backbone
-        shape = backbone.cache_shape(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
-        cache = ops.zeros(shape, dtype=backbone.compute_dtype)
+        cache = empty_cache(self.backbone, ops.shape(token_ids)[0], ops.shape(token_ids)[1])
         _, hidden_states, cache = self.call_with_cache(token_ids, cache, 0)
         return hidden_states, cache
-
-    def _generate_ar_rows(self, rows, options):
-        """`generate(mode="ar" | "speculative")` on prompt rows; each row cut at its end.
-
-        With `max_new_tokens` every row gets that many new tokens at most; with
-        `max_length` (keras-hub's meaning) every row is continued up to that length.
-        """
-        prompt_lengths = np.array([len(row) for row in rows])
-        if options.max_length is not None:
-            length = options.max_length
-            if length <= prompt_lengths.max():
-                raise ValueError(
-                    f"max_length={length} leaves no room after the longest prompt "
-                    f"({int(prompt_lengths.max())} tokens)."
-                )
-            ends = np.full_like(prompt_lengths, length)
-            what = f"max_length ({length})"
-        else:
-            length = int(prompt_lengths.max()) + options.max_new_tokens
-            ends = prompt_lengths + options.max_new_tokens
-            what = (
-                f"the longest prompt ({int(prompt_lengths.max())} tokens) + "
-                f"max_new_tokens ({options.max_new_tokens})"
-            )
-        check_sequence_length(self.backbone, length, what)
-        token_ids = pad_rows(rows, length, self.pad_token_id)
-        prompt_mask = np.arange(length)[None, :] < prompt_lengths[:, None]
-        if options.mode == "speculative":
-            token_ids, _ = speculative_generate(
-                self,
-                token_ids,
-                prompt_mask,
-                draft_length=options.draft_length,
-                draft_steps=options.draft_steps,
-                temperature=options.temperature,
-                seed=options.seed,
-                stop_token_ids=options.stop_token_ids,
-                draft_mode=options.draft_mode,
-            )
-        else:
-            token_ids = self._generate_ar(token_ids, prompt_mask, options)
-        return [row[:end] for row, end in zip(token_ids, ends)]
-
-    def _generate_ar(self, token_ids, prompt_mask, options):
-        sampler, use_cache = options.sampler, options.use_cache
-        stop_token_ids = options.stop_token_ids
-        if isinstance(sampler, str):
-            # The seed is not part of the key: it is written into the sampler's state
-            # below, so every seed shares one compiled function.
-            sampler_key = ("named", sampler, options.temperature)
-        else:
-            sampler_key = ("instance", id(sampler))
-
-        def build():
-            if isinstance(sampler, str):
-                kwargs = {k: v for k, v in options.sampler_kwargs.items() if k != "seed"}
-                sampler_object = SAMPLERS[sampler](**kwargs)
-            else:
-                sampler_object = sampler
-            if use_cache:
-                def step(inputs):
-                    return ar_decode(
-                        self.call_with_cache,
-                        self._build_cache,
-                        inputs,
-                        sampler_object,
-                        stop_token_ids,
-                        model=self,
-                    )
-            else:
-                def step(inputs):
-                    return ar_decode_uncached(
-                        self.logits, inputs, sampler_object, stop_token_ids, model=self
-                    )
-            function = compile_decoding_function(step, self, sampler_object.variables)
-            # Kept with the function so that `id(sampler)` cannot be reused.
-            return sampler_object, function
-
-        key = ("ar", use_cache, sampler_key, stop_token_ids)
-        sampler_object, function = self._decoding_function(key, build)
-        if options.seed is not None:
-            # The state `SeedGenerator(seed)` starts from: the same tokens on every call.
-            for variable in sampler_object.variables:
-                variable.assign(np.array([options.seed, 0], dtype=variable.dtype))
-        inputs = {"token_ids": token_ids, "prompt_mask": prompt_mask}
-        return ops.convert_to_numpy(function(inputs))

@@ -9,7 +9,8 @@ import inspect
 
 import keras
 
-from keras_dualobj.generation.ar_decoding import check_sampler_options
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import get as get_decoder
 from keras_dualobj.generation.compiled import DecodingFunctionCache
 from keras_dualobj.models.ar_generation import ARGeneration
 from keras_dualobj.models.dual_backbone import DualBackbone
@@ -73,17 +74,19 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
     `DeprecationWarning`.
 
     keras-hub conventions: `model.preprocessor` (a `DualLMPreprocessor`) lets
-    `fit()`, `evaluate()` and `generate()` take raw strings; `compile(sampler=...)`
-    sets the AR sampler of `generate`; `generate(inputs, max_length=...)`;
+    `fit()`, `evaluate()` and `generate()` take raw strings; `compile(decoder=...)`
+    sets the decoding method of `generate` (`compile(sampler=...)` is shorthand for an
+    `ARDecoder`); `generate(inputs, max_length=...)`;
     `save_to_preset(dir)` / `DualLM.from_preset(dir)`; LoRA with
     `model.backbone.enable_lora(rank)`. Where it differs from keras-hub's `CausalLM`:
     no labels (the objective builds its own targets), `document_ids` instead of a
-    padding mask, and the MD options of `generate` beside the AR ones.
+    padding mask, and decoders (`keras_dualobj.decoders`) where keras-hub has samplers:
+    one model, two faces, several ways to decode.
 
     The class is assembled from one mixin per concept: `DualObjective` (training
     task: row split, corruption, loss terms, metrics), `Generate` (the `generate`
-    entry point), `ARGeneration` (KV-cache decoding), `MDGeneration` (MD decoding,
-    `infill`, `md_decode`) and `Scoring` (`score`, `evaluate_multiple_choice`).
+    entry point), `ARGeneration` (the KV-cache call functions), `MDGeneration`
+    (`infill`) and `Scoring` (`score`, `evaluate_multiple_choice`).
 
     Args:
         backbone: a `DualBackbone`.
@@ -207,7 +210,7 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         self.eos_token_id = special_ids["eos_token_id"]
         self.pad_token_id = special_ids["pad_token_id"]
         self.mask_token_id = special_ids["mask_token_id"]
-        self.sampler = None
+        self.decoder = None
         # Every variable exists once the (built) backbone is attached.
         self.built = True
 
@@ -279,42 +282,52 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
 
     # --- Keras plumbing -------------------------------------------------------
 
-    def compile(self, optimizer="auto", loss=None, metrics=None, sampler=None, **kwargs):
-        """Configures training and the AR sampler of `generate`.
+    def compile(self, optimizer="auto", loss=None, metrics=None, sampler=None, decoder=None,
+                **kwargs):
+        """Configures training and the decoding method of `generate`.
 
         Args:
             optimizer: `"auto"` is AdamW(1e-3, weight decay 0.01); or any Keras
                 optimizer (see `keras_dualobj.training.build_optimizer`).
             loss, metrics: not accepted: the objective and its metrics are fixed by
                 the model (see the class docstring).
-            sampler: as keras-hub's `CausalLM.compile`: `"greedy"`, `"top_k"`,
-                `"top_p"`, `"random"` or a `keras_hub.samplers.Sampler`; used by
-                `generate(mode="ar")` unless it is given a `sampler`. `None` keeps
-                greedy.
+            sampler: keras-hub's `CausalLM.compile` argument, shorthand for
+                `decoder=ARDecoder(sampler)`: `"greedy"`, `"top_k"`, `"top_p"`,
+                `"random"` or a `keras_hub.samplers.Sampler`.
+            decoder: the decoder `generate` uses when given none: a `Decoder` or a
+                name (`keras_dualobj.decoders.get`). `None` (and no `sampler`) keeps
+                `ARDecoder()`.
             **kwargs: passed to `keras.Model.compile`.
 
         Example:
         >>> from keras_dualobj.models import DualBackbone
         >>> model = DualLM(DualBackbone(64, 1, 2, 32, 48))
-        >>> model.compile(sampler="top_k")
-        >>> model.sampler
-        'top_k'
+        >>> model.compile(decoder="md")
+        >>> model.decoder
+        MDDecoder(seed=None, num_steps=None, block_length=None, remasking='confidence', temperature=0.5, threshold=None, prefix_cache=False)
+        >>> model.compile(sampler="greedy")
+        >>> model.decoder.sampler
+        'greedy'
         """
         if loss is not None or metrics is not None:
             raise ValueError(
                 "`DualLM` computes its own dual objective and metrics; compile() takes "
                 f"no `loss` or `metrics`; received loss={loss!r}, metrics={metrics!r}."
             )
+        if sampler is not None and decoder is not None:
+            raise ValueError(
+                "`sampler` is shorthand for `decoder=ARDecoder(sampler)`: pass one of them; "
+                f"received sampler={sampler!r}, decoder={decoder!r}."
+            )
         if sampler is not None:
-            check_sampler_options(sampler)
+            decoder = ARDecoder(sampler)
+        decoder = None if decoder is None else get_decoder(decoder)
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
         super().compile(optimizer=optimizer, **kwargs)
-        self.sampler = sampler
-        if sampler is not None:
-            self._compile_config.config["sampler"] = (
-                sampler if isinstance(sampler, str) else keras.saving.serialize_keras_object(sampler)
-            )
+        self.decoder = decoder
+        if decoder is not None:
+            self._compile_config.config["decoder"] = keras.saving.serialize_keras_object(decoder)
 
     def compile_from_config(self, config):
         # Keras skips models with a custom compile(); ours accepts its own config.
@@ -332,8 +345,11 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
             return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
+        # Strings through the preprocessor, as keras-hub tasks take them.
+        x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length)
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with pipeline_errors():
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)

@@ -17,7 +17,7 @@ from keras_dualobj.evaluation.multiple_choice import evaluate_multiple_choice
 from keras_dualobj.evaluation.pseudo_likelihood import pseudo_log_likelihood
 from keras_dualobj.generation.compiled import compile_decoding_function
 from keras_dualobj.generation.prompts import check_vocabulary
-from keras_dualobj.models.task_inputs import check_sequence_length
+from keras_dualobj.generation.prompts import check_sequence_length
 from keras_dualobj.objectives.masking import next_token_targets
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int

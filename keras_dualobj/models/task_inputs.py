@@ -107,12 +107,3 @@ def resolve_special_token_ids(tokenizer, vocabulary_size, **explicit):
         raise ValueError(f"Special token ids must be distinct; received {resolved}.")
     return resolved
 
-
-def check_sequence_length(backbone, length, what):
-    """Raises if `length` tokens do not fit `backbone.max_sequence_length`."""
-    limit = backbone.max_sequence_length
-    if length > limit:
-        raise ValueError(
-            f"{what} is {length} tokens, beyond the backbone's max_sequence_length "
-            f"of {limit}."
-        )

@@ -9,7 +9,7 @@ uploaded with `keras_hub.upload_preset` and its backbone loaded by
       model.weights.h5     the backbone's weights
       metadata.json        keras / keras-hub versions, parameter count
       task.json            the DualLM config (α, objective options, special ids), and
-                           the sampler given to `compile(sampler=...)`, if any
+                           the decoder given to `compile(decoder=...)`, if any
       preprocessor.json    the DualLMPreprocessor        (Preprocessor.save_to_preset)
       tokenizer.json       the tokenizer's config
       assets/tokenizer/    its vocabulary files, if any (BPE)
@@ -17,10 +17,11 @@ uploaded with `keras_hub.upload_preset` and its backbone loaded by
 Named presets (`keras_dualobj.models.presets`) are architectures with fresh weights;
 these directories hold trained weights.
 
-keras-hub drops a task's compile configuration from `task.json`, and with it the AR
-sampler of `generate` (`compile(sampler=...)`); it is kept there under `"sampler"`
-(a name, or a serialized `keras_hub.samplers.Sampler`, as a `.keras` file's compile
-configuration holds it), and set again on load without compiling the model.
+keras-hub drops a task's compile configuration from `task.json`, and with it the
+decoder of `generate` (`compile(decoder=...)`); it is kept there under `"decoder"`
+(serialized, as a `.keras` file's compile configuration holds it), and set again on
+load without compiling the model. Presets of older versions kept an AR sampler under
+`"sampler"`; it loads as that sampler's `ARDecoder`.
 """
 
 import json
@@ -36,10 +37,12 @@ from keras_hub.src.utils.preset_utils import get_preset_loader
 from keras_hub.src.utils.preset_utils import get_preset_saver
 from keras_hub.src.utils.preset_utils import load_json
 
-from keras_dualobj.generation.ar_decoding import check_sampler_options
+from keras_dualobj.decoders import ARDecoder
+from keras_dualobj.decoders import get as get_decoder
 from keras_dualobj.models.presets import PRESETS
 
-SAMPLER_KEY = "sampler"
+DECODER_KEY = "decoder"
+SAMPLER_KEY = "sampler"  # presets of older versions
 
 
 def is_named_architecture(preset):
@@ -82,14 +85,12 @@ def save_task_preset(task, preset_dir, max_shard_size=10, overwrite=False):
             "or empty folder, or pass `overwrite=True` to replace the preset files there."
         )
     get_preset_saver(str(preset_dir)).save_task(task, max_shard_size=max_shard_size)
-    sampler = getattr(task, "sampler", None)
-    if sampler is not None:
+    decoder = getattr(task, "decoder", None)
+    if decoder is not None:
         path = os.path.join(str(preset_dir), TASK_CONFIG_FILE)
         with open(path, encoding="utf-8") as file:
             task_config = json.load(file)
-        task_config[SAMPLER_KEY] = (
-            sampler if isinstance(sampler, str) else keras.saving.serialize_keras_object(sampler)
-        )
+        task_config[DECODER_KEY] = keras.saving.serialize_keras_object(decoder)
         with open(path, "w", encoding="utf-8") as file:
             file.write(json.dumps(task_config, indent=4))
 
@@ -117,33 +118,31 @@ def load_task_preset(cls, preset, load_weights=True, **kwargs):
             f"one of {list(PRESETS)}."
         )
     task = loader.load_task(cls, load_weights, load_task_weights=False, **kwargs)
-    if task_config.get(SAMPLER_KEY) is not None:
-        task.sampler = saved_sampler(task_config[SAMPLER_KEY], preset)
+    for key in (DECODER_KEY, SAMPLER_KEY):
+        if task_config.get(key) is not None:
+            task.decoder = saved_decoder(task_config[key], preset)
     return task
 
 
-def saved_sampler(config, preset="the preset"):
-    """The sampler `task.json` holds: a name, or a serialized keras-hub `Sampler`.
+def saved_decoder(config, preset="the preset"):
+    """The decoder `task.json` holds: a serialized decoder, or (older) an AR sampler.
 
     Example:
-    >>> saved_sampler("top_k")
-    'top_k'
     >>> import keras, keras_hub
+    >>> saved_decoder("top_k").sampler
+    'top_k'
     >>> config = keras.saving.serialize_keras_object(keras_hub.samplers.TopKSampler(k=3))
-    >>> saved_sampler(config).k
+    >>> saved_decoder(config).sampler.k
     3
+    >>> saved_decoder(keras.saving.serialize_keras_object(ARDecoder("greedy"))).sampler
+    'greedy'
     """
-    sampler = config
-    if isinstance(config, dict):
-        try:
-            sampler = keras.saving.deserialize_keras_object(config)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{preset!r}: the sampler saved in {TASK_CONFIG_FILE} cannot be loaded "
-                f"({error}); received {config!r}."
-            ) from None
     try:
-        check_sampler_options(sampler)
-    except ValueError as error:
-        raise ValueError(f"{preset!r}: {TASK_CONFIG_FILE} holds an unusable sampler: {error}") from None
-    return sampler
+        if isinstance(config, dict) and "keras_dualobj>" not in str(config.get("registered_name")):
+            return ARDecoder(keras.saving.deserialize_keras_object(config))
+        return get_decoder(config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{preset!r}: the decoder saved in {TASK_CONFIG_FILE} cannot be loaded "
+            f"({error}); received {config!r}."
+        ) from None
