@@ -50,6 +50,7 @@ from pydoc_data import topics
 
 from keras_dualobj.convert import causal_logits_error, from_keras_hub, to_keras_hub
 from keras_dualobj.convert.keras_hub_tiny import tiny_keras_hub_model
+from keras_dualobj.decoders import ARDecoder, MDDecoder
 
 keras.utils.set_random_seed(0)
 
@@ -133,8 +134,8 @@ positions over a number of denoising steps, here one token per step.
 """
 
 prompt = "The for statement"
-print("AR:", repr(model.generate(prompt, max_new_tokens=24, seed=0)))
-print("MD:", repr(model.generate(prompt, mode="md", max_new_tokens=24, num_steps=24, seed=0)))
+print("AR:", repr(model.generate(prompt, max_new_tokens=24, decoder=ARDecoder(seed=0))))
+print("MD:", repr(model.generate(prompt, max_new_tokens=24, decoder=MDDecoder(num_steps=24, seed=0))))
 
 """
 ## Hand it back

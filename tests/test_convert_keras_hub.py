@@ -122,8 +122,10 @@ def test_grouped_query_kv_cache_and_prefix_cache():
     grouped, full = grouped_and_full_models()
     assert grouped.backbone.cache_shape(2, 8) == (2, 1, 2, 8, 2, 8)
     # The MD prefix cache through `generate`; the AR cache directly (same code path).
-    options = dict(mode="md", max_new_tokens=2, num_steps=2, block_length=1,
-                   prefix_cache=True, seed=0)
+    from keras_dualobj.decoders import MDDecoder
+
+    options = dict(max_new_tokens=2,
+                   decoder=MDDecoder(num_steps=2, block_length=1, prefix_cache=True, seed=0))
     prompts = [[1, 20, 21], [1, 30]]
     assert [row.tolist() for row in grouped.generate(prompts, **options)] == [
         row.tolist() for row in full.generate(prompts, **options)

@@ -30,7 +30,8 @@ class ARGeneration:
             `(logits [batch, n, vocab], hidden_states [batch, n, hidden], cache)`.
 
         Example:
-        >>>         >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>> import numpy as np
+        >>> from keras_dualobj.models import DualBackbone, DualLM
         >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
         ...                         hidden_dim=32, intermediate_dim=64)
         >>> model = DualLM(backbone)
