@@ -64,6 +64,7 @@ def _parts(width, rows, length, threads):
 
     from keras_dualobj.layers.attention_mask import dual_attention_mask
     from keras_dualobj.layers.dual_attention import DualAttention
+    from keras_dualobj.layers.rotary_embedding import apply_rotary
     from keras_dualobj.layers.swiglu import SwiGLUFeedForward
     from keras_dualobj.objectives import token_cross_entropy
 
@@ -90,8 +91,9 @@ def _parts(width, rows, length, threads):
 
     def attention_fused_causal(x):
         x = norm(x)
-        q = attention.rotary_embedding(attention.query_dense(x))
-        k = attention.rotary_embedding(attention.key_dense(x))
+        tables = attention.rotary_embedding(x)
+        q = apply_rotary(attention.query_dense(x), *tables)
+        k = apply_rotary(attention.key_dense(x), *tables)
         v = attention.value_dense(x)
         out = ops.dot_product_attention(q, k, v, is_causal=True, scale=HEAD_DIM**-0.5)
         return attention.output_dense(out)

@@ -28,6 +28,7 @@ from conftest import one_thread_environment
 
 # `same_code_three_backends` runs all three backends itself, in subprocesses.
 GUIDE_BACKENDS = {
+    "add_a_diffusion_face": "torch",
     "dual_objective_basics": "torch",
     "evaluate_like_the_papers": "torch",
     "fast_decoding": "tensorflow",

@@ -25,6 +25,9 @@ MODEL = {
     "elbo_samples": ("masks per held-out row for the MD ELBO", {"type": int}),
     "dropout": ("residual dropout", {"type": float}),
     "precision": (f"{', '.join(PRECISIONS)}", {}),
+    "init": ("a saved DualLM .keras to continue training (e.g. from `keras-dualobj convert "
+             "--from-keras-hub`), with its architecture and tokenizer; the preset then "
+             "gives the recipe", {"metavar": "MODEL.keras"}),
     "backbone_overrides": (
         "replace a backbone setting of the preset, e.g. num_layers=2 (repeatable)",
         {"flag": "--backbone-override", "action": "append", "type": key_value,
@@ -65,6 +68,7 @@ FLAGS = {**MODEL, **DATA, **OPTIMISATION}
 _UNSET = {
     "repetitions": "1, raised to fit a small corpus when no budget is given",
     "clip_norm": "off",
+    "init": "a fresh model of the preset",
 }
 
 

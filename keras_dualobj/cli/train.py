@@ -200,12 +200,17 @@ def _build_run(spec, config, tokenizer, options):
 
     from keras_dualobj.models.presets import parameter_counts
 
+    initial_model = None
+    if spec.init is not None:
+        # The saved model's own tokenizer, whatever a resumed run's folder holds.
+        initial_model = spec.load_initial_model()
+        tokenizer = initial_model.tokenizer
     data = spec.prepare_data(data_dir=options["data_dir"], tokenizer=tokenizer)
     _check_max_steps(options["max_steps"], data.plan)
     distribution = _distribute(
         options["distribution"], spec, int(data.tokenizer.vocabulary_size())
     )
-    model = spec.build_model(tokenizer=data.tokenizer)
+    model = spec.build_model(tokenizer=data.tokenizer, initial_model=initial_model)
     spec.compile(model, data.plan.total_steps)
     counts = parameter_counts(model.backbone.get_config())
     accumulation = (
@@ -213,7 +218,7 @@ def _build_run(spec, config, tokenizer, options):
         if spec.accumulation_steps > 1 else ""
     )
     print(
-        f"[keras_dualobj.train] preset {config['preset']}: {counts['total']:,} parameters "
+        f"[keras_dualobj.train] {_model_origin(config)}: {counts['total']:,} parameters "
         f"({counts['non_embedding']:,} non-embedding); α = {config['ar_fraction']}; "
         f"{config['optimizer']} at peak lr {config['learning_rate']} with warmup-stable-decay "
         f"over {data.plan.total_steps:,} steps of {spec.batch_size} rows{accumulation}; "
@@ -222,6 +227,12 @@ def _build_run(spec, config, tokenizer, options):
         flush=True,
     )
     return data, model, counts
+
+
+def _model_origin(config):
+    if config.get("init"):
+        return f"{config['init']} with preset {config['preset']}'s recipe"
+    return f"preset {config['preset']}"
 
 
 def _as_stored(config, output_dir):

@@ -3,10 +3,15 @@
 `from_reference` / `to_reference` map weights, `load_state_dict` reads a checkpoint
 file, `load_reference_tokenizer` a `tokenizer.json`, and `load_reference_model`
 does all three for a directory, a checkpoint file or an `hf://` Hugging Face path.
+`from_keras_hub` / `to_keras_hub` do the same for keras-hub's Llama 3 and Qwen 2
+models (backbones, tasks, presets), and back.
 """
 
 from keras_dualobj.convert.checkpoint import load_state_dict
 from keras_dualobj.convert.checkpoint import save_state_dict
+from keras_dualobj.convert.keras_hub import causal_logits_error
+from keras_dualobj.convert.keras_hub import from_keras_hub
+from keras_dualobj.convert.keras_hub import to_keras_hub
 from keras_dualobj.convert.loading import load_reference_model
 from keras_dualobj.convert.loading import load_reference_tokenizer
 from keras_dualobj.convert.loading import resolve_reference_files
@@ -20,6 +25,8 @@ from keras_dualobj.convert.weights import to_reference
 __all__ = [
     "REQUIRED_KEYS",
     "backbone_arguments",
+    "causal_logits_error",
+    "from_keras_hub",
     "from_reference",
     "load_reference_model",
     "load_reference_tokenizer",
@@ -28,5 +35,6 @@ __all__ = [
     "reference_shapes",
     "resolve_reference_files",
     "save_state_dict",
+    "to_keras_hub",
     "to_reference",
 ]

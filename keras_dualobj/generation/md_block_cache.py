@@ -207,7 +207,7 @@ def md_block_cache_decode(step_function, token_ids, prompt_lengths, cache, plan,
 
 
 def empty_cache(backbone, batch_size, length):
-    """A KV cache of zeros `[batch, num_layers, 2, length, heads, head_dim]` for `backbone`.
+    """A KV cache of zeros `backbone.cache_shape(batch, length)` for `backbone`.
 
     The one place the cache's shape is written (`DualLM._build_cache` and the MD
     block cache start from it).
@@ -219,5 +219,4 @@ def empty_cache(backbone, batch_size, length):
     >>> tuple(empty_cache(backbone, 3, 8).shape)
     (3, 2, 2, 8, 2, 8)
     """
-    shape = (batch_size, backbone.num_layers, 2, length, backbone.num_heads, backbone.head_dim)
-    return ops.zeros(shape, dtype=backbone.compute_dtype)
+    return ops.zeros(backbone.cache_shape(batch_size, length), dtype=backbone.compute_dtype)

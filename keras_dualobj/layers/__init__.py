@@ -7,3 +7,4 @@ from keras_dualobj.layers.swiglu import SwiGLUFeedForward
 from keras_dualobj.layers.transformer_block import DualTransformerBlock
 from keras_dualobj.layers.embedding_head import EmbeddingWithOutputHead
 from keras_dualobj.layers.rms_norm import UnscaledRMSNormalization
+from keras_dualobj.layers.rotary_embedding import RotaryEmbedding

@@ -2,9 +2,10 @@
 
 import keras
 from keras import ops
-from keras_hub.layers import RotaryEmbedding
 
 from keras_dualobj.layers.initializers import clone_initializer
+from keras_dualobj.layers.rotary_embedding import RotaryEmbedding
+from keras_dualobj.layers.rotary_embedding import apply_rotary
 
 
 def writes_cache_in_place():
@@ -21,9 +22,9 @@ def writes_cache_in_place():
 
 
 def update_cache(cache, key, value, cache_update_index):
-    """Writes `key`/`value` `[batch, n, heads, head_dim]` at `cache_update_index`.
+    """Writes `key`/`value` `[batch, n, kv_heads, head_dim]` at `cache_update_index`.
 
-    Returns the full keys, values and the cache `[batch, 2, max_length, heads,
+    Returns the full keys, values and the cache `[batch, 2, max_length, kv_heads,
     head_dim]`. In place on PyTorch (the returned cache is the argument), a new
     tensor elsewhere.
 
@@ -50,28 +51,39 @@ def update_cache(cache, key, value, cache_update_index):
 
 @keras.saving.register_keras_serializable(package="keras_dualobj")
 class DualAttention(keras.layers.Layer):
-    """Bias-free multi-head self-attention whose mask decides causal or bidirectional.
+    """Multi-head self-attention whose mask decides causal or bidirectional.
 
     The layer itself has no notion of mode: the `[batch, query, key]` boolean mask from
     `dual_attention_mask` decides, per row, whether attention is causal, bidirectional
     or prefix-LM, and keeps packed documents apart. Rotary position embeddings (RoPE)
-    are applied to queries and keys. With a `cache` (`[batch, 2, max_length, heads,
+    are applied to queries and keys: from the `rotary_tables` the backbone computes
+    once per forward pass, else from the layer's own (cached decoding). With
+    `num_key_value_heads < num_heads` it is grouped-query attention (GQA, as Llama 3,
+    Mistral and Qwen 2): query head `n` reads key/value head `n // (num_heads /
+    num_key_value_heads)`. With a `cache` (`[batch, 2, max_length, num_key_value_heads,
     head_dim]`, keys then values) the layer writes this call's keys and values at
     `cache_update_index` and attends over the whole cache, as keras-hub's cached
     attention does for fast autoregressive decoding.
 
     Args:
-        num_heads: int. Number of attention heads.
+        num_heads: int. Number of query heads.
         head_dim: int. Width of each head; must be even for RoPE.
         rope_max_wavelength: float. RoPE base θ.
         kernel_initializer: initializer of the projection matrices.
+        num_key_value_heads: int dividing `num_heads`, or `None` (= `num_heads`).
+        query_key_value_bias: bool. Biases on the query, key and value projections
+            (Qwen 2). Defaults to `False`.
+        rope_scaling: optional dict of RoPE scaling arguments (see
+            `keras_dualobj.layers.rotary_embedding.rope_inverse_frequencies`).
 
     Example:
     >>> import numpy as np
-    >>> layer = DualAttention(num_heads=2, head_dim=4)
+    >>> layer = DualAttention(num_heads=4, head_dim=4, num_key_value_heads=2)
     >>> mask = np.tril(np.ones((1, 3, 3), bool))
     >>> tuple(layer(np.zeros((1, 3, 8), "float32"), attention_mask=mask).shape)
     (1, 3, 8)
+    >>> tuple(layer.key_dense.kernel.shape)
+    (8, 2, 4)
     """
 
     def __init__(
@@ -80,6 +92,9 @@ class DualAttention(keras.layers.Layer):
         head_dim,
         rope_max_wavelength=10000,
         kernel_initializer="glorot_uniform",
+        num_key_value_heads=None,
+        query_key_value_bias=False,
+        rope_scaling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,15 +102,23 @@ class DualAttention(keras.layers.Layer):
         self.head_dim = head_dim
         self.rope_max_wavelength = rope_max_wavelength
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.num_key_value_heads = num_key_value_heads
+        self.query_key_value_bias = query_key_value_bias
+        self.rope_scaling = rope_scaling
+
+    @property
+    def key_value_heads(self):
+        """Key/value heads: `num_key_value_heads`, else `num_heads`."""
+        return self.num_key_value_heads or self.num_heads
 
     def build(self, inputs_shape):
         hidden_dim = inputs_shape[-1]
-        projection_shape = (None, self.num_heads, self.head_dim)
 
-        def projection(name):
+        def projection(name, heads):
             layer = keras.layers.EinsumDense(
                 "btd,dnh->btnh",
-                output_shape=projection_shape,
+                output_shape=(None, heads, self.head_dim),
+                bias_axes="nh" if self.query_key_value_bias else None,
                 kernel_initializer=clone_initializer(self.kernel_initializer),
                 dtype=self.dtype_policy,
                 name=name,
@@ -103,9 +126,9 @@ class DualAttention(keras.layers.Layer):
             layer.build(inputs_shape)
             return layer
 
-        self.query_dense = projection("query")
-        self.key_dense = projection("key")
-        self.value_dense = projection("value")
+        self.query_dense = projection("query", self.num_heads)
+        self.key_dense = projection("key", self.key_value_heads)
+        self.value_dense = projection("value", self.key_value_heads)
         self.output_dense = keras.layers.EinsumDense(
             "btnh,nhd->btd",
             output_shape=(None, hidden_dim),
@@ -115,7 +138,9 @@ class DualAttention(keras.layers.Layer):
         )
         self.output_dense.build((None, None, self.num_heads, self.head_dim))
         self.rotary_embedding = RotaryEmbedding(
+            head_dim=self.head_dim,
             max_wavelength=self.rope_max_wavelength,
+            scaling=self.rope_scaling,
             dtype=self.dtype_policy,
         )
         self.built = True
@@ -126,24 +151,29 @@ class DualAttention(keras.layers.Layer):
         attention_mask,
         cache=None,
         cache_update_index=None,
+        rotary_tables=None,
     ):
-        start_index = 0 if cache_update_index is None else cache_update_index
-        query = self.rotary_embedding(
-            self.query_dense(hidden_states), start_index=start_index
-        )
-        key = self.rotary_embedding(
-            self.key_dense(hidden_states), start_index=start_index
-        )
+        if cache is not None and cache_update_index is None:
+            raise ValueError(
+                "`cache_update_index` is required with a `cache`; "
+                f"received cache_update_index={cache_update_index}."
+            )
+        if cache is not None and cache.shape[-2] != self.key_value_heads:
+            raise ValueError(
+                f"The cache holds {cache.shape[-2]} key/value heads; this layer has "
+                f"{self.key_value_heads} (see `DualBackbone.cache_shape`)."
+            )
+        if rotary_tables is None:
+            start_index = 0 if cache_update_index is None else cache_update_index
+            rotary_tables = self.rotary_embedding(hidden_states, start_index=start_index)
+        query = apply_rotary(self.query_dense(hidden_states), *rotary_tables)
+        key = apply_rotary(self.key_dense(hidden_states), *rotary_tables)
         value = self.value_dense(hidden_states)
 
         if cache is not None:
-            if cache_update_index is None:
-                raise ValueError(
-                    "`cache_update_index` is required with a `cache`; "
-                    f"received cache_update_index={cache_update_index}."
-                )
             key, value, cache = update_cache(cache, key, value, cache_update_index)
 
+        # `dot_product_attention` groups the query heads over fewer key/value heads.
         attention = ops.dot_product_attention(
             query,
             key,
@@ -166,6 +196,9 @@ class DualAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
+                "num_key_value_heads": self.num_key_value_heads,
+                "query_key_value_bias": self.query_key_value_bias,
+                "rope_scaling": self.rope_scaling,
             }
         )
         return config

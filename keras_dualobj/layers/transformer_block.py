@@ -28,6 +28,11 @@ class DualTransformerBlock(keras.layers.Layer):
             scale. Defaults to `True`.
         feed_forward_norm_affine: bool. Whether the feed-forward RMSNorm has a
             learned scale. Defaults to `True`.
+        num_key_value_heads, query_key_value_bias, rope_scaling: grouped-query
+            attention, q/k/v biases and RoPE scaling (see `DualAttention`).
+
+    `call` takes the backbone's `rotary_tables` (computed once per forward pass);
+    without them the attention computes its own.
 
     Example:
     >>> import numpy as np
@@ -48,9 +53,15 @@ class DualTransformerBlock(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         attention_norm_affine=True,
         feed_forward_norm_affine=True,
+        num_key_value_heads=None,
+        query_key_value_bias=False,
+        rope_scaling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.num_key_value_heads = num_key_value_heads
+        self.query_key_value_bias = query_key_value_bias
+        self.rope_scaling = rope_scaling
         self.attention_norm_affine = attention_norm_affine
         self.feed_forward_norm_affine = feed_forward_norm_affine
         self.num_heads = num_heads
@@ -74,6 +85,9 @@ class DualTransformerBlock(keras.layers.Layer):
             head_dim=self.head_dim,
             rope_max_wavelength=self.rope_max_wavelength,
             kernel_initializer=clone_initializer(self.kernel_initializer),
+            num_key_value_heads=self.num_key_value_heads,
+            query_key_value_bias=self.query_key_value_bias,
+            rope_scaling=self.rope_scaling,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -102,12 +116,14 @@ class DualTransformerBlock(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         training=None,
+        rotary_tables=None,
     ):
         attended = self.attention(
             self.attention_norm(hidden_states),
             attention_mask=attention_mask,
             cache=cache,
             cache_update_index=cache_update_index,
+            rotary_tables=rotary_tables,
         )
         if cache is not None:
             attended, cache = attended
@@ -130,6 +146,9 @@ class DualTransformerBlock(keras.layers.Layer):
                 "dropout": self.dropout,
                 "attention_norm_affine": self.attention_norm_affine,
                 "feed_forward_norm_affine": self.feed_forward_norm_affine,
+                "num_key_value_heads": self.num_key_value_heads,
+                "query_key_value_bias": self.query_key_value_bias,
+                "rope_scaling": self.rope_scaling,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -20,7 +20,7 @@ class ARGeneration:
         Args:
             token_ids: int `[batch, n]`, the tokens at positions
                 `cache_update_index .. cache_update_index + n - 1`.
-            cache: float `[batch, num_layers, 2, max_length, num_heads, head_dim]`.
+            cache: float `backbone.cache_shape(batch, max_length)`.
             cache_update_index: int or scalar int tensor.
             attention_mask: optional bool `[batch, n, max_length]` in place of the
                 causal mask over the cache (the MD block cache's block-causal mask,
@@ -30,7 +30,8 @@ class ARGeneration:
             `(logits [batch, n, vocab], hidden_states [batch, n, hidden], cache)`.
 
         Example:
-        >>>         >>> from keras_dualobj.models import DualBackbone, DualLM
+        >>> import numpy as np
+        >>> from keras_dualobj.models import DualBackbone, DualLM
         >>> backbone = DualBackbone(vocabulary_size=64, num_layers=2, num_heads=2,
         ...                         hidden_dim=32, intermediate_dim=64)
         >>> model = DualLM(backbone)

@@ -7,11 +7,12 @@ from keras_hub.models import Backbone
 from keras_dualobj.layers.attention_mask import DualAttentionMask
 from keras_dualobj.layers.embedding_head import EmbeddingWithOutputHead
 from keras_dualobj.layers.rms_norm import rms_normalization
+from keras_dualobj.layers.rotary_embedding import RotaryEmbedding
 from keras_dualobj.layers.transformer_block import DualTransformerBlock
+from keras_dualobj.models.backbone_arguments import LLAMA_FAMILY_DEFAULTS
+from keras_dualobj.models.backbone_arguments import check_backbone_arguments
+from keras_dualobj.models.backbone_arguments import rope_scaling_of
 from keras_dualobj.models.reference_initialization import apply_reference_initialization
-from keras_dualobj.utils.validation import check_choice
-from keras_dualobj.utils.validation import check_float
-from keras_dualobj.utils.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_dualobj")
@@ -62,6 +63,17 @@ class DualBackbone(Backbone):
         initialization: `"normal"` (every matrix from a normal with
             `initializer_range`) or `"reference"` (the reference implementation's
             scheme, see `apply_reference_initialization`). Defaults to `"normal"`.
+        num_key_value_heads: int dividing `num_heads`, or `None` (= `num_heads`,
+            multi-head attention). Fewer is grouped-query attention (Llama 3,
+            Mistral, Qwen 2), in training, decoding and every KV cache.
+        query_key_value_bias: bool. Biases on the query, key and value
+            projections (Qwen 2). Defaults to `False`.
+        rope_scaling_factor: float. Linear RoPE scaling (frequencies divided by
+            it; keras-hub's Qwen `rope_scaling_factor`). Defaults to `1.0`.
+        rope_frequency_adjustment_factor, rope_low_freq_factor,
+            rope_high_freq_factor, rope_pretraining_sequence_length: Llama 3.1's
+            RoPE scaling, keras-hub's `Llama3Backbone` arguments of these names:
+            all four or none (the default).
         dtype: string or `keras.DTypePolicy`, the computation and weight dtype.
 
     Example:
@@ -102,12 +114,20 @@ class DualBackbone(Backbone):
         feed_forward_norm_affine=True,
         head_norm_affine=True,
         initialization="normal",
+        num_key_value_heads=None,
+        query_key_value_bias=False,
+        rope_scaling_factor=1.0,
+        rope_frequency_adjustment_factor=None,
+        rope_low_freq_factor=None,
+        rope_high_freq_factor=None,
+        rope_pretraining_sequence_length=None,
         dtype=None,
         **kwargs,
     ):
         arguments = dict(locals())
-        _check_arguments(arguments)
+        check_backbone_arguments(arguments)
         head_dim = hidden_dim // num_heads
+        rope_scaling = rope_scaling_of(arguments)
 
         # === Layers ===
         initializer = keras.initializers.RandomNormal(stddev=initializer_range)
@@ -131,6 +151,14 @@ class DualBackbone(Backbone):
             # head options existed.
             self.token_embedding = keras.layers.ReversibleEmbedding(**embedding_arguments)
         self.attention_mask_layer = DualAttentionMask(dtype=dtype, name="attention_mask")
+        # The cos/sin tables, once per forward pass for every block.
+        self.rotary_embedding = RotaryEmbedding(
+            head_dim=head_dim,
+            max_wavelength=rope_max_wavelength,
+            scaling=rope_scaling,
+            dtype=dtype,
+            name="rotary_embedding",
+        )
         self.transformer_layers = [
             DualTransformerBlock(
                 num_heads=num_heads,
@@ -142,6 +170,9 @@ class DualBackbone(Backbone):
                 kernel_initializer=initializer,
                 attention_norm_affine=attention_norm_affine,
                 feed_forward_norm_affine=feed_forward_norm_affine,
+                num_key_value_heads=num_key_value_heads,
+                query_key_value_bias=query_key_value_bias,
+                rope_scaling=rope_scaling,
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
@@ -159,9 +190,12 @@ class DualBackbone(Backbone):
         document_ids = keras.Input(shape=(None,), dtype="int32", name="document_ids")
         prefix_lengths = keras.Input(shape=(), dtype="int32", name="prefix_lengths")
         attention_mask = self.attention_mask_layer(document_ids, prefix_lengths, padding_mask)
+        rotary_tables = self.rotary_embedding(token_ids)
         hidden_states = self.token_embedding(token_ids)
         for block in self.transformer_layers:
-            hidden_states = block(hidden_states, attention_mask=attention_mask)
+            hidden_states = block(
+                hidden_states, attention_mask=attention_mask, rotary_tables=rotary_tables
+            )
         hidden_states = self.final_norm(hidden_states)
         super().__init__(
             inputs={
@@ -193,6 +227,8 @@ class DualBackbone(Backbone):
         self.feed_forward_norm_affine = feed_forward_norm_affine
         self.head_norm_affine = head_norm_affine
         self.initialization = initialization
+        for name in LLAMA_FAMILY_DEFAULTS:
+            setattr(self, name, arguments[name])
         if initialization == "reference":
             apply_reference_initialization(self)
 
@@ -210,6 +246,21 @@ class DualBackbone(Backbone):
     @property
     def head_dim(self):
         return self.hidden_dim // self.num_heads
+
+    @property
+    def key_value_heads(self):
+        """Key/value heads per block: `num_key_value_heads`, else `num_heads`."""
+        return self.num_key_value_heads or self.num_heads
+
+    def cache_shape(self, batch_size, max_length):
+        """The KV cache's shape: `[batch, num_layers, 2, max_length, kv_heads, head_dim]`.
+
+        Example:
+        >>> DualBackbone(64, 2, 4, 32, 48, num_key_value_heads=2).cache_shape(3, 10)
+        (3, 2, 2, 10, 2, 8)
+        """
+        return (batch_size, self.num_layers, 2, max_length, self.key_value_heads,
+                self.head_dim)
 
     def get_config(self):
         config = super().get_config()
@@ -232,6 +283,7 @@ class DualBackbone(Backbone):
                 "feed_forward_norm_affine": self.feed_forward_norm_affine,
                 "head_norm_affine": self.head_norm_affine,
                 "initialization": self.initialization,
+                **{name: getattr(self, name) for name in LLAMA_FAMILY_DEFAULTS},
             }
         )
         return config
@@ -259,7 +311,7 @@ class DualBackbone(Backbone):
         | `token_embedding/reverse_embeddings` | hidden x vocab | batch, model |
         | `token_embedding/output_bias` | vocab | model |
         | `token_embedding/head_projection/kernel` | hidden x hidden | batch, model |
-        | `*/attention/{query,key,value}/kernel` | hidden x heads x head_dim | batch, model, - |
+        | `*/attention/{query,key,value}/kernel` | hidden x (kv) heads x head_dim | batch, model, - |
         | `*/attention/attention_output/kernel` | heads x head_dim x hidden | model, -, batch |
         | `*/feed_forward/{gate,up}/kernel` | hidden x intermediate | batch, model |
         | `*/feed_forward/down/kernel` | intermediate x hidden | model, batch |
@@ -349,47 +401,3 @@ def complete_inputs(inputs):
         "prefix_lengths": lambda: xp.zeros_like(token_ids[:, 0], dtype="int32"),
     }
     return {**{name: make() for name, make in defaults.items() if name not in inputs}, **inputs}
-
-
-def _check_arguments(arguments):
-    """Validates `DualBackbone`'s constructor arguments (a dict of them)."""
-    vocabulary_size = arguments["vocabulary_size"]
-    num_layers = arguments["num_layers"]
-    num_heads = arguments["num_heads"]
-    hidden_dim = arguments["hidden_dim"]
-    intermediate_dim = arguments["intermediate_dim"]
-    max_sequence_length = arguments["max_sequence_length"]
-    rope_max_wavelength = arguments["rope_max_wavelength"]
-    layer_norm_epsilon = arguments["layer_norm_epsilon"]
-    dropout = arguments["dropout"]
-    initializer_range = arguments["initializer_range"]
-    initialization = arguments["initialization"]
-    check_int("vocabulary_size", vocabulary_size, minimum=2)
-    check_int("num_layers", num_layers, minimum=1)
-    check_int("num_heads", num_heads, minimum=1)
-    check_int("hidden_dim", hidden_dim, minimum=2)
-    check_int("intermediate_dim", intermediate_dim, minimum=1)
-    check_int("max_sequence_length", max_sequence_length, minimum=2)
-    if hidden_dim % num_heads:
-        raise ValueError(
-            f"`num_heads` must divide `hidden_dim`; received num_heads={num_heads}, "
-            f"hidden_dim={hidden_dim}."
-        )
-    head_dim = hidden_dim // num_heads
-    if head_dim % 2:
-        raise ValueError(
-            "Rotary embeddings need an even head width `hidden_dim / num_heads`; "
-            f"received hidden_dim={hidden_dim}, num_heads={num_heads} "
-            f"(head width {head_dim})."
-        )
-    check_float("rope_max_wavelength", rope_max_wavelength, minimum=1.0)
-    check_float("layer_norm_epsilon", layer_norm_epsilon, minimum=0.0)
-    check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
-    check_float("initializer_range", initializer_range, minimum=0.0)
-    flags = ("tie_word_embeddings", "head_projection", "head_bias",
-             "attention_norm_affine", "feed_forward_norm_affine", "head_norm_affine")
-    for flag in flags:
-        value = arguments[flag]
-        if not isinstance(value, bool):
-            raise TypeError(f"`{flag}` must be True or False; received {flag}={value!r}.")
-    check_choice("initialization", initialization, ("normal", "reference"))

@@ -27,9 +27,18 @@ LAYOUT_RULES = (
         lambda c: (c["hidden_dim"], c["hidden_dim"]),
     ),
     (
-        "transformer_layer_.*/attention/(query|key|value)/kernel",
+        "transformer_layer_.*/attention/query/kernel",
         ("batch", "model", None),
         lambda c: (c["hidden_dim"], c["num_heads"], c["hidden_dim"] // c["num_heads"]),
+    ),
+    (
+        "transformer_layer_.*/attention/(key|value)/kernel",
+        ("batch", "model", None),
+        lambda c: (
+            c["hidden_dim"],
+            c.get("num_key_value_heads") or c["num_heads"],
+            c["hidden_dim"] // c["num_heads"],
+        ),
     ),
     (
         "transformer_layer_.*/attention/attention_output/kernel",

@@ -162,7 +162,8 @@ def get_preset(name):
 def parameter_counts(backbone_config):
     """Parameter counts of a `DualBackbone` config, without building it.
 
-    Per block: q, k, v, o (`4 * hidden^2`, bias-free), SwiGLU gate, up, down
+    Per block: q, k, v, o (`4 * hidden^2`, less for k and v with fewer key/value
+    heads, plus q/k/v biases with `query_key_value_bias`), SwiGLU gate, up, down
     (`3 * hidden * intermediate`) and the affine RMSNorm scales (`hidden` each);
     plus the token embedding (`vocabulary * hidden`), the vocabulary matrix (the
     same again unless tied), its bias (`head_bias`), the head projection
@@ -187,7 +188,13 @@ def parameter_counts(backbone_config):
     intermediate = backbone_config["intermediate_dim"]
     tied = backbone_config.get("tie_word_embeddings", False)
     norms = [backbone_config.get(f"{kind}_norm_affine", True) for kind in ("attention", "feed_forward")]
-    per_block = 4 * hidden * hidden + 3 * hidden * intermediate + sum(norms) * hidden
+    heads = backbone_config.get("num_heads", 1)
+    # Grouped-query attention: k and v project to `num_key_value_heads` heads only.
+    key_value_width = hidden * (backbone_config.get("num_key_value_heads") or heads) // heads
+    attention = 2 * hidden * hidden + 2 * hidden * key_value_width
+    if backbone_config.get("query_key_value_bias", False):
+        attention += hidden + 2 * key_value_width
+    per_block = attention + 3 * hidden * intermediate + sum(norms) * hidden
     non_embedding = layers * per_block
     non_embedding += hidden if backbone_config.get("head_norm_affine", True) else 0
     embedding = vocabulary * hidden * (1 if tied else 2)

@@ -59,6 +59,10 @@ class RunSpec:
         backbone_overrides: dict of `DualBackbone` arguments replacing the
             preset's (e.g. a tiny `paper-470m` for a dry run), or `None`.
         log_every: steps per logged segment (checkpoints fall on segment ends).
+        init: a saved `DualLM` (`.keras`, e.g. from `keras-dualobj convert
+            --from-keras-hub`) that the run continues training, with its own
+            architecture and tokenizer, instead of a fresh model of the preset (whose
+            training recipe still applies). `None`: a fresh model.
 
     Example:
     >>> spec = RunSpec(preset="tiny", ar_fraction=0.25).resolved()
@@ -103,6 +107,7 @@ class RunSpec:
     precision: str = "float32"
     accumulation_steps: int = 1
     backbone_overrides: dict = None
+    init: str = None
 
     @classmethod
     def field_names(cls):
@@ -121,6 +126,7 @@ class RunSpec:
         config.setdefault("accumulation_steps", 1)
         config.setdefault("backbone_overrides", None)
         config.setdefault("encoding", "utf-8")
+        config.setdefault("init", None)
         unknown = sorted(set(config) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"Unknown run settings {unknown}; accepted are {cls.field_names()}.")
@@ -182,17 +188,57 @@ class RunSpec:
                 "take the preset's."
             )
 
-    def build_model(self, tokenizer=None, vocabulary_size=None):
-        """A fresh `DualLM` of the preset (not compiled).
+    def load_initial_model(self):
+        """The saved `DualLM` of `init`, its tokenizer told the model's special ids.
+
+        Data packing reads `bos_token_id` / `eos_token_id` from the tokenizer;
+        a keras-hub tokenizer has other names for them (or none).
+        """
+        from keras_dualobj.models.saving import load_model
+
+        model = load_model(self.init)
+        bad = {"backbone_overrides": self.backbone_overrides, "precision": self.precision,
+               "dropout": self.dropout}
+        bad = {name: value for name, value in bad.items()
+               if value != dataclasses.fields(self)[self.field_names().index(name)].default}
+        if bad:
+            raise ValueError(
+                f"`init` continues the saved model as it is; {bad} would change its "
+                "architecture: leave them out."
+            )
+        if self.sequence_length > model.backbone.max_sequence_length:
+            raise ValueError(
+                f"sequence_length={self.sequence_length} exceeds the initial model's "
+                f"max_sequence_length={model.backbone.max_sequence_length}."
+            )
+        if model.tokenizer is not None:
+            for name in ("bos_token_id", "eos_token_id"):
+                setattr(model.tokenizer, name, getattr(model, name))
+        return model
+
+    def build_model(self, tokenizer=None, vocabulary_size=None, initial_model=None):
+        """A fresh `DualLM` of the preset (not compiled), or `initial_model`'s.
 
         The vocabulary is the tokenizer's (or `vocabulary_size`); the backbone's
         `max_sequence_length` is at least `sequence_length`. Seeds Keras first.
+        With `initial_model` (`load_initial_model()`), its backbone and
+        preprocessor under this spec's objective settings.
         """
         import keras
 
         from keras_dualobj.models import DualLM
 
         self._require_resolved()
+        if initial_model is not None:
+            keras.utils.set_random_seed(self.seed)
+            return DualLM(
+                initial_model.backbone, preprocessor=initial_model.preprocessor,
+                ar_fraction=self.ar_fraction, md_variant=self.md_variant,
+                ar_loss_weight=self.ar_loss_weight, z_loss_weight=self.z_loss_weight,
+                elbo_samples=self.elbo_samples, seed=self.seed,
+                **{name: getattr(initial_model, name) for name in (
+                    "bos_token_id", "eos_token_id", "pad_token_id", "mask_token_id")},
+            )
         preset = get_preset(self.preset)
         backbone_kwargs = dict(self.backbone_overrides or {})
         self.micro_batch_size  # checks precision and accumulation first
