@@ -130,57 +130,7 @@ class DualBackbone(Backbone):
         rope_scaling = rope_scaling_of(arguments)
 
         # === Layers ===
-        initializer = keras.initializers.RandomNormal(stddev=initializer_range)
-        embedding_arguments = dict(
-            input_dim=vocabulary_size,
-            output_dim=hidden_dim,
-            tie_weights=tie_word_embeddings,
-            embeddings_initializer=initializer,
-            dtype=dtype,
-            name="token_embedding",
-        )
-        if head_projection or head_bias:
-            self.token_embedding = EmbeddingWithOutputHead(
-                head_projection=head_projection,
-                head_bias=head_bias,
-                head_projection_initializer=initializer,
-                **embedding_arguments,
-            )
-        else:
-            # The plain layer keeps the weight names of models saved before the
-            # head options existed.
-            self.token_embedding = keras.layers.ReversibleEmbedding(**embedding_arguments)
-        self.attention_mask_layer = DualAttentionMask(dtype=dtype, name="attention_mask")
-        # The cos/sin tables, once per forward pass for every block.
-        self.rotary_embedding = RotaryEmbedding(
-            head_dim=head_dim,
-            max_wavelength=rope_max_wavelength,
-            scaling=rope_scaling,
-            dtype=dtype,
-            name="rotary_embedding",
-        )
-        self.transformer_layers = [
-            DualTransformerBlock(
-                num_heads=num_heads,
-                head_dim=head_dim,
-                intermediate_dim=intermediate_dim,
-                rope_max_wavelength=rope_max_wavelength,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dropout=dropout,
-                kernel_initializer=initializer,
-                attention_norm_affine=attention_norm_affine,
-                feed_forward_norm_affine=feed_forward_norm_affine,
-                num_key_value_heads=num_key_value_heads,
-                query_key_value_bias=query_key_value_bias,
-                rope_scaling=rope_scaling,
-                dtype=dtype,
-                name=f"transformer_layer_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = rms_normalization(
-            head_norm_affine, layer_norm_epsilon, dtype=dtype, name="final_norm"
-        )
+        self._make_layers(arguments, head_dim, rope_scaling)
 
         # === Functional Model ===
         # keras-hub's inputs, `token_ids` and `padding_mask`, plus the dual model's own;
@@ -210,27 +160,65 @@ class DualBackbone(Backbone):
         )
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.rope_max_wavelength = rope_max_wavelength
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.dropout = dropout
-        self.tie_word_embeddings = tie_word_embeddings
-        self.initializer_range = initializer_range
-        self.head_projection = head_projection
-        self.head_bias = head_bias
-        self.attention_norm_affine = attention_norm_affine
-        self.feed_forward_norm_affine = feed_forward_norm_affine
-        self.head_norm_affine = head_norm_affine
-        self.initialization = initialization
-        for name in LLAMA_FAMILY_DEFAULTS:
-            setattr(self, name, arguments[name])
+        for name, value in arguments.items():
+            if name not in ("self", "dtype", "kwargs", "__class__"):
+                setattr(self, name, value)
         if initialization == "reference":
             apply_reference_initialization(self)
+
+    def _make_layers(self, arguments, head_dim, rope_scaling):
+        """The backbone's layers, from its constructor's `arguments`."""
+        a, dtype = arguments, arguments["dtype"]
+        initializer = keras.initializers.RandomNormal(stddev=a["initializer_range"])
+        embedding_arguments = dict(
+            input_dim=a["vocabulary_size"],
+            output_dim=a["hidden_dim"],
+            tie_weights=a["tie_word_embeddings"],
+            embeddings_initializer=initializer,
+            dtype=dtype,
+            name="token_embedding",
+        )
+        if a["head_projection"] or a["head_bias"]:
+            self.token_embedding = EmbeddingWithOutputHead(
+                head_projection=a["head_projection"],
+                head_bias=a["head_bias"],
+                head_projection_initializer=initializer,
+                **embedding_arguments,
+            )
+        else:
+            # The plain layer keeps the weight names of models saved before the
+            # head options existed.
+            self.token_embedding = keras.layers.ReversibleEmbedding(**embedding_arguments)
+        self.attention_mask_layer = DualAttentionMask(dtype=dtype, name="attention_mask")
+        # The cos/sin tables, once per forward pass for every block.
+        self.rotary_embedding = RotaryEmbedding(
+            head_dim=head_dim,
+            max_wavelength=a["rope_max_wavelength"],
+            scaling=rope_scaling,
+            dtype=dtype,
+            name="rotary_embedding",
+        )
+        block_arguments = {
+            name: a[name]
+            for name in ("num_heads", "intermediate_dim", "rope_max_wavelength",
+                         "layer_norm_epsilon", "dropout", "attention_norm_affine",
+                         "feed_forward_norm_affine", "num_key_value_heads",
+                         "query_key_value_bias")
+        }
+        self.transformer_layers = [
+            DualTransformerBlock(
+                head_dim=head_dim,
+                kernel_initializer=initializer,
+                rope_scaling=rope_scaling,
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+                **block_arguments,
+            )
+            for i in range(a["num_layers"])
+        ]
+        self.final_norm = rms_normalization(
+            a["head_norm_affine"], a["layer_norm_epsilon"], dtype=dtype, name="final_norm"
+        )
 
     # The inputs a caller leaves out are filled in on every path into the graph: a call,
     # its output spec, and `call` itself (JAX's compiled predict calls it directly).
