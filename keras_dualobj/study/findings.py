@@ -117,7 +117,7 @@ def choice_error_results(results, choice_rows, mode):
         dataclasses.replace(r, final_ar_loss=1.0 - by_cell[key][f"{mode}_accuracy"])
         for r in results
         if (key := (r.ar_fraction, r.repetitions, r.seed)) in by_cell
-        and math.isfinite(by_cell[key][f"{mode}_accuracy"])
+        and math.isfinite(by_cell[key].get(f"{mode}_accuracy", math.nan))
     ]
 
 
