@@ -1,23 +1,28 @@
-"""What the run machinery costs: `train()` vs a bare `fit()` on the `small` preset (issue 12, goal 3).
+"""What the run machinery costs: `train()` vs a bare `fit()` on the `small` preset (issue 12,
+goal 3), and what its held-out evaluations cost before and after issue 26 (item 5).
 
-Both sides build the same model from the same `RunSpec` (the CLI's `small` preset with
+All sides build the same model from the same `RunSpec` (the CLI's `small` preset with
 the built-in corpus, α = 0.5, Muon + AdamW under warmup-stable-decay) and train it for
 the same steps on the same batches:
 
 - `fit`: `model.fit(dataset, steps_per_epoch=total_steps, epochs=1, verbose=0)`;
-- `train`: `keras_dualobj.training.train` as `keras-dualobj train` calls it — log
-  segments of 10 steps, the progress line (to a null stream), CSV and TensorBoard logs,
-  the NaN stop, checkpoints and held-out evaluations (AR loss + MD ELBO) about four
-  times per run plus the final one, and the final `model.keras`.
+- `train`: `keras_dualobj.training.train` as `keras-dualobj train` calls it by default —
+  log segments of 10 steps, the progress line (to a null stream), CSV and TensorBoard
+  logs, the NaN stop, checkpoints, about four periodic held-out evaluations (AR loss +
+  MD ELBO) on `EVALUATION_BATCHES` batches, the final one on the whole held-out split,
+  and the final `model.keras`;
+- `train_whole`: the same with the old default, every evaluation on the whole split
+  (`validation_steps=None`).
 
-Each measurement starts from a freshly built model (compilation included on both
-sides), and the two alternate (fit, train, fit, train, ...); the figure is the ratio
-of the medians of the wall times. The run also splits `train()`'s extra time into the
-held-out evaluations (timed by a callback around `evaluate`) and the rest.
+Each measurement starts from a freshly built model (compilation included on every
+side), and they alternate (fit, train, train_whole, fit, ...); the figures are ratios of
+the medians of the wall times, and the held-out evaluations are timed call by call
+(a wrapper around `evaluate`, which `fit` calls for its periodic evaluations too). The
+default is the preset's whole run (128 steps).
 
 Usage (repository root):
 
-    python benchmarks/callbacks_overhead.py --backends tensorflow --steps 40 --rounds 2
+    python benchmarks/callbacks_overhead.py --backends tensorflow --steps 128 --rounds 2
 
 Writes `benchmarks/results/callbacks_overhead.json`.
 """
@@ -35,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 
-def run_child(backend, threads, rounds, steps, eval_batches):
+def run_child(backend, threads, rounds, steps):
     _common.start_backend(backend, threads)
     import json
 
@@ -44,13 +49,15 @@ def run_child(backend, threads, rounds, steps, eval_batches):
     from keras_dualobj.data import make_training_dataset
     from keras_dualobj.training import RunSpec
     from keras_dualobj.training import train
+    from keras_dualobj.training.evaluation_schedule import EVALUATION_BATCHES
+    from keras_dualobj.training.evaluation_schedule import default_eval_every
 
     load_before = _common.machine()["load_average"]
     spec = RunSpec(preset="small", source="builtin", seed=0).resolved()
     data = spec.prepare_data(verbose=False)
     total_steps = min(steps, data.plan.total_steps)
     log_every = 10
-    eval_every = log_every * max(1, round(total_steps / (4 * log_every)))
+    eval_every = default_eval_every(total_steps, log_every)
 
     def fresh_model():
         keras.utils.set_random_seed(0)
@@ -61,25 +68,14 @@ def run_child(backend, threads, rounds, steps, eval_batches):
     def dataset(start_step=0):
         return make_training_dataset(data.train_rows, data.plan, seed=0, start_step=start_step)
 
-    class StepEnds(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.ends = [time.perf_counter()]
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.ends.append(time.perf_counter())
-
     def bare_fit():
         model = fresh_model()
-        timer = StepEnds()
         started = time.perf_counter()
-        model.fit(dataset(), steps_per_epoch=total_steps, epochs=1, verbose=0, callbacks=[timer])
+        model.fit(dataset(), steps_per_epoch=total_steps, epochs=1, verbose=0)
         float(model.get_metrics_result()["loss"])
-        wall = time.perf_counter() - started
-        # Steps after the first (which includes compilation), including the final wait.
-        step_seconds = (started + wall - timer.ends[1]) / max(1, total_steps - 1)
-        return wall, step_seconds
+        return time.perf_counter() - started, []
 
-    def full_train():
+    def full_train(validation_steps):
         model = fresh_model()
         evaluations = []
         original = model.evaluate
@@ -95,48 +91,31 @@ def run_child(backend, threads, rounds, steps, eval_batches):
         with tempfile.TemporaryDirectory() as output_dir:
             started = time.perf_counter()
             train(model, dataset, total_steps, output_dir, tokens_per_step=spec.tokens_per_step,
-                  validation_data=data.validation_dataset, validation_steps=eval_batches,
-                  log_every=log_every, eval_every=eval_every, checkpoint_every=eval_every,
-                  stream=io.StringIO())
+                  validation_data=data.validation_dataset, validation_steps=validation_steps,
+                  log_every=log_every, eval_every=eval_every, stream=io.StringIO())
             return time.perf_counter() - started, evaluations
 
-    walls = {"fit": [], "fit_step": [], "train": [], "train_evaluation": [], "evaluate_calls": []}
+    cases = {"fit": bare_fit, "train": lambda: full_train(EVALUATION_BATCHES),
+             "train_whole": lambda: full_train(None)}
+    walls = {name: [] for name in cases}
+    evaluate_calls = {name: [] for name in cases}
     for _ in range(rounds):
-        wall, step_seconds = bare_fit()
-        walls["fit"].append(wall)
-        walls["fit_step"].append(step_seconds)
-        seconds, evaluations = full_train()
-        walls["train"].append(seconds)
-        walls["train_evaluation"].append(sum(evaluations))
-        walls["evaluate_calls"].append(evaluations)
-    fit_median, train_median = statistics.median(walls["fit"]), statistics.median(walls["train"])
-    evaluation_median = statistics.median(walls["train_evaluation"])
-    step_median = statistics.median(walls["fit_step"])
-    calls = walls["evaluate_calls"][-1]
-    first_call = statistics.median(c[0] for c in walls["evaluate_calls"])
-    later_call = statistics.median(x for c in walls["evaluate_calls"] for x in c[1:]) if len(calls) > 1 else first_call
-    other = train_median - evaluation_median - fit_median
-    # The preset's whole run: 128 steps, an evaluation every 30 (the CLI's "about four
-    # per run") plus the final one = 5, as many checkpoints as here (about 4).
-    full_steps, full_evaluations = 128, 5
-    fit_full = fit_median + (full_steps - total_steps) * step_median
-    evaluation_full = first_call + (full_evaluations - 1) * later_call
+        for name, case in cases.items():
+            seconds, evaluations = case()
+            walls[name].append(seconds)
+            evaluate_calls[name].append(evaluations)
+    median = {name: statistics.median(values) for name, values in walls.items()}
+    evaluation = {name: statistics.median(sum(calls) for calls in evaluate_calls[name])
+                  for name in ("train", "train_whole")}
     record = {
         "backend": backend, "threads": threads, "steps": total_steps, "rounds": rounds,
-        "eval_every": eval_every, "eval_batches": eval_batches,
+        "eval_every": eval_every, "eval_batches": EVALUATION_BATCHES,
         "validation_rows": int(len(data.validation_rows.token_ids)),
-        "tokens_per_step": spec.tokens_per_step, "walls": walls,
-        "train_over_fit": train_median / fit_median,
-        "evaluation_share_of_train": evaluation_median / train_median,
-        "train_over_fit_without_evaluation": (train_median - evaluation_median) / fit_median,
-        "fit_step_seconds": step_median, "evaluate_first_call_seconds": first_call,
-        "evaluate_later_call_seconds": later_call, "evaluations": len(calls),
-        "other_overhead_seconds": other,
-        "predicted_128_step_run": {
-            "fit_seconds": fit_full, "evaluation_seconds": evaluation_full,
-            "evaluation_over_fit": evaluation_full / fit_full,
-            "callbacks_over_fit": other / fit_full,
-        },
+        "tokens_per_step": spec.tokens_per_step, "walls": walls, "evaluate_calls": evaluate_calls,
+        "median_seconds": median, "evaluation_seconds": evaluation,
+        **{f"{name}_over_fit": median[name] / median["fit"] for name in ("train", "train_whole")},
+        **{f"{name}_evaluation_over_fit": evaluation[name] / median["fit"]
+           for name in ("train", "train_whole")},
         "load_before": load_before, "load_after": _common.machine()["load_average"],
     }
     print(json.dumps(record), flush=True)
@@ -147,36 +126,32 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", default=["tensorflow"], choices=_common.BACKENDS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=40,
-                        help="steps per run (the preset's whole run is 128; the table extrapolates to it)")
-    parser.add_argument("--eval-batches", type=int, default=None,
-                        help="held-out batches per evaluation (default: all, as the CLI)")
+    parser.add_argument("--steps", type=int, default=128,
+                        help="steps per run (default: the preset's whole run, 128)")
     parser.add_argument("--output")
     parser.add_argument("--child", choices=_common.BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.threads, args.rounds, args.steps) < 1:
         parser.error(f"--threads, --rounds, --steps must be >= 1; received "
                      f"{args.threads}, {args.rounds}, {args.steps}")
-    extra = [] if args.eval_batches is None else ["--eval-batches", args.eval_batches]
     if args.child:
-        run_child(args.child, args.threads, args.rounds, args.steps, args.eval_batches)
+        run_child(args.child, args.threads, args.rounds, args.steps)
         return 0
     records = []
     for backend in args.backends:
         records += _common.run_child(__file__, backend, [
-            "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps] + extra)
+            "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps])
     print(f"\ntrain() vs bare fit(), preset small, {args.steps} steps, medians of {args.rounds} "
-          "alternating runs (compilation included on both sides)")
-    print(f"{'backend':<11} {'fit s':>7} {'train s':>8} {'train/fit':>9} {'eval s':>7} "
-          f"{'other s':>7} | 128-step run: {'eval/fit':>8} {'callbacks/fit':>13} {'load':>12}")
+          "alternating runs (compilation included on every side); evaluation = all held-out "
+          "evaluate calls of the run")
+    print(f"{'backend':<11} {'fit s':>7} | {'whole split every time (old)':>30} | "
+          f"{'few batches, whole split at end (new)':>38} | {'load':>12}")
     for r in records:
-        full = r["predicted_128_step_run"]
-        print(f"{r['backend']:<11} {statistics.median(r['walls']['fit']):>7.1f} "
-              f"{statistics.median(r['walls']['train']):>8.1f} {r['train_over_fit']:>9.3f} "
-              f"{statistics.median(r['walls']['train_evaluation']):>7.1f} "
-              f"{r['other_overhead_seconds']:>7.1f} | {'':>13} {full['evaluation_over_fit']:>8.1%} "
-              f"{full['callbacks_over_fit']:>13.1%} "
-              f"{r['load_before'][0]:>5.1f}->{r['load_after'][0]:<5.1f}")
+        m = r["median_seconds"]
+        print(f"{r['backend']:<11} {m['fit']:>7.1f} | train/fit {r['train_whole_over_fit']:>5.3f}, "
+              f"eval/fit {r['train_whole_evaluation_over_fit']:>5.1%} | "
+              f"train/fit {r['train_over_fit']:>5.3f}, eval/fit {r['train_evaluation_over_fit']:>5.1%}"
+              f"{'':>8} | {r['load_before'][0]:>5.1f}->{r['load_after'][0]:<5.1f}")
     _common.write_results("callbacks_overhead", {
         "threads": args.threads, "machine": _common.machine(), "results": records,
     }, args.output)

@@ -1,5 +1,5 @@
-"""The study's prefix-LM comparison: AR and prefix-LM losses on the very same tokens,
-recomputed with NumPy from the model's logits."""
+"""The study's held-out scores beside `evaluate()`'s: AR and prefix-LM losses on the very
+same tokens, and the MD face's PLL, recomputed with NumPy from the model's logits."""
 
 import dataclasses
 import json
@@ -9,6 +9,7 @@ import pytest
 from keras import ops
 
 from keras_dualobj.data.packing import PackedRows
+from keras_dualobj.study.held_out import held_out_pll
 from keras_dualobj.study.held_out import second_half_losses
 from keras_dualobj.study.results import read_results
 from keras_dualobj.study.seeds import mean_results
@@ -59,6 +60,29 @@ def test_ar_and_prefix_lm_are_scored_on_the_same_second_half_tokens(trained_tiny
     whole = model.score(token_ids, document_ids=document_ids)
     assert whole["num_tokens"].sum() > count
     assert abs(whole["nll"].sum() / whole["num_tokens"].sum() - losses["ar"]) > 1e-4
+
+
+def test_the_held_out_pll_masks_each_target_alone_over_every_row(trained_tiny_dual_lm):
+    model = trained_tiny_dual_lm
+    token_ids = tiny_token_ids(batch_size=3, length=8, seed=4)
+    document_ids = np.zeros_like(token_ids)
+    document_ids[1, 5:] = 1  # position 5 starts a document: not a target
+    rows = PackedRows(token_ids, document_ids, num_remainder_tokens=0, num_documents=2)
+    total, count = 0.0, 0
+    for row in range(3):
+        for j in range(1, 8):
+            if (row, j) == (1, 5):
+                continue
+            masked = token_ids[row : row + 1].copy()
+            masked[0, j] = model.mask_token_id
+            logits = ops.convert_to_numpy(model.logits(
+                ops.convert_to_tensor(masked), ops.convert_to_tensor(document_ids[row : row + 1]),
+                ops.convert_to_tensor(np.array([8], "int32")),
+            )).astype("float64")[0, j - 1]  # shifted: position j - 1 predicts token j
+            total -= logits[token_ids[row, j]] - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            count += 1
+    # Two rows per call of `score`: the last call holds one row.
+    np.testing.assert_allclose(held_out_pll(model, rows, rows_per_call=2), total / count, rtol=1e-5)
 
 
 @pytest.mark.backend_independent

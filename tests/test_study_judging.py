@@ -18,15 +18,17 @@ from keras_dualobj.study.results import write_results
 pytestmark = pytest.mark.backend_independent
 
 
-def _cells(alphas, repetitions=(1, 16), seeds=(0,)):
-    """A smooth surface: AR loss lowest at α = 0.6, MD ELBO at α = 0.3; seeds add 0.01."""
+def _cells(alphas, repetitions=(1, 16), seeds=(0,), pll=True):
+    """A smooth surface: AR loss lowest at α = 0.6, MD ELBO at α = 0.3, MD PLL (unless
+    `pll=False`, as results written before it) at α = 0.4; seeds add 0.01."""
     cells = []
     for seed in seeds:
         for r in repetitions:
             for a in alphas:
                 ar, md = 2 + (a - 0.6) ** 2 + 0.01 * seed, 2.5 + (a - 0.3) ** 2 + 0.01 * seed
                 cells.append(CellResult(a, r, 100, 400, 10, seed, ar, ar, 1.0, md, md, ar, 1.0,
-                                        curve=[{"step": 1, "epoch": 1.0, "ar_loss": ar, "md_elbo": md}]))
+                                        curve=[{"step": 1, "epoch": 1.0, "ar_loss": ar, "md_elbo": md}],
+                                        final_md_pll=1.8 + (a - 0.4) ** 2 + 0.01 * seed if pll else None))
     return cells
 
 
@@ -42,10 +44,11 @@ def test_one_seed_and_two_alphas_per_face_are_not_judged(tmp_path):
     gp = text[text.index("GP fit"):text.index("(1)")]
     assert "AR loss: not judged (4 observations, 2 distinct α (1/2, 1); the GP needs >= 3 at an R)" in gp
     assert "MD ELBO: not judged (4 observations, 2 distinct α (0, 1/2); the GP needs >= 3 at an R)" in gp
+    assert "MD PLL: not judged (4 observations, 2 distinct α (0, 1/2); the GP needs >= 3 at an R)" in gp
     assert "`keras-dualobj study --ar-fractions 0 1/4 1/2 3/4 1`" in gp
     assert "[0.500, 0.500]" not in text and "with P = " not in gp  # no degenerate interval
     verdicts = _verdicts(text)
-    assert len(verdicts) == 5 and all(v.startswith("NOT JUDGED (") for v in verdicts.values()), verdicts
+    assert len(verdicts) == 7 and all(v.startswith("NOT JUDGED (") for v in verdicts.values()), verdicts
     assert verdicts["(3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap)"] == (
         "NOT JUDGED (at every R a face has fewer than 3 α, so the GP's best α can only be a "
         "measured one: --ar-fractions 0 1/4 1/2 3/4 1)")
@@ -105,12 +108,36 @@ def test_recommend_prints_the_gp_alpha_or_why_a_face_is_not_judged(tmp_path, cap
 
 def test_findings_without_the_cells_they_compare_are_not_judged():
     # Two seeds of the two ends only: no mixed α to compare with them (once "REPRODUCED").
-    lines = findings_text(_cells((0.0, 1.0), seeds=(0, 1)), {}).splitlines()
-    assert lines[:2] == [
-        "(1) mixing beats both ends, on the held-out AR loss: NOT JUDGED (no R has a mixed α "
-        "(0 < α < 1) beside both ends α = 0 and α = 1: --ar-fractions 0 1/2 1)",
-        "(1) mixing beats both ends, on the held-out MD ELBO: NOT JUDGED (no R has a mixed α "
-        "(0 < α < 1) beside both ends α = 0 and α = 1: --ar-fractions 0 1/2 1)",
+    lines = findings_text(_cells((0.0, 1.0), seeds=(0, 1)), {}).splitlines()[1:]
+    assert lines[:3] == [
+        f"(1) mixing beats both ends, on the held-out {face}: NOT JUDGED (no R has a mixed α "
+        "(0 < α < 1) beside both ends α = 0 and α = 1: --ar-fractions 0 1/2 1)"
+        for face in ("AR loss", "MD PLL", "MD ELBO")
     ]
+    lines = lines[1:]
     assert lines[2] == ("(2) dual resists overfitting (pure AR on the AR loss, R = 16): NOT JUDGED "
                         "(needs α = 1 and a mixed α (0 < α < 1) at the largest R: --ar-fractions 1/2 1)")
+
+
+def test_the_paper_metrics_come_first_and_a_study_without_the_pll_says_so(tmp_path):
+    cells = _cells((0.0, 0.25, 0.5, 0.75, 1.0), seeds=(0, 1))
+    analyses = study_analyses(cells, num_draws=300)
+    assert list(analyses) == ["AR loss", "MD PLL", "MD ELBO"]
+    low, high = analyses["MD PLL"]["per_repetition"][1]["interval"]
+    assert low <= 0.4 <= high  # the PLL surface's minimum, not the ELBO's (0.3)
+    lines = findings_text(cells, analyses).splitlines()
+    subjects = [line.split(":")[0] for line in lines if re.match(r"\(\d\)", line)]
+    assert subjects[:3] == [f"(1) mixing beats both ends, on the held-out {face}"
+                            for face in ("AR loss", "MD PLL", "MD ELBO")]
+    assert subjects[-2:] == ["(3) same best α on both faces (AR loss vs MD PLL, GP 90% intervals overlap)",
+                             "(3) same best α on both faces (AR loss vs MD ELBO, GP 90% intervals overlap)"]
+    # Results written before the PLL: left out of the fits, "NOT MEASURED" in the findings.
+    write_results(_cells((0.0, 0.25, 0.5, 0.75, 1.0), seeds=(0, 1), pll=False), tmp_path)
+    text = analyse_study(tmp_path, num_draws=200)
+    verdicts = _verdicts(text)
+    missing = ("NOT MEASURED (results written before it; `keras-dualobj study --output DIR "
+               "--analyse-only` scores it from each cell's model.keras)")
+    assert verdicts["(1) mixing beats both ends, on the held-out MD PLL"] == missing
+    assert verdicts["(3) same best α on both faces (AR loss vs MD PLL)"] == missing
+    assert verdicts["(1) mixing beats both ends, on the held-out MD ELBO"] != missing
+    assert "MD PLL" not in text[:text.index("(1)")]  # no seed-table column, no GP fit

@@ -2,6 +2,7 @@
 then scored on the held-out multiple-choice task and analysed from the command line."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from keras_dualobj.study import plan_cells
 from keras_dualobj.study import recommend_ar_fraction
 from keras_dualobj.study import run_study
 from keras_dualobj.study.folder import load_study_config
+from keras_dualobj.study.results import read_results
 
 # 4 steps of 16 x 64 tokens per cell, on the built-in corpus.
 GRID = dict(
@@ -87,14 +89,15 @@ def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
                  "--choice-examples", "8", "--choice-samples", "1"])
     assert code == 0
     rows = (study_dir / "multiple_choice.csv").read_text().splitlines()
-    assert rows[0] == "ar_fraction,repetitions,seed,ar_accuracy,prefix_accuracy,md_accuracy"
+    assert rows[0] == "ar_fraction,repetitions,seed,ar_accuracy,prefix_accuracy,md_accuracy,md_elbo_accuracy"
     assert len(rows) == 9
     for row in rows[1:]:
         accuracies = [float(v) for v in row.split(",")[3:]]
         # 8 examples: accuracies are multiples of 1/8.
         assert all(0 <= a <= 1 and (a * 8) == int(a * 8) for a in accuracies), row
     analysis = json.loads((study_dir / "gp_analysis.json").read_text())
-    assert {"AR loss", "MD ELBO", "ar choice error", "md choice error"} <= set(analysis)
+    assert {"AR loss", "MD PLL", "MD ELBO", "ar choice error", "md choice error",
+            "md_elbo choice error"} <= set(analysis)
     # Two α (1/2, 1) on the AR face, one on the MD face: too few for a best α from the GP
     # (test_study_judging.py covers the judged and not-judged paths without training).
     assert analysis["AR loss"]["per_repetition"]["1"] == {"not_judged": "2 α at R = 1 (1/2, 1); needs >= 3"}
@@ -108,6 +111,42 @@ def test_cells_are_scored_and_analysed_from_the_command_line(study, capsys):
     main(["study", "--output", str(study_dir), "--analyse-only", "--multiple-choice",
           "--choice-examples", "8", "--choice-samples", "1"])
     assert (study_dir / "cells" / "alpha1_R2_seed1" / "multiple_choice.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.end_to_end("torch")
+def test_a_study_written_before_the_pll_is_completed_from_its_saved_models(study, tmp_path, capsys):
+    from keras_dualobj.study.cell_multiple_choice import _legacy_digest
+    from keras_dualobj.study.cell_multiple_choice import study_examples
+
+    study_dir, results = study
+    old = tmp_path / "old"
+    shutil.copytree(study_dir, old, ignore=shutil.ignore_patterns("multiple_choice*"))
+    # As an older version wrote it: no PLL in the results, "md" meant the ELBO score.
+    # Two of its cells (those of seed 0 at R = 1) keep the test short.
+    kept = [row for row in json.loads((old / "results.json").read_text())
+            if (row["repetitions"], row["seed"]) == (1, 0)]
+    for row in kept:
+        del row["final_md_pll"]
+    (old / "results.json").write_text(json.dumps(kept))
+    examples = study_examples(old, num_examples=8)
+    (old / "cells" / "alpha0.5_R1_seed0" / "multiple_choice.json").write_text(json.dumps({
+        "examples": _legacy_digest(examples, ("ar", "prefix", "md"), 1),
+        "accuracy": {"ar": 0.125, "prefix": 0.25, "md": 0.375}}))
+    assert main(["study", "--output", str(old), "--analyse-only", "--multiple-choice",
+                 "--choice-examples", "8", "--choice-samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("scored from model.keras (results predate it)") == 2
+    assert "[multiple choice] alpha0.5_R1_seed0: scored md (kept ar, md_elbo, prefix)" in out
+    # The same deterministic score as the one measured when the cells were trained.
+    recomputed = {(r.ar_fraction, r.repetitions, r.seed): r.final_md_pll for r in read_results(old)}
+    assert len(recomputed) == 2
+    for result in [r for r in results if (r.repetitions, r.seed) == (1, 0)]:
+        assert recomputed[(result.ar_fraction, result.repetitions, result.seed)] == pytest.approx(
+            result.final_md_pll, rel=1e-5)
+    row = next(line for line in (old / "multiple_choice.csv").read_text().splitlines()
+               if line.startswith("0.5,1,0,"))
+    assert row.split(",")[3:5] == ["0.125", "0.25"] and row.split(",")[6] == "0.375"
+    assert "NOT MEASURED" not in (old / "analysis.txt").read_text()
 
 
 @pytest.mark.end_to_end("torch")

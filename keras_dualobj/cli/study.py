@@ -88,7 +88,7 @@ def add_parser(subparsers):
     setup.add_argument("--evaluation-batches", type=int, default=8, help="held-out batches per evaluation (default: %(default)s)")
     analysis = parser.add_argument_group("analysis (after the grid, or alone with --analyse-only)")
     analysis.add_argument("--analyse-only", action="store_true", help="train nothing: analyse the finished cells in --output (GP fit, findings, figure)")
-    analysis.add_argument("--multiple-choice", action="store_true", help="score every finished cell on a held-out continuation task in AR, prefix and MD modes")
+    analysis.add_argument("--multiple-choice", action="store_true", help="score every finished cell on a held-out continuation task in the modes ar, prefix, md (the paper's PLL) and md_elbo")
     analysis.add_argument("--choice-examples", type=int, default=512, help="multiple-choice examples (default: %(default)s, 4 choices each)")
     analysis.add_argument("--choice-samples", type=int, default=4, help="MD masks per choice for the MD-mode score (default: %(default)s)")
     run = parser.add_argument_group("run")
@@ -169,13 +169,16 @@ def run_study_command(args):
 
 
 def finish_study(args, stream=None):
-    """Scores the cells on the multiple-choice task (`--multiple-choice`), then writes
-    the GP analysis and the findings (`analysis.txt`, `gp_best_alpha.png`)."""
+    """Measures the held-out PLL of cells whose results predate it, scores the cells on
+    the multiple-choice task (`--multiple-choice`), then writes the GP analysis and the
+    findings (`analysis.txt`, `gp_best_alpha.png`)."""
     from keras_dualobj.study.analysis import analyse_study
     from keras_dualobj.study.cell_multiple_choice import evaluate_study_cells
     from keras_dualobj.study.cell_multiple_choice import study_examples
+    from keras_dualobj.study.cell_pll import fill_held_out_pll
 
     stream = sys.stdout if stream is None else stream
+    fill_held_out_pll(args.output, stream=stream)
     if args.multiple_choice:
         examples = study_examples(args.output, num_examples=args.choice_examples)
         evaluate_study_cells(args.output, examples, num_samples=args.choice_samples, stream=stream)

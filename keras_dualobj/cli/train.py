@@ -24,6 +24,9 @@ from keras_dualobj.cli.recipe_flags import DATA
 from keras_dualobj.cli.recipe_flags import MODEL
 from keras_dualobj.cli.recipe_flags import OPTIMISATION
 from keras_dualobj.cli.recipe_flags import add_recipe_flags
+from keras_dualobj.training.evaluation_schedule import EVALUATION_BATCHES
+from keras_dualobj.training.evaluation_schedule import EVALUATIONS_PER_RUN
+from keras_dualobj.training.evaluation_schedule import default_eval_every
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
@@ -36,7 +39,7 @@ OPERATIONAL_DEFAULTS = {
     "eval_every": None,
     "checkpoint_every": None,
     "keep_checkpoints": 3,
-    "eval_batches": None,
+    "eval_batches": EVALUATION_BATCHES,
     "sample_length": 64,
     "prompt_length": 32,
     "data_dir": None,
@@ -66,10 +69,10 @@ def add_parser(subparsers):
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", required=True, help="folder of the run (checkpoints, logs, model)")
     add_recipe_flags(run, ["log_every"])
-    run.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (a multiple of --log-every; default: about 4 per run)")
+    run.add_argument("--eval-every", type=int, help=f"held-out evaluation every N steps (a multiple of --log-every; default: about {EVALUATIONS_PER_RUN} per run)")
     run.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (a multiple of --log-every; default: --eval-every)")
     run.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept on disk (default: {OPERATIONAL_DEFAULTS['keep_checkpoints']})")
-    run.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default: all)")
+    run.add_argument("--eval-batches", type=_eval_batches, help=f"held-out batches per periodic evaluation, or 'all' (default: {EVALUATION_BATCHES}; the final evaluation scores the whole split)")
     run.add_argument("--sample-length", type=int, help=f"tokens generated for each summary sample (default: {OPERATIONAL_DEFAULTS['sample_length']})")
     run.add_argument("--prompt-length", type=int, help=f"prompt tokens taken from held-out text (default: {OPERATIONAL_DEFAULTS['prompt_length']})")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
@@ -121,9 +124,17 @@ def _operational(args):
     return dict(OPERATIONAL_DEFAULTS, **_explicit(args, OPERATIONAL_DEFAULTS))
 
 
-def _default_eval_every(total_steps, log_every):
-    # About four evaluations per run, on log-segment ends.
-    return log_every * max(1, round(total_steps / (4 * log_every)))
+def _eval_batches(text):
+    """`--eval-batches`: a whole number >= 1, or `all` (the whole held-out split)."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'all'; received {text!r}")
+    return value
 
 
 def run_train(args):
@@ -324,7 +335,7 @@ def _run_train(args):
         config = dict(config, repetitions=data.plan.repetitions)
     total_steps = options["max_steps"] or data.plan.total_steps
     log_every = min(config["log_every"], total_steps)
-    eval_every = options["eval_every"] or _default_eval_every(total_steps, log_every)
+    eval_every = options["eval_every"] or default_eval_every(total_steps, log_every)
 
     class SaveTokenizer(keras.callbacks.Callback):
         # Saved once the run owns the folder (train() has checked it and written
@@ -339,7 +350,7 @@ def _run_train(args):
             model,
             output_dir=output_dir,
             validation_data=data.validation_dataset,
-            validation_steps=options["eval_batches"],
+            validation_steps=None if options["eval_batches"] == "all" else options["eval_batches"],
             run_config=config,
             keep_checkpoints=options["keep_checkpoints"],
             resume=args.resume,

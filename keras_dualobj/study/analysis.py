@@ -1,14 +1,21 @@
 """A finished study's analysis: GP best α per R on each face, and the paper's findings.
 
 `analyse_study(study_dir)` reads `results.json` (and `multiple_choice.csv` if the cells
-were scored), fits `keras_dualobj.study.gp_analysis` to the held-out AR loss, the MD
-ELBO and each multiple-choice error rate, and writes:
+were scored) and judges the study as the paper does, on its metrics first: the held-out
+AR loss and, for the MD face, the held-out PLL (pseudo-log-likelihood, `final_md_pll`)
+and the PLL-scored multiple choice (`md`), with the ELBO (`final_md_elbo`, `md_elbo`)
+beside them. It fits `keras_dualobj.study.gp_analysis` to each loss and each
+multiple-choice error rate, and writes:
 
     gp_analysis.json    per metric: hyperparameters, best α per R, interval, P(α optimal)
     gp_best_alpha.png   one figure, both faces (each fitted without the α that leaves
                         it untrained: no α = 1 on the MD face, no α = 0 on the AR face): best α vs R with 90% intervals, and each
                         face's fitted surface against α at every R (points: seeds)
     analysis.txt        the seed table, the GP table and the three findings' verdicts
+
+A metric no cell measured (results or scores written by an older version) is left out
+of the fits and reported as not measured in the findings, with the command that
+measures it.
 """
 
 import csv
@@ -24,35 +31,52 @@ from keras_dualobj.study.gp_analysis import optimal_alpha_from_points
 from keras_dualobj.study.paper import UNTRAINED_END
 from keras_dualobj.study.plots_gp import plot_gp_faces
 from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.results import metric_value
 from keras_dualobj.study.results import read_results
 from keras_dualobj.study.seeds import seed_summary_table
 from keras_dualobj.training.atomic_files import atomic_write_text
 
-FACES = {"final_ar_loss": "AR loss", "final_md_elbo": "MD ELBO"}
+# The paper's metrics first (the AR loss, the MD face's PLL), the ELBO beside them.
+FACES = {"final_ar_loss": "AR loss", "final_md_pll": "MD PLL", "final_md_elbo": "MD ELBO"}
 
 
 def read_multiple_choice(study_dir):
-    """Rows of `multiple_choice.csv` (floats), or `[]` if the cells were not scored."""
+    """Rows of `multiple_choice.csv` (floats; NaN where a mode was not scored), or `[]`.
+
+    A file written before the PLL had `md_accuracy` for the ELBO score and no
+    `md_elbo_accuracy`: its column is read as `md_elbo_accuracy`, and `md_accuracy` (the
+    PLL) is NaN until the cells are scored again (`--multiple-choice`).
+    """
     path = Path(study_dir) / "multiple_choice.csv"
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k in ("repetitions", "seed") else float(v)) for k, v in row.items()}
-            for row in rows]
+    if rows and "md_accuracy" in rows[0] and "md_elbo_accuracy" not in rows[0]:
+        rows = [{**row, "md_accuracy": "", "md_elbo_accuracy": row["md_accuracy"]} for row in rows]
+    return [{k: (int(v) if k in ("repetitions", "seed") else float(v) if v != "" else math.nan)
+             for k, v in row.items()} for row in rows]
+
+
+def choice_modes(choice_rows):
+    """The multiple-choice modes scored in at least one cell, in the file's order."""
+    names = [k[: -len("_accuracy")] for k in (choice_rows[0] if choice_rows else {})
+             if k.endswith("_accuracy")]
+    return [m for m in names if any(math.isfinite(r[f"{m}_accuracy"]) for r in choice_rows)]
 
 
 def study_analyses(results, choice_rows=(), num_draws=4000):
-    """`{name: optimal_alpha dict}`: both faces' losses and each MC error rate, each
-    fitted without the α that leaves its face untrained (`UNTRAINED_END`)."""
+    """`{name: optimal_alpha dict}`: each face's losses and each MC error rate, each
+    fitted without the α that leaves its face untrained (`UNTRAINED_END`); a loss no
+    cell measured is left out."""
     analyses = {
         FACES[m]: optimal_alpha(
             [r for r in results if r.ar_fraction != UNTRAINED_END[m]], m, num_draws=num_draws
         )
         for m in FACES
+        if any(math.isfinite(metric_value(r, m)) for r in results)
     }
-    modes = [k[: -len("_accuracy")] for k in (choice_rows[0] if choice_rows else {}) if k.endswith("_accuracy")]
-    for mode in modes:
+    for mode in choice_modes(choice_rows):
         rows = [r for r in choice_rows
                 if math.isfinite(r[f"{mode}_accuracy"]) and r["ar_fraction"] != UNTRAINED_END[mode]]
         analyses[f"{mode} choice error"] = optimal_alpha_from_points(

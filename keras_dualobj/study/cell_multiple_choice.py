@@ -5,10 +5,17 @@ face. A miniature from the study's own held-out split: each example is a passage
 `context_length` tokens from one held-out document, its true next
 `continuation_length` tokens, and `num_choices - 1` continuations of the same length
 taken from other examples' documents; the model must rank the true one first. Every
-cell's saved model (`cells/<cell>/model.keras`) is scored in AR, prefix-LM and MD modes
-(`keras_dualobj.evaluation.multiple_choice`) on the same examples; the accuracies go to
-`cells/<cell>/multiple_choice.json` and `multiple_choice.csv`.
-Chance is `1 / num_choices`.
+cell's saved model (`cells/<cell>/model.keras`) is scored on the same examples
+(`keras_dualobj.evaluation.multiple_choice`) in the modes the paper's suite names
+(`keras_dualobj.lm_eval.suite`): `ar`, `prefix`, `md` (the paper's MD-face score: the
+pseudo-log-likelihood of a choice, one of its tokens masked at a time) and `md_elbo`
+(the masked-diffusion bound, Monte-Carlo, the second MD column); the accuracies go to
+`cells/<cell>/multiple_choice.json` and `multiple_choice.csv` (one column per mode, empty
+where a mode was not scored). Chance is `1 / num_choices`.
+
+Files written before the PLL (no `"format"` in `multiple_choice.json`) called the ELBO
+score `md`: their `ar`, `prefix` and `md` accuracies are kept (the last as `md_elbo`)
+and only the missing modes are scored.
 """
 
 import csv
@@ -19,10 +26,16 @@ import numpy as np
 
 from keras_dualobj.training.atomic_files import atomic_path
 from keras_dualobj.training.atomic_files import atomic_write_text
+from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_int
 
 MC_FILE = "multiple_choice.json"
-MC_MODES = ("ar", "prefix", "md")
+MC_FORMAT = 2
+MC_MODES = ("ar", "prefix", "md", "md_elbo")
+# study mode -> `DualLM.score` mode
+MODEL_MODES = {"ar": "ar", "prefix": "prefix", "md": "pll", "md_elbo": "md"}
+# The modes of a file without "format" (older versions), in the names used now.
+LEGACY_MODES = {"ar": "ar", "prefix": "prefix", "md": "md_elbo"}
 
 
 def continuation_examples(token_ids, document_ids, num_examples=256, context_length=32,
@@ -100,44 +113,81 @@ def continuation_examples(token_ids, document_ids, num_examples=256, context_len
 
 
 def evaluate_cell(model, examples, modes=MC_MODES, num_samples=4, seed=0):
-    """`{mode: accuracy}` of a model on `examples` (token-normalised scores)."""
+    """`{mode: accuracy}` of a model on `examples` (token-normalised scores).
+
+    `num_samples` and `seed`: the masks of the `md_elbo` estimate (the other modes are
+    exact).
+    """
+    for mode in modes:
+        check_choice("modes", mode, MC_MODES)
     result = model.evaluate_multiple_choice(
-        examples, modes=modes, length_normalization="tokens", num_samples=num_samples, seed=seed
+        examples, modes=[MODEL_MODES[m] for m in modes], length_normalization="tokens",
+        num_samples=num_samples, seed=seed,
     )
-    return {mode: result["modes"][mode]["accuracy"] for mode in modes}
+    return {mode: result["modes"][MODEL_MODES[mode]]["accuracy"] for mode in modes}
+
+
+def stored_accuracies(stored, examples, num_samples):
+    """The accuracies a cell's `multiple_choice.json` holds for these `examples`
+    (`{mode: accuracy}`, possibly empty), whichever version wrote it."""
+    if stored is None:
+        return {}
+    if stored.get("format") == MC_FORMAT:
+        if stored["examples"] != _examples_digest(examples):
+            return {}
+        accuracy = dict(stored["accuracy"])
+        if stored.get("md_elbo_samples") != num_samples:
+            accuracy.pop("md_elbo", None)
+        return accuracy
+    if stored.get("examples") != _legacy_digest(examples, tuple(LEGACY_MODES), num_samples):
+        return {}
+    return {LEGACY_MODES[mode]: value for mode, value in stored["accuracy"].items()
+            if mode in LEGACY_MODES}
 
 
 def evaluate_study_cells(study_dir, examples, modes=MC_MODES, num_samples=4, stream=None):
     """Scores every finished cell of a study on `examples`; resumable.
 
-    A cell whose `multiple_choice.json` was written for the same examples is read
-    back. Writes `multiple_choice.csv` (one row per cell: α, R, seed, one accuracy
-    per mode) and returns those rows.
+    A cell's accuracies stored for the same examples (`multiple_choice.json`, by this
+    version or an older one: see the module docstring) are read back and only the
+    missing modes are scored. Writes `multiple_choice.csv` (one row per cell: α, R,
+    seed, one accuracy per mode of `MC_MODES`, empty where not scored) and returns
+    those rows.
     """
     from keras_dualobj.models.saving import load_model
     from keras_dualobj.study.folder import CELLS_DIR
     from keras_dualobj.study.folder import study_cell_keys
     from keras_dualobj.study.results import read_results
 
+    for mode in modes:
+        check_choice("modes", mode, MC_MODES)
     study_dir = Path(study_dir)
-    digest = _examples_digest(examples, modes, num_samples)
     rows = []
     for result, key in study_cell_keys(study_dir, read_results(study_dir)):
-        cell_dir = study_dir / CELLS_DIR / key
-        path = cell_dir / MC_FILE
-        stored = json.loads(path.read_text()) if path.is_file() else None
-        if stored is None or stored.get("examples") != digest:
+        path = study_dir / CELLS_DIR / key / MC_FILE
+        accuracy = stored_accuracies(json.loads(path.read_text()) if path.is_file() else None,
+                                     examples, num_samples)
+        missing = [mode for mode in modes if mode not in accuracy]
+        if missing:
             import keras
 
-            accuracies = evaluate_cell(load_model(cell_dir / "model.keras"), examples, modes, num_samples)
+            model = load_model(study_dir / CELLS_DIR / key / "model.keras")
+            accuracy.update(evaluate_cell(model, examples, missing, num_samples))
             keras.backend.clear_session()
-            stored = {"examples": digest, "accuracy": accuracies}
-            atomic_write_text(path, json.dumps(stored))
+            atomic_write_text(path, json.dumps({
+                "format": MC_FORMAT, "examples": _examples_digest(examples),
+                "md_elbo_samples": num_samples, "accuracy": accuracy,
+            }))
             if stream is not None:
-                stream.write(f"[multiple choice] {key}: {accuracies}\n")
+                kept = sorted(set(accuracy) - set(missing))
+                stream.write(f"[multiple choice] {key}: scored {', '.join(missing)}"
+                             + (f" (kept {', '.join(kept)})" if kept else "") + ": "
+                             + ", ".join(f"{m} {accuracy[m]:.3f}" for m in MC_MODES if m in accuracy)
+                             + "\n")
                 stream.flush()
         rows.append({"ar_fraction": result.ar_fraction, "repetitions": result.repetitions,
-                     "seed": result.seed, **{f"{m}_accuracy": stored["accuracy"][m] for m in modes}})
+                     "seed": result.seed,
+                     **{f"{m}_accuracy": accuracy.get(m, "") for m in MC_MODES}})
     with atomic_path(study_dir / "multiple_choice.csv") as temporary:
         with open(temporary, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["ar_fraction"])
@@ -146,8 +196,15 @@ def evaluate_study_cells(study_dir, examples, modes=MC_MODES, num_samples=4, str
     return rows
 
 
-def _examples_digest(examples, modes, num_samples):
-    """A short identity of the task (examples, modes, MD samples)."""
+def _examples_digest(examples):
+    """A short identity of the task's examples."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _legacy_digest(examples, modes, num_samples):
+    """The identity older versions stored (examples, modes, MD samples)."""
     import hashlib
 
     text = json.dumps([examples, list(modes), num_samples], sort_keys=True)

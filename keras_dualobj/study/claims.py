@@ -13,6 +13,7 @@ from keras_dualobj.training.run import normalise_config
 
 STUDY_FILE = "study.json"
 CELLS_DIR = "cells"
+CELL_RESULT_FILE = "result.json"  # in each cell folder, once the cell is finished
 # Set per cell by the grid, never in the shared recipe.
 GRID_SETTINGS = ("ar_fraction", "repetitions", "unique_tokens", "token_budget", "fit_repetitions")
 

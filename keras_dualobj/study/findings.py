@@ -1,15 +1,23 @@
 """The paper's three findings, judged on a study's cells (mean over seeds, seed spread).
 
+Each is judged on the paper's metrics first — the held-out AR loss, and for the MD face
+the held-out PLL (pseudo-log-likelihood per token, `final_md_pll`) and the PLL-scored
+multiple choice (`md`) — then on the ELBO beside them (`final_md_elbo`, `md_elbo`).
+
 1. *Mixing beats either end at every R*: at each R, the best mixed α (0 < α < 1) has a
    lower mean held-out loss than both α = 0 and α = 1, beyond the seed spread
-   (`keras_dualobj.study.seeds.compare_cells`). Judged on the AR loss and, separately,
-   on the MD ELBO (and on the AR- and MD-mode multiple-choice error rates if scored).
+   (`keras_dualobj.study.seeds.compare_cells`). Judged on each face's loss and, if the
+   cells were scored, on each mode's multiple-choice error rate.
 2. *Dual models resist overfitting*: at the largest R, pure AR's held-out AR loss ends
    above its best (final - best) by more than the best mixed α's does, beyond the
-   spread; likewise pure MD on the MD ELBO.
+   spread; likewise pure MD on the MD ELBO (the one MD metric with a training curve:
+   the PLL is measured at the end only).
 3. *The best α is about the same on both faces*: at every R, the GP's 90% intervals for
-   the best α on the AR loss and on the MD ELBO overlap (and, if the cells were scored,
-   those of the AR-mode and MD-mode multiple-choice error).
+   the best α on the AR loss and on the MD PLL overlap (and on the AR-mode and MD-mode
+   multiple-choice error if the cells were scored; then the same with the ELBO).
+
+A metric that no cell measured (results written by an older version) is reported as
+"NOT MEASURED" with the command that measures it from the saved models.
 
 Each verdict is "reproduced", "partly (at R ...)" or "not reproduced", with the numbers,
 or "NOT JUDGED" with what is missing and what to run: for (1) and (2) with one seed
@@ -20,12 +28,14 @@ A verdict is only ever given over the R that were judged.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
 from keras_dualobj.study.gp_analysis import MIN_ALPHAS_PER_REPETITION
 from keras_dualobj.study.gp_analysis import more_alphas_flags
 from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.results import metric_value
 from keras_dualobj.study.seeds import compare_cells
 from keras_dualobj.study.seeds import seed_statistics
 
@@ -35,6 +45,8 @@ NO_MIXED_AND_ENDS = ("NOT JUDGED (no R has a mixed α (0 < α < 1) beside both e
                      "α = 1: --ar-fractions 0 1/2 1)")
 # Printed under the findings when one is not judged: the flags each one names train what
 # is missing, but a study folder keeps its grid (`keras_dualobj.study.claims`).
+NOT_MEASURED = ("NOT MEASURED (results written before it; `keras-dualobj study --output DIR "
+                "--analyse-only{}` scores it from each cell's model.keras)")
 NOT_JUDGED_NOTE = ("    NOT JUDGED: the flags named train what is missing; a study folder keeps its "
                    "grid, so run `keras-dualobj study` with them and this study's other flags "
                    "into a new --output folder.")
@@ -105,20 +117,38 @@ def choice_error_results(results, choice_rows, mode):
         dataclasses.replace(r, final_ar_loss=1.0 - by_cell[key][f"{mode}_accuracy"])
         for r in results
         if (key := (r.ar_fraction, r.repetitions, r.seed)) in by_cell
+        and math.isfinite(by_cell[key].get(f"{mode}_accuracy", math.nan))
     ]
+
+
+def _finding_one_faces(results, choice_rows):
+    """`[(cells, metric, name)]`, the paper's metrics first; `cells` is `None` where the
+    metric was not measured."""
+    measured = [r for r in results if math.isfinite(metric_value(r, "final_md_pll"))]
+    faces = [(results, "final_ar_loss", "held-out AR loss"),
+             (measured or None, "final_md_pll", "held-out MD PLL")]
+    scored = bool(choice_rows)
+    for mode, name in (("ar", "ar-mode"), ("md", "md-mode (PLL)")):
+        if scored:
+            cells = choice_error_results(results, choice_rows, mode)
+            faces.append((cells or None, "final_ar_loss", f"{name} multiple-choice error"))
+    faces.append((results, "final_md_elbo", "held-out MD ELBO"))
+    if scored:
+        cells = choice_error_results(results, choice_rows, "md_elbo")
+        faces.append((cells or None, "final_ar_loss", "md_elbo-mode multiple-choice error"))
+    return faces
 
 
 def _finding_one(results, choice_rows=()):
     lines = []
-    faces = [(results, "final_ar_loss", "held-out AR loss"), (results, "final_md_elbo", "held-out MD ELBO")]
-    for mode in ("ar", "md"):
-        if choice_rows and f"{mode}_accuracy" in choice_rows[0]:
-            faces.append((choice_error_results(results, choice_rows, mode), "final_ar_loss",
-                          f"{mode}-mode multiple-choice error"))
-    for cells, metric, name in faces:
+    seeds = len({r.seed for r in results})
+    for cells, metric, name in _finding_one_faces(results, choice_rows):
+        if cells is None:
+            flag = " --multiple-choice" if "choice" in name else ""
+            lines.append(f"(1) mixing beats both ends, on the {name}: {NOT_MEASURED.format(flag)}")
+            continue
         rows = mixing_beats_ends(cells, metric)
         good = [r for r, row in rows.items() if row["holds"]]
-        seeds = len({r.seed for r in results})
         lines.append(f"(1) mixing beats both ends, on the {name}: {_verdict(good, list(rows), seeds)}")
         for r, row in rows.items():
             vs = ", ".join(
@@ -133,7 +163,8 @@ def _finding_one(results, choice_rows=()):
 def _finding_two(results):
     lines = []
     for end, final, best, name in ((1.0, "final_ar_loss", "best_ar_loss", "pure AR on the AR loss"),
-                                   (0.0, "final_md_elbo", "best_md_elbo", "pure MD on the MD ELBO")):
+                                   (0.0, "final_md_elbo", "best_md_elbo",
+                                    "pure MD on the MD ELBO, its one curve")):
         gap = overfitting_gaps(results, end, final, best)
         if gap is None:
             top = max(r.repetitions for r in results)
@@ -173,6 +204,10 @@ def _finding_three(analyses, pairs, ar_fractions):
     lines = []
     for a_name, b_name in pairs:
         if a_name not in analyses or b_name not in analyses:
+            if "PLL" in b_name or b_name == "md choice error" and "md_elbo choice error" in analyses:
+                flag = " --multiple-choice" if "choice" in b_name else ""
+                lines.append(f"(3) same best α on both faces ({a_name} vs {b_name}): "
+                             + NOT_MEASURED.format(flag))
             continue
         a, b = analyses[a_name]["per_repetition"], analyses[b_name]["per_repetition"]
         levels = sorted(set(a) & set(b))
@@ -198,17 +233,23 @@ def findings_text(results, analyses, choice_rows=()):
     >>> from keras_dualobj.study.results import CellResult
     >>> cells = [CellResult(a, 4, 100, 400, 10, s, l + s / 100, l - 0.1 * a, 1.0, m, m, l, 1.0)
     ...          for s in (0, 1) for a, l, m in [(0.0, 3.0, 2.5), (0.5, 2.0, 2.4), (1.0, 2.5, 5.0)]]
-    >>> print(findings_text(cells, {}).splitlines()[0])
+    >>> print("\\n".join(findings_text(cells, {}).splitlines()[:3]))
+    The paper's metrics first (AR loss; MD face: PLL, PLL-scored choice), then the ELBO beside them.
     (1) mixing beats both ends, on the held-out AR loss: REPRODUCED
+        R =   4: best mixed α 1/2 2.005±0.007; vs α=0 -1.000±0.014*, vs α=1 -0.500±0.014*
     """
-    lines = _finding_one(results, choice_rows)
+    lines = ["The paper's metrics first (AR loss; MD face: PLL, PLL-scored choice), then the ELBO "
+             "beside them."]
+    lines += _finding_one(results, choice_rows)
     lines += _finding_two(results)
-    lines += _finding_three(analyses, [("AR loss", "MD ELBO"), ("ar choice error", "md choice error")],
+    lines += _finding_three(analyses, [("AR loss", "MD PLL"), ("ar choice error", "md choice error"),
+                                       ("AR loss", "MD ELBO"), ("ar choice error", "md_elbo choice error")],
                             sorted({r.ar_fraction for r in results}))
-    if choice_rows:
-        accuracy = np.mean([[r[f"{m}_accuracy"] for m in ("ar", "prefix", "md") if f"{m}_accuracy" in r]
-                            for r in choice_rows], axis=0)
-        lines.append("    multiple choice, mean accuracy over all cells (ar, prefix, md): "
+    modes = [m for m in ("ar", "prefix", "md", "md_elbo")
+             if choice_rows and any(math.isfinite(r.get(f"{m}_accuracy", math.nan)) for r in choice_rows)]
+    if modes:
+        accuracy = [np.nanmean([r[f"{m}_accuracy"] for r in choice_rows]) for m in modes]
+        lines.append(f"    multiple choice, mean accuracy over all cells ({', '.join(modes)}): "
                      + ", ".join(f"{v:.3f}" for v in accuracy))
     if any("NOT JUDGED" in line for line in lines):
         lines.append(NOT_JUDGED_NOTE)

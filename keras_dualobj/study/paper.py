@@ -20,7 +20,8 @@ AR_REPETITION_BUDGET = 16.0
 # models that train it: the MD face never at α = 1 (its MD half is untrained: an ELBO of
 # ~2x the others' would dominate the fit), the AR face (AR loss; AR and prefix choice)
 # never at α = 0. Keys: a `CellResult` metric or a multiple-choice mode.
-UNTRAINED_END = {"final_ar_loss": 0.0, "final_md_elbo": 1.0, "ar": 0.0, "prefix": 0.0, "md": 1.0}
+UNTRAINED_END = {"final_ar_loss": 0.0, "final_md_pll": 1.0, "final_md_elbo": 1.0, "ar": 0.0,
+                 "prefix": 0.0, "md": 1.0, "md_elbo": 1.0}
 
 
 def paper_ar_fraction(repetitions):

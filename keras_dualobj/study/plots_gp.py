@@ -9,7 +9,10 @@ from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.plots import _pyplot
 from keras_dualobj.study.results import format_fraction
 
-_FACE_METRICS = (("AR loss", "final_ar_loss"), ("MD ELBO", "final_md_elbo"))
+# The MD panel shows the paper's MD-face loss (the PLL), or the ELBO where the PLL was
+# not measured (results written by older versions).
+_AR_FACE = ("AR loss", "final_ar_loss")
+_MD_FACES = (("MD PLL", "final_md_pll"), ("MD ELBO", "final_md_elbo"))
 
 
 def _alpha_axis(axes, fractions, axis="x"):
@@ -22,15 +25,15 @@ def _alpha_axis(axes, fractions, axis="x"):
 
 
 def plot_gp_faces(results, analyses, path):
-    """Left: GP best α vs R with 90% intervals, AR loss and MD ELBO (and the MC error
-    rates if present) against the paper's rule. Middle, right: each face's posterior
+    """Left: GP best α vs R with 90% intervals, AR loss, MD PLL and MD ELBO (and the MC
+    error rates if present) against the paper's rule. Middle, right: each face's posterior
     mean ± 2 sd against α, one line per R, over the seeds' points. An R that the
     analysis did not judge (too few α) shows its points only."""
     pyplot = _pyplot()
     figure, axes = pyplot.subplots(1, 3, figsize=(16, 4.8))
     fractions = sorted({a for analysis in analyses.values() for a in analysis["ar_fractions"]})
     left = axes[0]
-    styles = {"AR loss": ("C0", "-o"), "MD ELBO": ("C3", "-s"),
+    styles = {"AR loss": ("C0", "-o"), "MD PLL": ("C3", "-s"), "MD ELBO": ("C1", "--s"),
               "ar choice error": ("C0", ":^"), "md choice error": ("C3", ":v")}
     for offset, (name, analysis) in enumerate(analyses.items()):
         if name not in styles:
@@ -58,7 +61,8 @@ def plot_gp_faces(results, analyses, path):
     left.set_title("Best α per R, both faces")
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
-    for axes_face, (name, metric) in zip(axes[1:], _FACE_METRICS):
+    md_face = next(face for face in _MD_FACES if face[0] in analyses or face == _MD_FACES[-1])
+    for axes_face, (name, metric) in zip(axes[1:], (_AR_FACE, md_face)):
         analysis = analyses[name]
         for index, (repetitions, row) in enumerate(sorted(analysis["per_repetition"].items())):
             color = f"C{index}"

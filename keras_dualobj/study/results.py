@@ -19,8 +19,12 @@ class CellResult:
     estimate). `final_prefix_loss` is the prefix-LM loss, which can only score the second
     half of each row (it attends both ways over the first), and `final_ar_suffix_loss`
     the causal loss on exactly those tokens: compare these two, not prefix-LM with
-    `final_ar_loss` (`keras_dualobj.study.held_out`). `final_ar_suffix_loss` is `None` in
-    results written before it was measured. `curve` holds the held-out losses at every
+    `final_ar_loss` (`keras_dualobj.study.held_out`). `final_md_pll` is the paper's
+    MD-face loss: minus the exact pseudo-log-likelihood per token of the same held-out
+    rows, one token masked at a time (deterministic; not a bound, lower than the ELBO).
+    `final_ar_suffix_loss` and `final_md_pll` are `None` in results written before they
+    were measured (`keras_dualobj.study.cell_pll` recomputes the PLL from the cell's
+    saved model). `curve` holds the held-out losses at every
     evaluation: `[{"step", "epoch", "ar_loss", "md_elbo"}, ...]`.
     """
 
@@ -40,6 +44,7 @@ class CellResult:
     curve: list = dataclasses.field(default_factory=list)
     # Last, with a default: older results files (and positional calls) stay valid.
     final_ar_suffix_loss: float = None
+    final_md_pll: float = None
 
     @property
     def key(self):

@@ -28,12 +28,14 @@ from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.study.plots import write_plots
 from keras_dualobj.study.budget import fit_token_budget
+from keras_dualobj.study.claims import CELL_RESULT_FILE
 from keras_dualobj.study.claims import CELLS_DIR
 from keras_dualobj.study.claims import GRID_SETTINGS
 from keras_dualobj.study.claims import check_study_dir
 from keras_dualobj.study.claims import claim_study_dir
 from keras_dualobj.study.defaults import STUDY_DEFAULTS
 from keras_dualobj.study.held_out import evaluation_rows
+from keras_dualobj.study.held_out import held_out_pll
 from keras_dualobj.study.held_out import second_half_losses
 from keras_dualobj.study.progress import StudyProgress
 from keras_dualobj.study.results import CellResult
@@ -53,8 +55,6 @@ from keras_dualobj.training.run import read_run_config
 from keras_dualobj.utils.validation import check_choice
 from keras_dualobj.utils.validation import check_float
 from keras_dualobj.utils.validation import check_int
-
-CELL_RESULT_FILE = "result.json"
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -320,6 +320,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
         tokens_per_step=spec.tokens_per_step,
         validation_data=data.validation_dataset,
         validation_steps=config.evaluation_batches,
+        final_validation_steps=config.evaluation_batches,
         run_config=run_config,
         log_every=log_every,
         eval_every=eval_every,
@@ -331,9 +332,8 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
     )
     curve = _read_curve(Path(cell_dir), plan.steps_per_epoch)
     best = min(curve, key=lambda point: point["ar_loss"])
-    second_half = second_half_losses(
-        model, evaluation_rows(data, config), config.recipe.batch_size
-    )
+    rows = evaluation_rows(data, config)
+    second_half = second_half_losses(model, rows, config.recipe.batch_size)
     return CellResult(
         ar_fraction=cell.ar_fraction,
         repetitions=cell.repetitions,
@@ -350,6 +350,7 @@ def run_cell(cell, config, data, cell_dir, on_step=None):
         wall_seconds=time.perf_counter() - started,
         curve=curve,
         final_ar_suffix_loss=second_half["ar"],
+        final_md_pll=held_out_pll(model, rows),
     )
 
 
@@ -459,7 +460,8 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"[study] cell {index}/{len(cells)} α={cell.ar_fraction:g} R={cell.repetitions} "
             f"seed={cell.seed}: "
             f"held-out AR {result.final_ar_loss:.3f} (best {result.best_ar_loss:.3f} at "
-            f"epoch {result.best_ar_loss_epoch:g}), MD ELBO {result.final_md_elbo:.3f}; "
+            f"epoch {result.best_ar_loss_epoch:g}), MD PLL {result.final_md_pll:.3f}, "
+            f"MD ELBO {result.final_md_elbo:.3f}; "
             f"second half of each row: AR {result.final_ar_suffix_loss:.3f} vs prefix-LM "
             f"{result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )

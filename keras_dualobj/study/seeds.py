@@ -20,8 +20,10 @@ from keras_dualobj.study.results import metric_value
 
 # `final_prefix_loss` and `final_ar_suffix_loss` score the same tokens (each row's second
 # half); `final_ar_loss` scores every next-token target of a row.
-METRICS = ("final_ar_loss", "final_md_elbo", "final_prefix_loss", "final_ar_suffix_loss",
-           "best_ar_loss", "best_md_elbo")
+METRICS = ("final_ar_loss", "final_md_pll", "final_md_elbo", "final_prefix_loss",
+           "final_ar_suffix_loss", "best_ar_loss", "best_md_elbo")
+# The faces of the seed table, the paper's metrics first (the MD PLL where measured).
+FACE_LABELS = {"final_ar_loss": "AR loss", "final_md_pll": "MD PLL", "final_md_elbo": "MD ELBO"}
 _AVERAGED = METRICS + ("best_ar_loss_epoch", "wall_seconds")
 
 
@@ -148,9 +150,11 @@ def _face_cells(statistics, repetitions, metric):
 
 
 def seed_summary_table(results):
-    """Best α per R (mean ± std over seeds) on the AR loss and the MD ELBO, vs both ends.
+    """Best α per R (mean ± std over seeds) on each face's loss, vs both ends.
 
-    `*` marks a difference beyond the seed spread (see the module docstring).
+    The faces are the AR loss, the MD PLL (the paper's MD-face metric; left out when no
+    cell measured it) and the MD ELBO. `*` marks a difference beyond the seed spread
+    (see the module docstring).
 
     Example:
     >>> cells = [CellResult(a, 4, 100, 400, 10, s, l + s / 100, l, 1.0, l + 1, l + 1, l, 1.0)
@@ -158,19 +162,21 @@ def seed_summary_table(results):
     >>> print(seed_summary_table(cells).splitlines()[-1])
       4 |    1/2  2.005±0.007  -1.000±0.014*  -0.500±0.014* |    1/2  3.000±0.000  -1.000±0.000*  -0.500±0.000* |   63/64
     """
-    by_metric = {metric: seed_statistics(results, metric) for metric in ("final_ar_loss", "final_md_elbo")}
+    faces = [metric for metric in FACE_LABELS
+             if any(math.isfinite(metric_value(r, metric)) for r in results)]
+    by_metric = {metric: seed_statistics(results, metric) for metric in faces}
     seeds = sorted({r.seed for r in results})
     lines = [
         f"Held-out losses (nats/token), mean ± sample std over seeds {seeds}; "
         "'vs' = best minus that end ± the sum of the two stds;",
         "* = beyond the seed spread (|difference| > that sum and the same sign for every seed).",
         "",
-        "  R | best α (AR loss)    vs α=0          vs α=1          "
-        "| best α (MD ELBO)    vs α=0          vs α=1          | paper α",
+        "  R | " + "| ".join(f"{'best α (' + FACE_LABELS[m] + ')':<19} vs α=0          vs α=1          "
+                            for m in faces) + "| paper α",
     ]
     for repetitions in sorted({r.repetitions for r in results}):
         row = [f"{repetitions:>3}"]
-        for metric in ("final_ar_loss", "final_md_elbo"):
+        for metric in faces:
             row.append(_face_cells(by_metric[metric], repetitions, metric) or "n/a")
         row.append(f"{format_fraction(paper_ar_fraction(repetitions)):>7}")
         lines.append(" | ".join(row))

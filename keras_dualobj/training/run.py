@@ -34,6 +34,9 @@ from keras_dualobj.training.callbacks import TrainingLogs
 from keras_dualobj.training.callbacks import TrainingProgress
 from keras_dualobj.training.callbacks import format_evaluation
 from keras_dualobj.training.checkpoints import CheckpointManager
+from keras_dualobj.training.evaluation_schedule import EVALUATION_BATCHES
+from keras_dualobj.training.evaluation_schedule import default_eval_every
+from keras_dualobj.training.evaluation_schedule import validation_epochs
 from keras_dualobj.training.checkpoints import restore_global_generator_states
 from keras_dualobj.training.atomic_files import atomic_path
 from keras_dualobj.training.atomic_files import atomic_write_text
@@ -226,7 +229,7 @@ def _check_run_arguments(
     check_int("total_steps", total_steps, minimum=1)
     check_int("tokens_per_step", tokens_per_step, minimum=1)
     check_int("log_every", log_every, minimum=1)
-    eval_every = 10 * log_every if eval_every is None else eval_every
+    eval_every = default_eval_every(total_steps, log_every) if eval_every is None else eval_every
     check_int("eval_every", eval_every, minimum=1)
     checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
     check_int("checkpoint_every", checkpoint_every, minimum=1)
@@ -307,8 +310,9 @@ def _fit_calls(start_step, total_steps, segment):
 
 
 def _final_evaluation(model, logs, total_steps, validation_data, validation_steps, stream):
-    """The held-out evaluation at the last step: reused if the last segment ended
-    with one, else run (and logged) now; `None` without validation data."""
+    """The held-out evaluation at the last step on `validation_steps` batches: reused
+    if the last segment ended with one (only when the periodic evaluations score the
+    same batches), else run (and logged) now; `None` without validation data."""
     if logs.last_validation is not None and logs.last_validation[0] == total_steps:
         return logs.last_validation[1]
     if validation_data is None:
@@ -331,7 +335,8 @@ def train(
     output_dir,
     tokens_per_step,
     validation_data=None,
-    validation_steps=None,
+    validation_steps=EVALUATION_BATCHES,
+    final_validation_steps=None,
     run_config=None,
     log_every=10,
     eval_every=None,
@@ -355,12 +360,16 @@ def train(
         tokens_per_step: int. `batch_size * sequence_length`, for tokens/s.
         validation_data: optional held-out dataset; evaluated every `eval_every`
             steps and at the end.
-        validation_steps: optional int, batches per evaluation (default: all).
+        validation_steps: batches per periodic evaluation (default
+            `EVALUATION_BATCHES`; `None`: all).
+        final_validation_steps: batches of the final evaluation, the run's result
+            (default `None`: the whole split).
         run_config: a `RunSpec` or a JSON-serialisable dict identifying the run
             (model, data, optimiser, seed). Stored as `run.json`; a resume must
             match it.
         log_every: int. Steps per log segment (a Keras epoch).
-        eval_every: int multiple of `log_every`, or `None` for `10 * log_every`.
+        eval_every: int multiple of `log_every`, or `None` for about
+            `EVALUATIONS_PER_RUN` per run (`default_eval_every`).
         checkpoint_every: int multiple of `log_every`, or `None` for `eval_every`.
         keep_checkpoints: int >= 1. Checkpoints kept on disk.
         resume: continue the run in `output_dir` from its latest checkpoint (an
@@ -428,6 +437,9 @@ def train(
         run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
     run_callbacks.extend(callbacks)
 
+    epochs_with_validation = validation_epochs(
+        total_steps, segment, eval_every, validation_steps == final_validation_steps
+    )
     try:
         for first_step, epochs, initial_epoch, steps_per_epoch in _fit_calls(
             start_step, total_steps, segment
@@ -440,7 +452,7 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 validation_data=validation_data if with_validation else None,
                 validation_steps=validation_steps,
-                validation_freq=eval_every // segment,
+                validation_freq=epochs_with_validation,
                 callbacks=run_callbacks,
                 # The data decides the order (it must, to resume at a step).
                 shuffle=False,
@@ -449,7 +461,7 @@ def train(
             if stop.failed_step is not None:
                 raise TrainingDivergedError(stop.message)
         evaluation = _final_evaluation(
-            model, logs, total_steps, validation_data, validation_steps,
+            model, logs, total_steps, validation_data, final_validation_steps,
             None if quiet else stream,
         )
         final_checkpoint = manager.latest()
