@@ -430,9 +430,9 @@ def _format_summary(summary):
 def _prompt_ids(data, prompt_length):
     """The first `prompt_length` tokens of a held-out document that long, prose first.
 
-    A document opening on indentation (a doctest, a code block) makes a poor prompt:
-    the MD face continues the run of spaces. The first full-length opening without
-    doubled or leading spaces is taken, else the first full-length one.
+    A document opening on indentation (a doctest) or a heading's underline makes a poor
+    prompt: both faces continue the run of spaces or `=`. The first full-length opening
+    that reads as prose is taken, else the first full-length one.
     """
     import numpy as np
 
@@ -445,13 +445,23 @@ def _prompt_ids(data, prompt_length):
             length = same_document.size if same_document.all() else int(np.argmin(same_document))
             candidate = tokens[row, start : start + min(length, prompt_length)]
             if len(candidate) == prompt_length:
-                text = str(data.tokenizer.detokenize(candidate[1:].tolist()))
-                if text == text.lstrip() and "  " not in text:
+                if _reads_as_prose(str(data.tokenizer.detokenize(candidate[1:].tolist()))):
                     return candidate
                 full_length = candidate if full_length is None else full_length
             if len(candidate) > len(best):
                 best = candidate
     return best if full_length is None else full_length
+
+
+def _reads_as_prose(text):
+    """No leading or doubled spaces, and at least 80% letters and spaces.
+
+    Example:
+    >>> _reads_as_prose("The try statement"), _reads_as_prose("Dictionary view\n=======")
+    (True, False)
+    """
+    letters = sum(character.isalpha() or character == " " for character in text)
+    return text == text.lstrip() and "  " not in text and letters >= 0.8 * max(len(text), 1)
 
 
 # `generate`'s default decoders (their defaults' one home: the classes), seeded: the
