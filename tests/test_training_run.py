@@ -96,13 +96,14 @@ def test_run_writes_progress_csv_tensorboard_checkpoints_and_model(tmp_path):
     assert set(result.evaluation) >= {"ar_loss", "md_loss"}
     assert all(np.isfinite(result.evaluation[name]) for name in ("ar_loss", "md_loss"))
     assert result.tokens_per_second > 0
-    # CSV: one row per segment plus the final evaluation, by step.
+    # CSV: one row per segment, by step; the final evaluation completes the last row.
     rows = list(__import__("csv").DictReader(open(tmp_path / "logs" / "training_log.csv")))
-    assert [int(row["step"]) for row in rows] == [2, 4, 6, 8, 10, 10]
+    assert [int(row["step"]) for row in rows] == [2, 4, 6, 8, 10]
     assert [int(row["tokens"]) for row in rows[:2]] == [2 * 64, 4 * 64]
     assert rows[1]["val_ar_loss"] and not rows[0]["val_ar_loss"]
     assert float(rows[-1]["val_md_loss"]) == pytest.approx(result.evaluation["md_loss"])
-    assert all(float(row["learning_rate"]) > 0 for row in rows[:-2])
+    assert all(float(row["learning_rate"]) > 0 for row in rows)
+    assert rows[-1]["loss"] and rows[-1]["val_ar_loss"]  # the last segment, then the final score
     # TensorBoard scalars, indexed by step.
     tags = {}
     for path in glob.glob(str(tmp_path / "logs" / "tensorboard" / "*")):

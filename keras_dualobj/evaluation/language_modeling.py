@@ -49,7 +49,7 @@ def evaluate_language_modeling(
     score_fn,
     token_ids,
     document_ids=None,
-    modes=LANGUAGE_MODELING_MODES,
+    modes=("ar", "md"),
     batch_size=8,
     pad_token_id=3,
 ):
@@ -62,7 +62,7 @@ def evaluate_language_modeling(
             between batches and the run reproducible.
         token_ids: int `[num_rows, length]`.
         document_ids: optional int `[num_rows, length]`.
-        modes: sequence of `"ar"`, `"md"`.
+        modes: any of `"ar"`, `"md"`, `"md_exact"` (scored by `score_fn`); default `ar`, `md`.
         batch_size: rows per forward pass; the last batch is filled up with rows of
             `pad_token_id`, which the default target mask never scores.
         pad_token_id: id of the filler rows.

@@ -310,7 +310,8 @@ class TrainingLogs(_StepTracking):
         return read_log_rows(self.log_dir)
 
     def log_row(self, step, logs, learning_rate=None, tokens_per_second=None):
-        """Appends one row (and TensorBoard scalars) for `step`."""
+        """Appends one row (and TensorBoard scalars) for `step`; completes the last row
+        instead when it is for the same step."""
         row = {
             "step": step,
             "tokens": step * self.meter.tokens_per_step,
@@ -318,8 +319,18 @@ class TrainingLogs(_StepTracking):
             "tokens_per_second": tokens_per_second,
         }
         row.update({name: float(logs[name]) for name in CSV_COLUMNS[4:] if name in logs})
-        with open(self.csv_path, "a", newline="") as file:
-            csv.DictWriter(file, fieldnames=CSV_COLUMNS).writerow(row)
+        rows = self.read_rows()
+        if rows and int(rows[-1]["step"]) == step:
+            # A later evaluation of a logged step (the final one, on the whole split)
+            # completes that step's row: one row per step, as a plot reads it.
+            rows[-1].update({name: value for name, value in row.items() if value is not None})
+            with open(self.csv_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            with open(self.csv_path, "a", newline="") as file:
+                csv.DictWriter(file, fieldnames=CSV_COLUMNS).writerow(row)
         if self._writer is not None:
             import tensorflow as tf
 
