@@ -184,6 +184,7 @@ def md(model, max_new_tokens=4, **options):
         (lambda m: fill(m, np.array([[4, 20, 4]])), "Position 0"),
         (lambda m: fill(m, np.array([[1, 4, 4], [1, 20, 4]])), r"\[2, 1\]"),
         (lambda m: fill(m, np.array([[1, 20, 21]])), r"\[0\]"),
+        (lambda m: fill(m, np.array([[1, 99, 4]])), "token id 99"),
         (lambda m: m.infill([1, 20], [[30]], span_length=2), "same kind"),
         (lambda m: m.infill([1, 20], [30], span_length=0), "span_length"),
         (lambda m: m.infill([1, 20], [], span_length=2), "suffix"),

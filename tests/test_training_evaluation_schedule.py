@@ -61,8 +61,10 @@ def test_periodic_evaluations_score_a_few_batches_and_the_final_one_the_whole_sp
     assert result.evaluation["ar_loss"] == pytest.approx(whole["ar_loss"], rel=1e-5)
     assert result.evaluation["ar_loss"] != pytest.approx(first["ar_loss"], rel=1e-5)
     log = list(csv.DictReader(open(tmp_path / "logs" / "training_log.csv")))
-    assert [(int(row["step"]), bool(row["val_ar_loss"])) for row in log] == [
-        (2, True), (4, True), (6, True), (8, False), (8, True)]
+    # One row per step: the final evaluation completes the last segment's row.
+    assert [(int(row["step"]), bool(row["loss"]), bool(row["val_ar_loss"])) for row in log] == [
+        (2, True, True), (4, True, True), (6, True, True), (8, True, True)]
+    assert float(log[-1]["val_ar_loss"]) == pytest.approx(result.evaluation["ar_loss"], rel=1e-5)
 
 
 def test_the_schedule_is_about_four_evaluations_per_run_without_the_last_step():

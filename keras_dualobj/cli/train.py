@@ -457,7 +457,7 @@ def _reads_as_prose(text):
     """No leading or doubled spaces, and at least 80% letters and spaces.
 
     Example:
-    >>> _reads_as_prose("The try statement"), _reads_as_prose("Dictionary view\n=======")
+    >>> _reads_as_prose("The try statement"), _reads_as_prose("Dictionary view =======")
     (True, False)
     """
     letters = sum(character.isalpha() or character == " " for character in text)

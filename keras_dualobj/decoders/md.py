@@ -212,6 +212,7 @@ class MDDecoder(Decoder):
                 "`token_ids` must be an int array [batch, length]; received dtype "
                 f"{token_ids.dtype} and shape {token_ids.shape}."
             )
+        check_vocabulary(list(token_ids), model.backbone.vocabulary_size, "token_ids")
         if fill_positions is None:
             fill_positions = token_ids == model.mask_token_id
         document_ids = np.zeros_like(token_ids) if document_ids is None else document_ids
