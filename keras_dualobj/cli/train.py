@@ -72,7 +72,7 @@ def add_parser(subparsers):
     run.add_argument("--eval-every", type=int, help=f"held-out evaluation every N steps (a multiple of --log-every; default: about {EVALUATIONS_PER_RUN} per run)")
     run.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (a multiple of --log-every; default: --eval-every)")
     run.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept on disk (default: {OPERATIONAL_DEFAULTS['keep_checkpoints']})")
-    run.add_argument("--eval-batches", type=_eval_batches, help=f"held-out batches per periodic evaluation, or 'all' (default: {EVALUATION_BATCHES}; the final evaluation scores the whole split)")
+    run.add_argument("--eval-batches", type=_eval_batches, help=f"held-out batches per evaluation, or 'all' (default: {EVALUATION_BATCHES} per periodic evaluation and the whole split at the end; given, the final evaluation scores these batches too)")
     run.add_argument("--sample-length", type=int, help=f"tokens generated for each summary sample (default: {OPERATIONAL_DEFAULTS['sample_length']})")
     run.add_argument("--prompt-length", type=int, help=f"prompt tokens taken from held-out text (default: {OPERATIONAL_DEFAULTS['prompt_length']})")
     run.add_argument("--distribution", help="single (default), data, data:N or model:BxM (a batch x model mesh; JAX)")
@@ -122,6 +122,12 @@ def resolve_config(args):
 
 def _operational(args):
     return dict(OPERATIONAL_DEFAULTS, **_explicit(args, OPERATIONAL_DEFAULTS))
+
+
+def _final_eval_batches(args):
+    """Batches of the final evaluation: `--eval-batches N` when given, else the whole split."""
+    given = getattr(args, "eval_batches", None)
+    return None if given in (None, "all") else given
 
 
 def _eval_batches(text):
@@ -351,6 +357,9 @@ def _run_train(args):
             output_dir=output_dir,
             validation_data=data.validation_dataset,
             validation_steps=None if options["eval_batches"] == "all" else options["eval_batches"],
+            # `--eval-batches N` given: the run's final score is on those N batches too
+            # (a dry run or a quick check); by default, the whole split.
+            final_validation_steps=_final_eval_batches(args),
             run_config=config,
             keep_checkpoints=options["keep_checkpoints"],
             resume=args.resume,
