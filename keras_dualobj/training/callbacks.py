@@ -298,6 +298,8 @@ class TrainingLogs(_StepTracking):
             writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
+        # Read back only when a step is logged twice, not on every row (O(rows) each).
+        self._last_step = int(kept[-1]["step"]) if kept else None
         self.last_validation = None  # (step, held-out metrics) of the latest evaluation
         self._writer = None
         if tensorboard:
@@ -319,8 +321,8 @@ class TrainingLogs(_StepTracking):
             "tokens_per_second": tokens_per_second,
         }
         row.update({name: float(logs[name]) for name in CSV_COLUMNS[4:] if name in logs})
-        rows = self.read_rows()
-        if rows and int(rows[-1]["step"]) == step:
+        if step == self._last_step:
+            rows = self.read_rows()
             # A later evaluation of a logged step (the final one, on the whole split)
             # completes that step's row: one row per step, as a plot reads it.
             rows[-1].update({name: value for name, value in row.items() if value is not None})
@@ -331,6 +333,7 @@ class TrainingLogs(_StepTracking):
         else:
             with open(self.csv_path, "a", newline="") as file:
                 csv.DictWriter(file, fieldnames=CSV_COLUMNS).writerow(row)
+        self._last_step = step
         if self._writer is not None:
             import tensorflow as tf
 
