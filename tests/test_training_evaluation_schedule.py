@@ -67,6 +67,26 @@ def test_periodic_evaluations_score_a_few_batches_and_the_final_one_the_whole_sp
     assert float(log[-1]["val_ar_loss"]) == pytest.approx(result.evaluation["ar_loss"], rel=1e-5)
 
 
+def test_every_periodic_evaluation_scores_the_same_first_batches(tmp_path):
+    # The curve compares the same rows at every point (Keras resets the held-out
+    # iterator per evaluation): with the weights frozen, the losses are equal.
+    rng = np.random.default_rng(1)
+    rows = rng.integers(5, 48, (STEPS * BATCH_SIZE, LENGTH)).astype("int32")
+    held_out = rng.integers(5, 48, (6 * BATCH_SIZE, LENGTH)).astype("int32")
+    validation = tf.data.Dataset.from_tensor_slices(held_out).batch(BATCH_SIZE)
+    model = DualLM(tiny_backbone(num_layers=1, intermediate_dim=48), ar_fraction=0.5, seed=5)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+    train(
+        model, lambda start: tf.data.Dataset.from_tensor_slices(rows).batch(BATCH_SIZE).skip(start),
+        STEPS, tmp_path, tokens_per_step=BATCH_SIZE * LENGTH, validation_data=validation,
+        log_every=2, eval_every=2, stream=False,
+    )
+    first = model.evaluate(validation, steps=EVALUATION_BATCHES, return_dict=True, verbose=0)
+    log = list(csv.DictReader(open(tmp_path / "logs" / "training_log.csv")))
+    periodic = [float(row["val_ar_loss"]) for row in log[:-1]]
+    assert periodic == pytest.approx([first["ar_loss"]] * 3, rel=1e-5)
+
+
 def test_the_schedule_is_about_four_evaluations_per_run_without_the_last_step():
     assert default_eval_every(128, 10) == 30
     assert validation_epochs(120, 10, 30, final_is_periodic=False) == [3, 6, 9]
