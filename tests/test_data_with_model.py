@@ -6,6 +6,7 @@ import pytest
 
 from keras_dualobj import DualLM
 from keras_dualobj.data import ByteTokenizer, prepare_data, train_bpe_tokenizer
+from keras_dualobj.data import make_evaluation_dataset, pack_documents
 
 from conftest import tiny_backbone
 
@@ -55,6 +56,31 @@ def test_fit_consumes_the_pipeline_epoch_by_epoch():
     assert np.isfinite(history.history["val_md_loss"]).all()
     results = model.evaluate(data.validation_dataset, return_dict=True, verbose=0)
     assert np.isfinite(results["ar_loss"])
+
+
+def test_evaluation_batches_padded_to_one_shape_score_every_row_once():
+    # 10 held-out rows in batches of 4: the last batch is 2 rows and 2 padding rows.
+    # The face losses are each face's NLL summed over the split's scored tokens
+    # over their count (as `score` gives them), and `loss` their objective.
+    rng = np.random.default_rng(0)
+    documents = [rng.integers(5, 48, rng.integers(6, 30)).tolist() for _ in range(12)]
+    rows = pack_documents(documents, sequence_length=16)
+    model = DualLM(_tiny_backbone(64), ar_fraction=0.25, elbo_samples=2, elbo_seed=3, seed=0)
+    model.compile()
+    dataset = make_evaluation_dataset(rows, 4)
+    assert [int(b["token_ids"].shape[0]) for b in dataset] == [4] * -(-rows.num_rows // 4)
+    logs = model.evaluate(dataset, return_dict=True, verbose=0)
+    one_batch = model.evaluate(make_evaluation_dataset(rows, rows.num_rows), return_dict=True,
+                               verbose=0)
+    ar = model.score(rows.token_ids, "ar", document_ids=rows.document_ids)
+    md = model.score(rows.token_ids, "md", document_ids=rows.document_ids, num_samples=2, seed=3)
+    assert logs["ar_loss"] == pytest.approx(ar["nll"].sum() / ar["num_tokens"].sum(), rel=1e-5)
+    assert logs["md_loss"] == pytest.approx(md["nll"].sum() / md["num_tokens"].sum(), rel=1e-5)
+    for name in ("loss", "ar_loss", "md_loss", "ar_accuracy", "md_accuracy"):
+        assert logs[name] == pytest.approx(one_batch[name], rel=1e-5), name
+    assert logs["loss"] == pytest.approx(0.25 * logs["ar_loss"] + 0.75 * logs["md_loss"], rel=1e-6)
+    as_list = model.evaluate(dataset, verbose=0)
+    assert as_list[0] == pytest.approx(logs["loss"], rel=1e-6)
 
 
 def test_resumed_fit_runs_the_remaining_epochs():

@@ -15,6 +15,7 @@ the same batches, and resuming at step s is a jump, not a replay.
 import numpy as np
 import tensorflow as tf
 
+from keras_dualobj.data import special_tokens
 from keras_dualobj.data.packing import PackedRows
 from keras_dualobj.data.repetition import RepetitionPlan, _validate_start_step
 
@@ -153,34 +154,62 @@ def make_training_dataset(rows, plan, *, seed, start_step=0):
 
 
 def make_evaluation_dataset(rows, batch_size):
-    """Held-out rows in their stored order, every row exactly once.
+    """Held-out rows in their stored order, every row exactly once, in equal batches.
 
-    The last batch holds the leftover rows (it may be smaller): evaluation
-    sees every held-out row, nothing is dropped.
+    The last batch holds the leftover rows and is filled up with padding rows
+    (`padding_rows`: `<pad>` tokens, each position its own document), which predict
+    nothing and so count nowhere: `DualLM.evaluate()` weighs every batch by its
+    scored tokens. Every batch has the same shape, so the evaluation step compiles
+    once and splits over any number of batch shards (`keras.distribution`).
 
     Args:
         rows: `PackedRows` of the validation (or test) split.
         batch_size: rows per batch, >= 1.
 
     Returns:
-        A `tf.data.Dataset` of `{"token_ids", "document_ids"}` int32 batches.
+        A `tf.data.Dataset` of `{"token_ids", "document_ids"}` int32 batches of
+        `batch_size` rows (`ceil(num_rows / batch_size)` batches).
 
     Example:
 
     >>> from keras_dualobj.data import pack_documents
     >>> rows = pack_documents([list(range(16, 116))] * 2, sequence_length=10)
-    >>> [int(b["token_ids"].shape[0]) for b in make_evaluation_dataset(rows, 8)]
-    [8, 8, 4]
+    >>> batches = list(make_evaluation_dataset(rows, 8))
+    >>> [int(b["token_ids"].shape[0]) for b in batches], rows.num_rows
+    ([8, 8, 8], 20)
+    >>> batches[-1]["token_ids"][4:].numpy().tolist() == [[3] * 10] * 4
+    True
     """
     if not isinstance(rows, PackedRows):
         raise TypeError(f"`rows` must be PackedRows. Received: {type(rows).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
-    token_ids, document_ids = _row_tensors(rows, rows.num_rows)
+    padding = padding_rows(-rows.num_rows % batch_size, rows.sequence_length)
+    features = {
+        "token_ids": np.concatenate([rows.token_ids, padding[0]]),
+        "document_ids": np.concatenate([rows.document_ids, padding[1]]),
+    }
     return (
         tf.data.Dataset.from_tensor_slices(
-            {"token_ids": token_ids, "document_ids": document_ids}
+            {name: tf.constant(value, dtype=tf.int32) for name, value in features.items()}
         )
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def padding_rows(num_rows, sequence_length):
+    """`(token_ids, document_ids)` of rows that predict nothing: `<pad>` tokens, each
+    position its own document (ids below 0, which no packed document has), so no
+    position has a next-token or masked-token target whatever the model's pad id.
+
+    Example:
+
+    >>> token_ids, document_ids = padding_rows(1, 4)
+    >>> token_ids.tolist(), document_ids.tolist()
+    ([[3, 3, 3, 3]], [[-1, -2, -3, -4]])
+    """
+    token_ids = np.full((num_rows, sequence_length), special_tokens.PAD_TOKEN_ID, "int32")
+    document_ids = np.broadcast_to(-1 - np.arange(sequence_length, dtype="int32"),
+                                   (num_rows, sequence_length))
+    return token_ids, document_ids

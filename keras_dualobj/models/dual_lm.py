@@ -355,11 +355,15 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
         with pipeline_errors():
             return super().predict(x, batch_size=batch_size, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, return_dict=False, **kwargs):
         x, batch_size = preprocess_fit_inputs(self.preprocessor, x, batch_size)
         check_array_inputs(x, self.backbone.vocabulary_size, self.backbone.max_sequence_length, y)
         with pipeline_errors():
-            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+            logs = super().evaluate(x, y, batch_size=batch_size, return_dict=True, **kwargs)
+        logs["loss"] = self.held_out_loss(logs)
+        if return_dict:
+            return logs
+        return [logs[metric.name] for metric in self.metrics if metric.name in logs]
 
     def _decoding_function(self, key, build):
         """The compiled decoding/scoring function for `key`, built once per model."""

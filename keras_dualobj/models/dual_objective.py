@@ -113,11 +113,11 @@ class DualObjective:
             loss = loss + terms[f"{objective}_share"] * weight * terms[f"{objective}_loss"]
             for name in (f"{objective}_loss", f"{objective}_accuracy"):
                 getattr(self, f"{name}_tracker").update_state(
-                    terms[name], sample_weight=terms[f"{objective}_rows"]
+                    terms[name], sample_weight=terms["weights"][name]
                 )
         if self.z_loss_tracker is not None:
             loss = loss + self.z_loss_weight * terms["z_loss"]
-            self.z_loss_tracker.update_state(terms["z_loss"])
+            self.z_loss_tracker.update_state(terms["z_loss"], sample_weight=terms["weights"]["z_loss"])
         return loss
 
     def _training_terms(self, forward):
@@ -133,8 +133,10 @@ class DualObjective:
             else batch_size * self.ar_fraction
         )
         terms = {
-            "ar_rows": num_ar_rows,
-            "md_rows": batch_size - num_ar_rows,
+            # The trackers weigh each step by its rows of each objective.
+            "weights": {"ar_loss": num_ar_rows, "ar_accuracy": num_ar_rows, "z_loss": 1.0,
+                        "md_loss": batch_size - num_ar_rows,
+                        "md_accuracy": batch_size - num_ar_rows},
             "ar_share": num_ar_rows / batch_size if mixed else self.ar_fraction,
             "md_share": 1.0 - num_ar_rows / batch_size if mixed else 1.0 - self.ar_fraction,
         }
@@ -187,7 +189,6 @@ class DualObjective:
     def _evaluation_terms(self, x, causal_logits):
         features = unpack_features(x)
         token_ids, document_ids = features["token_ids"], features["document_ids"]
-        batch_size = ops.shape(token_ids)[0]
         ar_targets = next_token_targets(token_ids, document_ids, (self.pad_token_id,))
         # The held-out MD ELBO is the estimator of `DualLM.score(mode="md")`
         # (`keras_dualobj.evaluation.md_bound`): masks from `elbo_seed` and each row's
@@ -205,18 +206,21 @@ class DualObjective:
         )
         num_md_tokens = ops.sum(ops.cast(md_targets, "float32"))
         md_logits, md_masked = md["logits"], md["masked"]
-        rows = ops.cast(batch_size, "float32")
         # One pass over each face's logits for its loss, accuracy and z-loss, as in training.
         causal = position_terms(causal_logits, token_ids)
         ar_weights = predicting_positions(ar_targets)
         alignment = "shifted" if self.md_shifted else "unshifted"
         masked = position_terms(md_logits, md["token_ids"], (alignment,))
         md_weights = predicting_positions(md_masked, self.md_shifted)
+        num_ar_tokens = ops.sum(ops.cast(ar_weights, "float32"))
         terms = {
-            "ar_rows": rows,
-            # The MD trackers are weighted by scored tokens, so `md_loss` over a whole
-            # `evaluate()` is Σ bound / Σ tokens, whatever the batch size.
-            "md_rows": num_md_tokens,
+            # The trackers weigh each batch by the tokens each value averages, so over a
+            # whole `evaluate()` `ar_loss` is Σ NLL / Σ tokens, `md_loss` Σ bound / Σ
+            # tokens, `md_accuracy` over all masked tokens, whatever the batch size;
+            # padding rows (no targets) count nowhere.
+            "weights": {"ar_loss": num_ar_tokens, "ar_accuracy": num_ar_tokens,
+                        "md_loss": num_md_tokens, "z_loss": num_ar_tokens,
+                        "md_accuracy": ops.sum(ops.cast(md_weights, "float32"))},
             "ar_share": self.ar_fraction,
             "md_share": 1.0 - self.ar_fraction,
             "ar_loss": weighted_mean(causal["shifted"]["cross_entropy"], ar_weights),
@@ -233,6 +237,20 @@ class DualObjective:
                 ops.square(masked["log_normalizer"]), md_weights
             )
         return terms
+
+    def held_out_loss(self, logs):
+        """The objective on a whole held-out split, from `evaluate()`'s face losses:
+        `α · ar_loss_weight · ar_loss + (1 − α) · md_loss (+ z_loss_weight · z_loss)`.
+
+        Keras's own `loss` tracker averages the batches' objectives by rows; this is
+        the same objective, with each face averaged over its scored tokens, so padding
+        rows and a smaller last batch change nothing.
+        """
+        loss = self.ar_fraction * self.ar_loss_weight * logs["ar_loss"]
+        loss += (1.0 - self.ar_fraction) * logs["md_loss"]
+        if self.z_loss_tracker is not None:
+            loss += self.z_loss_weight * logs["z_loss"]
+        return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         logs = super().compute_metrics(x, y, y_pred, sample_weight)
