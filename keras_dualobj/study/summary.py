@@ -61,7 +61,7 @@ def summary_table(results, estimator=None):
         "MD face: the PLL (the paper's metric), the ELBO beside it.",
         *([estimator] if estimator else []),
         "",
-        "  R | " + " | ".join(f"{'best α (' + name + ')':>19}  vs α=0  vs α=1" for _, name in FACES)
+        "  R | " + " | ".join(f"{'best α (' + name + ')':>18}  vs α=0  vs α=1" for _, name in FACES)
         + " | paper α",
     ]
     by_metric = {metric: best_ar_fractions(results, metric) for metric, _ in FACES}
