@@ -125,16 +125,19 @@ for result in read_results(study_dir):
 
 """
 The table printed at the end of the run compares, for each R, the best α by held-out AR
-loss and by MD ELBO with both ends of the same run (negative = better than that end),
-next to the paper's α. It is saved as `summary.txt`; `summary_table` builds it from any
-list of results, e.g. only the R = 16 cells:
+loss, by MD PLL (the MD face's verdict, as the paper judges it) and by MD ELBO (beside
+it) with both ends of the same run (negative = better than that end), next to the
+paper's α. It is saved as `summary.txt`; `summary_table` builds it from any list of
+results, e.g. only the R = 16 cells:
 """
 
 print(summary_table([result for result in results if result.repetitions == 16]))
 
 """
-`recommend_ar_fraction` gives the paper's α, and the measured one when it is given a
-study directory (the `keras-dualobj recommend --repetitions R --study DIR` command).
+`recommend_ar_fraction` gives the paper's α, and the measured one per face when it is
+given a study directory (the `keras-dualobj recommend --repetitions R --study DIR`
+command): `md_face` names the metric that judges the MD face, the PLL (`measured_md_pll`,
+`gp_md_pll`), with the ELBO's keys beside it.
 """
 
 print(recommend_ar_fraction(16, study_dir))
@@ -198,7 +201,9 @@ keras-dualobj study --output studies/default         # 7 α × R ∈ {1, 4, 16, 
 ```
 
 The default study took 44 minutes (TensorFlow backend, 57–162 s per cell, part of the
-time beside the test suite); the quick one 8 min 46 s alone. The default printed:
+time beside the test suite); the quick one 8 min 46 s alone. The default printed (recorded
+before the study measured the PLL: today's table has a `best α (MD PLL)` column between
+these two):
 
 ```text
 Held-out losses (nats/token); 'vs' columns: best minus that end (negative = better).

@@ -1,6 +1,7 @@
 """The repetition study: grid bookkeeping, outputs, resume, recommendations."""
 
 import csv
+import io
 import json
 import re
 import shutil
@@ -19,6 +20,7 @@ from keras_dualobj.study import read_results
 from keras_dualobj.study import recommend_ar_fraction
 from keras_dualobj.study import run_study
 from keras_dualobj.study.results import CSV_FIELDS
+from keras_dualobj.study.results import format_fraction
 
 from conftest import one_thread_environment
 
@@ -50,10 +52,12 @@ def _layout(lines):
 
 
 def _documented_summaries():
-    """The `summary.txt` samples of docs/study.md (its first table alone, or whole)."""
+    """The `summary.txt` samples of docs/study.md (its first table alone, or whole) with
+    the MD PLL column; those recorded before it (labelled so on the page) are left out."""
     page = (Path(__file__).parents[1] / "docs" / "study.md").read_text()
     return [block.splitlines() for block in re.findall(r"```text\n(.*?)```", page, re.S)
-            if block.startswith("Held-out losses (nats/token); 'vs' columns")]
+            if block.startswith("Held-out losses (nats/token); 'vs' columns")
+            and "best α (MD PLL)" in block]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +147,7 @@ def test_outputs_have_the_documented_schema(study):
     body = body[: body.index("")]
     assert [line.split("|")[0].strip() for line in body] == ["1", "2"]
     assert body[0].rstrip().endswith("63/64")
+    _assert_best_alphas(body, results)
     # Prefix-LM against AR on the same tokens (each row's second half), per R and α.
     comparison = lines[lines.index(next(line for line in lines if line.startswith("Prefix-LM vs AR"))):]
     by_cell = {(r.repetitions, r.ar_fraction): r for r in results}
@@ -154,8 +159,19 @@ def test_outputs_have_the_documented_schema(study):
     ]
     # docs/study.md shows what a study prints: each sample is (the start of) this layout.
     documented = [_layout(sample) for sample in _documented_summaries()]
-    assert _layout(lines) in documented, (_layout(lines), documented)
-    assert all(sample == _layout(lines)[: len(sample)] for sample in documented)
+    assert documented and all(sample == _layout(lines)[: len(sample)] for sample in documented), (
+        _layout(lines), documented)
+
+
+def _assert_best_alphas(body, results):
+    """Each face's column of `summary.txt`'s rows names its lowest loss's α: the MD face's
+    verdict by the PLL, the ELBO's beside it."""
+    for row in body:
+        cells = [r for r in results if r.repetitions == int(row.split("|")[0])]
+        for column, metric in enumerate(("final_ar_loss", "final_md_pll", "final_md_elbo"), start=1):
+            best = min(cells, key=lambda r: getattr(r, metric))
+            assert row.split("|")[column].split("=")[0].strip() == format_fraction(best.ar_fraction), (
+                metric, row)
 
 
 @pytest.mark.end_to_end("torch")
@@ -211,7 +227,8 @@ def test_recommend_reads_the_measured_alpha(study):
     with open(study_dir / "results.csv", newline="") as handle:
         at_two = [row for row in csv.DictReader(handle) if row["repetitions"] == "2"]
     assert sorted(float(row["ar_fraction"]) for row in at_two) == [0.0, 1.0]
-    for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_elbo", "md_elbo")):
+    assert recommendation["md_face"] == "md_pll"  # the MD face by the PLL, the ELBO beside it
+    for metric, name in (("final_ar_loss", "ar_loss"), ("final_md_pll", "md_pll"), ("final_md_elbo", "md_elbo")):
         losses = {float(row["ar_fraction"]): float(row[metric]) for row in at_two}
         lower = 0.0 if losses[0.0] < losses[1.0] else 1.0
         assert recommendation[f"measured_{name}"] == lower, (metric, losses)
@@ -221,6 +238,47 @@ def test_recommend_reads_the_measured_alpha(study):
         recommend_ar_fraction(8, study_dir)
     with pytest.raises(ValueError, match="repetitions"):
         recommend_ar_fraction(0.5)
+
+
+def _forget_the_pll(paths, keep=lambda row: False):
+    """Rewrites results files as a version before the PLL wrote them (rows `keep` spares)."""
+    for path in paths:
+        stored = json.loads(path.read_text())
+        for row in stored if isinstance(stored, list) else [stored]:
+            if not keep(row):
+                del row["final_md_pll"]
+        path.write_text(json.dumps(stored))
+
+
+@pytest.mark.end_to_end("torch")
+def test_a_study_written_before_the_pll_is_judged_by_it_from_its_saved_models(study, tmp_path):
+    study_dir, results = study
+    old = tmp_path / "old"
+    shutil.copytree(study_dir, old)
+    _forget_the_pll([old / "results.json", *old.glob("cells/*/result.json")])
+    # Rerun: every cell finished, none retrains; each one's PLL is scored from model.keras
+    # before summary.txt judges the MD face by it.
+    stream = io.StringIO()
+    rerun = run_study(StudyConfig(**TINY), old, stream=stream)
+    assert "4 already finished" in stream.getvalue()
+    assert stream.getvalue().count("scored from model.keras (results predate it)") == 4
+    measured = {(r.ar_fraction, r.repetitions): r.final_md_pll for r in results}
+    for result in rerun:  # the same deterministic score as when the cells were trained
+        assert result.final_md_pll == pytest.approx(measured[(result.ar_fraction, result.repetitions)], rel=1e-5)
+    lines = (old / "summary.txt").read_text().splitlines()
+    body = [line for line in lines if re.fullmatch(r" *\d+ \|.*", line)][:2]
+    _assert_best_alphas(body, results)
+    assert not any("judged by the MD ELBO" in line for line in lines)
+    # recommend scores them too (R = 2's cells here), as `study --analyse-only` does.
+    _forget_the_pll([old / "results.json"], keep=lambda row: row["repetitions"] == 1)
+    stream = io.StringIO()
+    recommendation = recommend_ar_fraction(2, old, stream=stream)
+    assert stream.getvalue().count("scored from model.keras (results predate it)") == 2
+    at_two = {a: pll for (a, r), pll in measured.items() if r == 2}
+    assert recommendation["md_face"] == "md_pll"
+    assert recommendation["measured_md_pll"] == min(at_two, key=at_two.get)
+    assert recommendation["measured_md_pll_value"] == pytest.approx(min(at_two.values()), rel=1e-5)
+    assert all(r.final_md_pll is not None for r in read_results(old))  # written back
 
 
 @pytest.mark.backend_independent

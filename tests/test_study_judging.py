@@ -1,18 +1,24 @@
 """What a study's analysis refuses to judge: the GP at an R with too few α on a face, the
-findings without the seeds or cells they compare (NumPy and text only, no training)."""
+findings without the seeds or cells they compare; and what `summary.txt` and `recommend`
+judge the MD face by, the PLL or, where it was not measured, the ELBO (NumPy and text
+only, no training)."""
 
+import dataclasses
 import re
 
 import pytest
 
 from keras_dualobj.cli import main
+from keras_dualobj.study import StudyConfig
 from keras_dualobj.study.analysis import analyse_study
 from keras_dualobj.study.analysis import study_analyses
+from keras_dualobj.study.claims import claim_study_dir
 from keras_dualobj.study.findings import findings_text
 from keras_dualobj.study.gp_analysis import alpha_coverage
 from keras_dualobj.study.recommend import recommend_ar_fraction
 from keras_dualobj.study.results import CellResult
 from keras_dualobj.study.results import write_results
+from keras_dualobj.study.summary import summary_table
 
 # NumPy, files and text only: no model code, Keras op or layer (tests/conftest.py).
 pytestmark = pytest.mark.backend_independent
@@ -98,12 +104,13 @@ def test_recommend_prints_the_gp_alpha_or_why_a_face_is_not_judged(tmp_path, cap
     write_results(_cells((0.25, 0.5, 1.0)), tmp_path)
     assert main(["recommend", "--repetitions", "4", "--study", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("R = 4: the paper's rule"), lines
+    assert len(lines) == 4 and lines[0].startswith("R = 4: the paper's rule"), lines
     assert re.fullmatch(rf"  {re.escape(str(tmp_path))}: GP best α by held-out AR loss = "
                         r"\d\.\d{3} \(90% interval \d\.\d{3} to \d\.\d{3}\)", lines[1]), lines[1]
-    assert lines[2] == (
-        f"  {tmp_path}: GP best α by held-out MD ELBO: not judged (interpolated from 2 α at "
-        "R = 1 (1/4, 1/2) and 2 α at R = 16 (1/4, 1/2); needs >= 3)")
+    # The MD face: the PLL first, the ELBO beside it.
+    assert lines[2:] == [
+        f"  {tmp_path}: GP best α by held-out MD {face}: not judged (interpolated from 2 α at "
+        "R = 1 (1/4, 1/2) and 2 α at R = 16 (1/4, 1/2); needs >= 3)" for face in ("PLL", "ELBO")]
 
 
 def test_findings_without_the_cells_they_compare_are_not_judged():
@@ -141,3 +148,64 @@ def test_the_paper_metrics_come_first_and_a_study_without_the_pll_says_so(tmp_pa
     assert verdicts["(3) same best α on both faces (AR loss vs MD PLL)"] == missing
     assert verdicts["(1) mixing beats both ends, on the held-out MD ELBO"] != missing
     assert "MD PLL" not in text[:text.index("(1)")]  # no seed-table column, no GP fit
+
+
+def test_summary_and_recommend_judge_the_md_face_by_the_pll_with_the_elbo_beside_it(tmp_path, capsys):
+    # On the grid the PLL's best α is 1/2 (its surface's minimum is at 0.4), the ELBO's 1/4
+    # (minimum at 0.3): the MD face's verdict is the PLL's, the ELBO's is printed beside it.
+    cells = _cells((0.0, 0.25, 0.5, 0.75, 1.0))
+    rows = summary_table(cells).splitlines()
+    header = next(line for line in rows if line.startswith("  R |"))
+    assert [part.strip() for part in header.split("|")][1:4] == [
+        f"best α ({face})  vs α=0  vs α=1" for face in ("AR loss", "MD PLL", "MD ELBO")]
+    for row in rows[rows.index(header) + 1:]:
+        ar, pll, elbo = (part.split("=")[0].strip() for part in row.split("|")[1:4])
+        assert (ar, pll, elbo) == ("1/2", "1/2", "1/4"), row
+    assert not any("judged by the MD ELBO" in line for line in rows)
+    write_results(cells, tmp_path)
+    recommendation = recommend_ar_fraction(16, tmp_path)
+    assert recommendation["md_face"] == "md_pll" and "md_pll_not_measured" not in recommendation
+    assert (recommendation["measured_md_pll"], recommendation["measured_md_elbo"]) == (0.5, 0.25)
+    assert recommendation["measured_md_pll_value"] == pytest.approx(1.81)
+    low, high = recommendation["gp_md_pll"]["interval"]  # fitted on α = 0, 1/4, 1/2, 3/4
+    assert low <= 0.4 <= high
+    low, high = recommendation["gp_md_elbo"]["interval"]
+    assert low <= 0.3 <= high
+    assert main(["recommend", "--repetitions", "16", "--study", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    faces = [re.search(r"by held-out (AR loss|MD PLL|MD ELBO)", line).group(1) for line in lines[1:]]
+    assert faces == ["AR loss", "AR loss", "MD PLL", "MD PLL", "MD ELBO", "MD ELBO"], lines
+    assert lines[3] == f"  {tmp_path}: best grid α by held-out MD PLL = 1/2 (1.810 nats/token, mean over seeds)"
+    assert lines[5] == f"  {tmp_path}: best grid α by held-out MD ELBO = 1/4 (2.502 nats/token, mean over seeds)"
+
+
+def test_a_study_without_the_pll_nor_models_says_the_md_face_is_judged_by_the_elbo(tmp_path, capsys):
+    # Results written before the PLL, no model.keras to score it from (as if deleted).
+    cells = _cells((0.0, 0.25, 0.5, 0.75, 1.0), pll=False)
+    claim_study_dir(tmp_path, StudyConfig((0.0, 0.25, 0.5, 0.75, 1.0), (1, 16), 16 * 16 * 64,
+                                          preset="tiny"), overwrite=False)
+    write_results(cells, tmp_path)
+    recommendation = recommend_ar_fraction(16, tmp_path)
+    assert recommendation["md_face"] == "md_elbo"
+    # The cells its verdicts read: all five at R = 16, and the MD face's (α < 1) at R = 1.
+    assert recommendation["md_pll_not_measured"] == (
+        "MD PLL not measured in 9 of 9 cells (results written before it, and no model.keras "
+        "to score it from)")
+    assert not any("md_pll" in key for key in recommendation if key != "md_pll_not_measured")
+    assert recommendation["measured_md_elbo"] == 0.25 and "gp_md_elbo" in recommendation
+    assert main(["recommend", "--repetitions", "16", "--study", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[3] == (
+        f"  {tmp_path}: MD PLL not measured in 9 of 9 cells (results written before it, and no "
+        "model.keras to score it from): the MD face is judged by the held-out MD ELBO here")
+    assert "[held-out PLL] alpha0.5_R16: not measured: no model.keras in the cell folder" in captured.err
+    # summary.txt: the PLL column is n/a where a cell has none, and the table says why.
+    one_missing = [dataclasses.replace(c, final_md_pll=None) if (c.ar_fraction, c.repetitions) == (1.0, 16)
+                   else dataclasses.replace(c, final_md_pll=1.8 + (c.ar_fraction - 0.4) ** 2) for c in cells]
+    rows = summary_table(one_missing).splitlines()
+    assert rows[-3].split("|")[2].strip().startswith("1/2 =")  # R = 1: judged by the PLL
+    assert rows[-2].split("|")[2].strip() == "n/a"  # R = 16: not, though 4 of 5 cells have it
+    assert rows[-2].split("|")[3].strip().startswith("1/4 =")
+    assert rows[-1] == ("MD PLL n/a at R = 16: MD PLL not measured in 1 of 5 cells (results written "
+                        "before it, and no model.keras to score it from); the MD face is judged by "
+                        "the MD ELBO there.")

@@ -115,17 +115,33 @@ def metric_value(result, metric):
 def best_ar_fractions(results, metric="final_ar_loss"):
     """Per repetition level: the cell with the lowest `metric`, and the α = 0 / α = 1 cells.
 
+    A cell that did not measure `metric` (`None`: results written before it) leaves its R
+    without a best, since a best over part of the grid is not the grid's best; it is
+    listed under `not_measured`. A measured NaN (a run that diverged) is never the best.
+
     Returns:
-        `{R: {"best": CellResult, "ar_only": CellResult | None, "md_only": ... | None}}`.
+        `{R: {"best": CellResult | None, "ar_only": CellResult | None,
+        "md_only": ... | None, "not_measured": [CellResult, ...]}}`.
+
+    Example:
+    >>> cells = [CellResult(a, 4, 100, 400, 10, 0, *[2.0 + a] * 7, final_md_pll=pll)
+    ...          for a, pll in [(0.0, 1.5), (0.5, 1.4), (1.0, None)]]
+    >>> best_ar_fractions(cells)[4]["best"].ar_fraction
+    0.0
+    >>> at_four = best_ar_fractions(cells, "final_md_pll")[4]
+    >>> at_four["best"], [c.ar_fraction for c in at_four["not_measured"]]
+    (None, [1.0])
     """
     summary = {}
     for repetitions in sorted({r.repetitions for r in results}):
         cells = [r for r in results if r.repetitions == repetitions]
         finite = [c for c in cells if math.isfinite(metric_value(c, metric))]
+        not_measured = [c for c in cells if getattr(c, metric) is None]
         summary[repetitions] = {
-            "best": min(finite, key=lambda c: getattr(c, metric)) if finite else None,
+            "best": min(finite, key=lambda c: getattr(c, metric)) if finite and not not_measured else None,
             "ar_only": next((c for c in cells if c.ar_fraction == 1.0), None),
             "md_only": next((c for c in cells if c.ar_fraction == 0.0), None),
+            "not_measured": not_measured,
         }
     return summary
 

@@ -28,6 +28,7 @@ from keras_dualobj.data import make_training_dataset
 from keras_dualobj.data import plan_repetition
 from keras_dualobj.study.plots import write_plots
 from keras_dualobj.study.budget import fit_token_budget
+from keras_dualobj.study.cell_pll import fill_held_out_pll
 from keras_dualobj.study.claims import CELL_RESULT_FILE
 from keras_dualobj.study.claims import CELLS_DIR
 from keras_dualobj.study.claims import GRID_SETTINGS
@@ -399,7 +400,9 @@ def run_study(config, study_dir, overwrite=False, stream=None):
     """Trains and evaluates every cell of `config` into `study_dir`; returns the results.
 
     Finished cells (`cells/<cell>/result.json`) are read back, not retrained; a cell
-    killed mid-run resumes from its checkpoint. Writes `results.csv`, `results.json`,
+    killed mid-run resumes from its checkpoint. Cells read back from results written
+    before the held-out PLL get it from their saved models (`keras_dualobj.study.cell_pll`)
+    before `summary.txt` judges the MD face by it. Writes `results.csv`, `results.json`,
     the plots and `summary.txt` (the printed table).
 
     Args:
@@ -465,8 +468,12 @@ def run_study(config, study_dir, overwrite=False, stream=None):
             f"second half of each row: AR {result.final_ar_suffix_loss:.3f} vs prefix-LM "
             f"{result.final_prefix_loss:.3f}; {format_duration(result.wall_seconds)}"
         )
-    ordered = [results[cell.key] for cell in cells]
-    progress.line(_write_outputs(ordered, config, evaluation_rows(data, config).num_rows, study_dir))
+    ordered, rows = [results[cell.key] for cell in cells], evaluation_rows(data, config)
+    if any(result.final_md_pll is None for result in ordered):  # cells trained before it
+        write_results(ordered, study_dir)
+        filled = {(r.ar_fraction, r.repetitions, r.seed): r for r in fill_held_out_pll(study_dir, stream, rows)}
+        ordered = [filled[(r.ar_fraction, r.repetitions, r.seed)] for r in ordered]
+    progress.line(_write_outputs(ordered, config, rows.num_rows, study_dir))
     return ordered
 
 
@@ -480,7 +487,7 @@ def _write_outputs(ordered, config, rows, study_dir):
         means,
         estimator=(
             f"{rows} held-out rows of {config.recipe.sequence_length} tokens; AR and prefix-LM "
-            "losses exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
+            "losses and MD PLL exact; MD ELBO a Monte-Carlo bound on the NLL (stratified t, "
             f"masks per row: {config.recipe.elbo_samples})."
         ),
     )
