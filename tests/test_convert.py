@@ -24,6 +24,7 @@ from keras_dualobj.convert import load_state_dict
 from keras_dualobj.convert import reference_config
 from keras_dualobj.convert import save_state_dict
 from keras_dualobj.convert import to_reference
+from keras_dualobj.models import DualBackbone
 
 from conftest import tiny_backbone
 
@@ -259,6 +260,16 @@ def test_to_reference_refuses_a_head_the_reference_lacks():
     )
     with pytest.raises(ValueError, match="head_projection=False, head_bias=False"):
         to_reference(backbone)
+
+
+@pytest.mark.parametrize("option", [{"num_key_value_heads": 1}, {"query_key_value_bias": True},
+                                    {"rope_scaling_factor": 8.0}])
+def test_to_reference_refuses_the_llama_family_options(option):
+    arguments = dict(vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=16,
+                     intermediate_dim=32, head_projection=True, head_bias=True)
+    to_reference(DualBackbone(**arguments, num_key_value_heads=2))  # 2 of 2 heads: plain MHA
+    with pytest.raises(ValueError, match=f"this backbone sets {option}"):
+        to_reference(DualBackbone(**arguments, **option))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 """The reference implementation's JSON config <-> `DualBackbone` arguments."""
 
+from keras_dualobj.models.backbone_arguments import LLAMA_FAMILY_DEFAULTS
+
 # Keys the reference model reads from its config (ltgoslo/dual-language-models,
 # configs/large.json); `model`, `dataset_type` and training keys are ignored.
 REQUIRED_KEYS = (
@@ -120,6 +122,7 @@ def reference_config(backbone):
             "this backbone has head_projection="
             f"{backbone.head_projection}, head_bias={backbone.head_bias} (both must be True)."
         )
+    _check_paper_attention(backbone)
     return {
         "attention_pre_norm_affine": backbone.attention_norm_affine,
         "classifier_pre_norm_affine": backbone.head_norm_affine,
@@ -135,3 +138,19 @@ def reference_config(backbone):
         "vocab_size": backbone.vocabulary_size,
         "tie_weights": backbone.tie_word_embeddings,
     }
+
+
+def _check_paper_attention(backbone):
+    """Refuses the Llama-family options (`LLAMA_FAMILY_DEFAULTS` away from their
+    defaults): the reference has full multi-head attention, no q/k/v bias and plain RoPE."""
+    config = backbone.get_config()
+    if config["num_key_value_heads"] == config["num_heads"]:
+        config["num_key_value_heads"] = None  # every head its own keys and values
+    options = {name: config[name] for name, default in LLAMA_FAMILY_DEFAULTS.items()
+               if config[name] != default}
+    if options:
+        raise ValueError(
+            "The reference implementation has none of the Llama-family options (full "
+            "multi-head attention, no q/k/v bias, unscaled RoPE); this backbone sets "
+            f"{options}. Convert it to keras-hub instead (`convert.to_keras_hub`)."
+        )

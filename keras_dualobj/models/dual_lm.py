@@ -64,7 +64,10 @@ class DualLM(DualObjective, Generate, ARGeneration, MDGeneration, Scoring, keras
     `elbo_samples` stratified masks per row (k masked tokens uniform on 1..n, weight
     n/k), hashed from `elbo_seed` and each row's tokens, in nats per scored token. The
     masks do not depend on the batch size, the row's place in the batch or the backend,
-    so repeated evaluations are identical and equal `score(mode="md")`.
+    so repeated evaluations are identical and equal `score(mode="md")`. Each face's
+    loss is averaged over the scored tokens of all batches (`Σ NLL / Σ tokens`, so the
+    batch size and rows that score nothing change nothing) and `loss` is the objective
+    of the two: `α · ar_loss_weight · ar_loss + (1 − α) · md_loss` (+ the z-loss).
 
     Calling the model returns logits `[batch, length, vocabulary_size]`; `mode`
     selects the attention, in the vocabulary the whole API uses: `"ar"` (causal, the
