@@ -16,9 +16,16 @@ the same steps on the same batches:
 
 Each measurement starts from a freshly built model (compilation included on every
 side), and they alternate (fit, train, train_whole, fit, ...); the figures are ratios of
-the medians of the wall times, and the held-out evaluations are timed call by call
-(a wrapper around `evaluate`, which `fit` calls for its periodic evaluations too). The
-default is the preset's whole run (128 steps).
+the medians of the wall times. Every `evaluate` call is timed (a wrapper around
+`evaluate`, which `fit` calls for its periodic evaluations too) and split three ways:
+
+- compilation: the first call's time less a later periodic call's (the same batches),
+  paid once per run by whichever evaluation comes first — without periodic
+  evaluations the final one would pay it;
+- periodic: the periodic calls less that compilation, what they add to the run;
+- final: the whole split at the end (the run's result).
+
+The default is the preset's whole run (128 steps).
 
 Usage (repository root):
 
@@ -38,6 +45,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+
+
+def evaluation_parts(calls, has_final):
+    """Seconds of a run's `evaluate` calls: `compile` (the first call less the median
+    later periodic one), `periodic` (the periodic calls less that), `final`, `total`."""
+    periodic, final = (calls[:-1], calls[-1]) if has_final else (calls, 0.0)
+    compile_seconds = max(0.0, periodic[0] - statistics.median(periodic[1:])) if len(
+        periodic) > 1 else 0.0
+    return {"compile": compile_seconds, "periodic": sum(periodic) - compile_seconds,
+            "final": final, "total": sum(calls)}
 
 
 def run_child(backend, threads, rounds, steps):
@@ -105,8 +122,11 @@ def run_child(backend, threads, rounds, steps):
             walls[name].append(seconds)
             evaluate_calls[name].append(evaluations)
     median = {name: statistics.median(values) for name, values in walls.items()}
-    evaluation = {name: statistics.median(sum(calls) for calls in evaluate_calls[name])
-                  for name in ("train", "train_whole")}
+    # train_whole's final evaluation is its last periodic one (the same whole split).
+    parts = {name: [evaluation_parts(calls, has_final=name == "train")
+                    for calls in evaluate_calls[name]] for name in ("train", "train_whole")}
+    evaluation = {name: {part: statistics.median(p[part] for p in parts[name])
+                         for part in parts[name][0]} for name in parts}
     record = {
         "backend": backend, "threads": threads, "steps": total_steps, "rounds": rounds,
         "eval_every": eval_every, "eval_batches": EVALUATION_BATCHES,
@@ -114,8 +134,8 @@ def run_child(backend, threads, rounds, steps):
         "tokens_per_step": spec.tokens_per_step, "walls": walls, "evaluate_calls": evaluate_calls,
         "median_seconds": median, "evaluation_seconds": evaluation,
         **{f"{name}_over_fit": median[name] / median["fit"] for name in ("train", "train_whole")},
-        **{f"{name}_evaluation_over_fit": evaluation[name] / median["fit"]
-           for name in ("train", "train_whole")},
+        **{f"{name}_{part}_over_fit": seconds / median["fit"]
+           for name in evaluation for part, seconds in evaluation[name].items()},
         "load_before": load_before, "load_after": _common.machine()["load_average"],
     }
     print(json.dumps(record), flush=True)
@@ -142,16 +162,17 @@ def main(argv=None):
         records += _common.run_child(__file__, backend, [
             "--threads", args.threads, "--rounds", args.rounds, "--steps", args.steps])
     print(f"\ntrain() vs bare fit(), preset small, {args.steps} steps, medians of {args.rounds} "
-          "alternating runs (compilation included on every side); evaluation = all held-out "
-          "evaluate calls of the run")
-    print(f"{'backend':<11} {'fit s':>7} | {'whole split every time (old)':>30} | "
-          f"{'few batches, whole split at end (new)':>38} | {'load':>12}")
+          "alternating runs (compilation included on every side); held-out evaluations as "
+          "shares of the bare fit(): compiling the evaluation (once per run), the periodic "
+          "ones (less that), the final one")
+    print(f"{'backend':<11} {'fit s':>6} | {'old: whole split every time':>40} | "
+          f"{'new: few batches, whole split at the end':>52} | {'load':>11}")
     for r in records:
-        m = r["median_seconds"]
-        print(f"{r['backend']:<11} {m['fit']:>7.1f} | train/fit {r['train_whole_over_fit']:>5.3f}, "
-              f"eval/fit {r['train_whole_evaluation_over_fit']:>5.1%} | "
-              f"train/fit {r['train_over_fit']:>5.3f}, eval/fit {r['train_evaluation_over_fit']:>5.1%}"
-              f"{'':>8} | {r['load_before'][0]:>5.1f}->{r['load_after'][0]:<5.1f}")
+        old = f"train/fit {r['train_whole_over_fit']:.3f}, eval {r['train_whole_total_over_fit']:.1%}"
+        new = (f"train/fit {r['train_over_fit']:.3f}, compile {r['train_compile_over_fit']:.1%}, "
+               f"periodic {r['train_periodic_over_fit']:.1%}, final {r['train_final_over_fit']:.1%}")
+        print(f"{r['backend']:<11} {r['median_seconds']['fit']:>6.1f} | {old:>40} | {new:>52} | "
+              f"{r['load_before'][0]:>4.1f}->{r['load_after'][0]:<4.1f}")
     _common.write_results("callbacks_overhead", {
         "threads": args.threads, "machine": _common.machine(), "results": records,
     }, args.output)

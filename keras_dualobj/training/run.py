@@ -309,6 +309,21 @@ def _fit_calls(start_step, total_steps, segment):
     return calls
 
 
+def _first_batches(validation_data, steps):
+    """`(data, steps)` for Keras that score the first `steps` batches (`None`: all).
+
+    A `tf.data.Dataset` is cut with `take(steps)` and read to its end. Keras's
+    `steps=N` leaves its iterator part-read, and dropping such an iterator at the next
+    evaluation cost 0.5-1 s per call on TensorFlow, more than the 2 batches it scored
+    (docs/performance.md, section 3). Other inputs keep `steps`.
+    """
+    import tensorflow as tf
+
+    if steps is None or not isinstance(validation_data, tf.data.Dataset):
+        return validation_data, steps
+    return validation_data.take(steps), None
+
+
 def _final_evaluation(model, logs, total_steps, validation_data, validation_steps, stream):
     """The held-out evaluation at the last step on `validation_steps` batches: reused
     if the last segment ended with one (only when the periodic evaluations score the
@@ -317,6 +332,7 @@ def _final_evaluation(model, logs, total_steps, validation_data, validation_step
         return logs.last_validation[1]
     if validation_data is None:
         return None
+    validation_data, validation_steps = _first_batches(validation_data, validation_steps)
     evaluation = model.evaluate(
         validation_data, steps=validation_steps, return_dict=True, verbose=0
     )
@@ -440,6 +456,7 @@ def train(
     epochs_with_validation = validation_epochs(
         total_steps, segment, eval_every, validation_steps == final_validation_steps
     )
+    periodic_data, periodic_steps = _first_batches(validation_data, validation_steps)
     try:
         for first_step, epochs, initial_epoch, steps_per_epoch in _fit_calls(
             start_step, total_steps, segment
@@ -450,8 +467,8 @@ def train(
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch,
-                validation_data=validation_data if with_validation else None,
-                validation_steps=validation_steps,
+                validation_data=periodic_data if with_validation else None,
+                validation_steps=periodic_steps,
                 validation_freq=epochs_with_validation,
                 callbacks=run_callbacks,
                 # The data decides the order (it must, to resume at a step).
