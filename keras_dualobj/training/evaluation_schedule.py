@@ -3,9 +3,9 @@
 About `EVALUATIONS_PER_RUN` periodic evaluations per run score the first
 `EVALUATION_BATCHES` held-out batches (the curve: cheap, the same rows every time);
 the final evaluation scores the whole split once (the run's result: exact). Scoring
-the whole split at every evaluation cost 21% of a `small` run's training time
-(docs/performance.md, section 3). No Keras here: the command line reads these
-defaults before Keras is imported.
+the whole split at every evaluation cost 17-29% of a `small` run's training time; these
+periodic evaluations cost 3-4% (docs/performance.md, section 3). No Keras here: the
+command line reads these defaults before Keras is imported.
 """
 
 EVALUATIONS_PER_RUN = 4
