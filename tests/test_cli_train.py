@@ -52,7 +52,7 @@ def test_tiny_end_to_end_run_prints_summary_and_writes_outputs(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "corpus source: builtin" in printed
     assert "step 4/8" in printed and "tok/s" in printed
-    assert "held-out at step 8: AR loss" in printed
+    assert "held-out at step 8 (first 2 batches): AR loss" in printed  # --eval-batches 2
     assert "=== Summary ===" in printed
     assert "held-out    AR loss" in printed and "MD loss (ELBO bound)" in printed
     assert "sample AR" in printed and "sample MD" in printed

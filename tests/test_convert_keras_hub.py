@@ -91,23 +91,25 @@ def test_inverse_frequencies_match_keras_hub():
                                keras.ops.convert_to_numpy(linear), rtol=1e-6)
 
 
-def grouped_and_full_models():
-    """A GQA `DualLM` (4 query heads over 2 key/value heads) and its multi-head twin."""
+def grouped_and_full_models(key_value_heads=2):
+    """A GQA `DualLM` (4 query heads over `key_value_heads`) and its multi-head twin."""
     keras.utils.set_random_seed(0)
     arguments = dict(vocabulary_size=64, num_layers=1, num_heads=4, hidden_dim=32,
                      intermediate_dim=48, query_key_value_bias=True)
-    grouped = DualBackbone(num_key_value_heads=2, **arguments)
+    grouped = DualBackbone(num_key_value_heads=key_value_heads, **arguments)
     full = DualBackbone(**arguments)
     for source, target in zip(grouped.weights, full.weights):
         values = keras.ops.convert_to_numpy(source)
         if "/key/" in source.path or "/value/" in source.path:
-            values = np.repeat(values, 2, axis=-2)  # query heads 0, 1 share head 0
+            # With 2 key/value heads, query heads 0 and 1 share head 0.
+            values = np.repeat(values, 4 // key_value_heads, axis=-2)
         target.assign(values)
     return DualLM(grouped), DualLM(full)
 
 
-def test_grouped_query_attention_in_every_mode():
-    grouped, full = grouped_and_full_models()
+@pytest.mark.parametrize("key_value_heads", [2, 1])  # 1: multi-query attention
+def test_grouped_query_attention_in_every_mode(key_value_heads):
+    grouped, full = grouped_and_full_models(key_value_heads)
     inputs = {"token_ids": token_ids(12) % 64, "document_ids": np.zeros((2, 12), "int32"),
               "prefix_lengths": np.array([5, 9], "int32")}
     for mode in ("ar", "md", "prefix"):
@@ -115,7 +117,7 @@ def test_grouped_query_attention_in_every_mode():
         mode_inputs = {name: value for name, value in mode_inputs.items() if value is not None}
         assert_close(grouped(mode_inputs, mode=mode), full(mode_inputs, mode=mode), 1e-5)
     assert tuple(grouped.backbone.transformer_layers[0].attention.key_dense.kernel.shape) == (
-        32, 2, 8)
+        32, key_value_heads, 8)
 
 
 def test_grouped_query_kv_cache_and_prefix_cache():

@@ -91,7 +91,8 @@ def test_run_writes_progress_csv_tensorboard_checkpoints_and_model(tmp_path):
     progress = [line for line in output.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in progress] == ["2/10", "4/10", "6/10", "8/10", "10/10"]
     assert all("tok/s" in line and " ar " in line and " md " in line for line in progress)
-    assert "held-out at step 4: AR loss" in output and "MD loss (ELBO)" in output
+    assert "held-out at step 4 (first 2 batches): AR loss" in output and "MD loss (ELBO)" in output
+    assert "held-out at step 10 (whole split): AR loss" in output
     # Held-out losses at the end, both objectives.
     assert set(result.evaluation) >= {"ar_loss", "md_loss"}
     assert all(np.isfinite(result.evaluation[name]) for name in ("ar_loss", "md_loss"))

@@ -173,7 +173,11 @@ class DualAttention(keras.layers.Layer):
         if cache is not None:
             key, value, cache = update_cache(cache, key, value, cache_update_index)
 
-        # `dot_product_attention` groups the query heads over fewer key/value heads.
+        # `dot_product_attention` groups the query heads over fewer key/value heads, but
+        # on TensorFlow (keras 3.15) only over two or more: one shared head is repeated.
+        if self.key_value_heads == 1 < self.num_heads:
+            key = ops.repeat(key, self.num_heads, axis=2)
+            value = ops.repeat(value, self.num_heads, axis=2)
         attention = ops.dot_product_attention(
             query,
             key,

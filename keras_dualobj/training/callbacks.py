@@ -165,6 +165,8 @@ class TrainingProgress(_StepTracking):
         steps_per_segment: int, updates per Keras epoch.
         stream: where to write. Defaults to `sys.stdout`.
         refresh_seconds: float, minimum time between in-place redraws.
+        evaluation_batches: held-out batches per periodic evaluation (`None`: the
+            whole split), named on their lines.
 
     Example:
     >>> import io
@@ -174,8 +176,10 @@ class TrainingProgress(_StepTracking):
     'step  5/10  50% |   --- tok/s | loss 2.000  ar 1.500  md 2.500'
     """
 
-    def __init__(self, total_steps, meter, steps_per_segment, stream=None, refresh_seconds=0.25):
+    def __init__(self, total_steps, meter, steps_per_segment, stream=None, refresh_seconds=0.25,
+                 evaluation_batches=None):
         super().__init__(steps_per_segment)
+        self.evaluation_batches = evaluation_batches
         self.total_steps = check_int("total_steps", total_steps, minimum=1)
         self.meter = meter
         self.stream = sys.stdout if stream is None else stream
@@ -227,7 +231,10 @@ class TrainingProgress(_StepTracking):
         learning_rate = current_learning_rate(self.model.optimizer, max(self.step - 1, 0))
         self._write(self.format_line(self.step, logs, learning_rate), permanent=True)
         if "val_ar_loss" in logs or "val_md_loss" in logs:
-            self.stream.write(format_evaluation(self.step, _strip_prefix(logs, "val_")) + "\n")
+            evaluation = _strip_prefix(logs, "val_")
+            self.stream.write(
+                format_evaluation(self.step, evaluation, self.evaluation_batches) + "\n"
+            )
             self.stream.flush()
 
 
@@ -235,14 +242,19 @@ def _strip_prefix(logs, prefix):
     return {name[len(prefix) :]: value for name, value in logs.items() if name.startswith(prefix)}
 
 
-def format_evaluation(step, results):
-    """One line with held-out AR and MD losses (nats per token).
+def format_evaluation(step, results, batches=None):
+    """One line with held-out AR and MD losses (nats per token) on the first `batches`
+    held-out batches (`None`: the whole split), which it names: the periodic
+    evaluations and the final one score different rows.
 
     Example:
-    >>> format_evaluation(40, {"ar_loss": 2.5, "md_loss": 2.75})
-    '  held-out at step 40: AR loss 2.500  MD loss (ELBO) 2.750'
+    >>> format_evaluation(40, {"ar_loss": 2.5, "md_loss": 2.75}, batches=2)
+    '  held-out at step 40 (first 2 batches): AR loss 2.500  MD loss (ELBO) 2.750'
+    >>> format_evaluation(80, {"ar_loss": 2.25})
+    '  held-out at step 80 (whole split): AR loss 2.250'
     """
-    parts = [f"  held-out at step {step}:"]
+    rows = "whole split" if batches is None else f"first {batches} batch{'es' * (batches > 1)}"
+    parts = [f"  held-out at step {step} ({rows}):"]
     if "ar_loss" in results:
         parts.append(f"AR loss {float(results['ar_loss']):.3f}")
     if "md_loss" in results:

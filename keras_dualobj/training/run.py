@@ -332,14 +332,12 @@ def _final_evaluation(model, logs, total_steps, validation_data, validation_step
         return logs.last_validation[1]
     if validation_data is None:
         return None
-    validation_data, validation_steps = _first_batches(validation_data, validation_steps)
-    evaluation = model.evaluate(
-        validation_data, steps=validation_steps, return_dict=True, verbose=0
-    )
+    data, steps = _first_batches(validation_data, validation_steps)
+    evaluation = model.evaluate(data, steps=steps, return_dict=True, verbose=0)
     evaluation = {name: float(value) for name, value in evaluation.items()}
     logs.log_row(total_steps, {f"val_{name}": v for name, v in evaluation.items()})
     if stream is not None:
-        stream.write(format_evaluation(total_steps, evaluation) + "\n")
+        stream.write(format_evaluation(total_steps, evaluation, validation_steps) + "\n")
     return evaluation
 
 
@@ -450,7 +448,9 @@ def train(
     run_callbacks = [_RestoreGlobalGenerators(generator_states), meter, stop, saver, logs]
     run_callbacks += interrupt_callbacks(manager, saver.metadata)  # Ctrl-C: save, stop
     if not quiet:
-        run_callbacks.append(TrainingProgress(total_steps, meter, segment, stream=stream))
+        run_callbacks.append(TrainingProgress(
+            total_steps, meter, segment, stream=stream, evaluation_batches=validation_steps
+        ))
     run_callbacks.extend(callbacks)
 
     epochs_with_validation = validation_epochs(
