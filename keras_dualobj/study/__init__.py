@@ -9,12 +9,13 @@ from keras_dualobj.utils.lazy import lazy_exports
 
 _MODULES = {
     "analysis": ("analyse_study",),
+    "config": ("StudyConfig",),
     "gp_analysis": ("optimal_alpha",),
     "paper": ("paper_ar_fraction",),
     "recommend": ("recommend_ar_fraction",),
     "regime": ("preset_regime", "regime_rows"),
     "results": ("CellResult", "read_results"),
-    "runner": ("StudyConfig", "plan_cells", "run_study"),
+    "runner": ("plan_cells", "run_study"),
     "seeds": ("seed_statistics",),
     "summary": ("summary_table",),
 }

@@ -14,7 +14,7 @@ def fit_token_budget(config, rows, stream=None):
 
     Example:
     >>> from keras_dualobj.data import pack_documents
-    >>> from keras_dualobj.study.runner import StudyConfig
+    >>> from keras_dualobj.study.config import StudyConfig
     >>> rows = pack_documents([list(range(16, 116))] * 50, sequence_length=64)
     >>> config = StudyConfig((0, 1), (1, 2), token_budget=8 * 16 * 64, preset="tiny",
     ...                      fit_budget=True)

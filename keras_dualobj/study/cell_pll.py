@@ -8,7 +8,7 @@ the cell's other losses were measured on) and rewrites the cell's `result.json` 
 study's `results.csv` / `results.json` with it. A cell without a saved model keeps
 `None`. Every verdict on the MD face (`summary.txt`, `recommend`, the findings) reads
 the results through it and, where a cell still has `None`, says that the MD face is
-judged by the ELBO there (`pll_not_measured`) or that the PLL was not measured.
+judged by the ELBO there (`results.pll_not_measured`) or that the PLL was not measured.
 """
 
 import dataclasses
@@ -17,18 +17,6 @@ from pathlib import Path
 
 from keras_dualobj.study.results import read_results
 from keras_dualobj.study.results import write_results
-
-
-def pll_not_measured(missing, total):
-    """Why a verdict on the MD face falls back to the ELBO: `missing` of `total` cells it
-    reads have no held-out PLL (after `fill_held_out_pll`: no model to score it from).
-
-    Example:
-    >>> pll_not_measured(2, 6)
-    'MD PLL not measured in 2 of 6 cells (results written before it, and no model.keras to score it from)'
-    """
-    return (f"MD PLL not measured in {missing} of {total} cells (results written before it, "
-            "and no model.keras to score it from)")
 
 
 def fill_held_out_pll(study_dir, stream=None, rows=None):

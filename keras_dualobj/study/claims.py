@@ -41,7 +41,7 @@ def study_differences(stored, given, ignore=()):
     """The settings in which two `StudyConfig.to_json()`s differ, as flags.
 
     Example:
-    >>> from keras_dualobj.study.runner import StudyConfig
+    >>> from keras_dualobj.study.config import StudyConfig
     >>> a = StudyConfig((0, 1), (1, 4), token_budget=4 * 16 * 64, preset="tiny")
     >>> b = StudyConfig((0, 1), (1, 4), token_budget=8 * 16 * 64, preset="tiny", seed=3)
     >>> study_differences(a.to_json(), b.to_json())

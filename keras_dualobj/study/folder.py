@@ -6,7 +6,7 @@ from pathlib import Path
 from keras_dualobj.study.results import cell_key
 from keras_dualobj.study.claims import CELLS_DIR  # noqa: F401 (re-exported)
 from keras_dualobj.study.claims import STUDY_FILE
-from keras_dualobj.study.runner import StudyConfig
+from keras_dualobj.study.config import StudyConfig
 from keras_dualobj.training import RunSpec
 
 

@@ -11,11 +11,11 @@ the recommendation says so (`md_face`, `md_pll_not_measured`).
 """
 
 from keras_dualobj.study.cell_pll import fill_held_out_pll
-from keras_dualobj.study.cell_pll import pll_not_measured
 from keras_dualobj.study.gp_analysis import optimal_alpha
 from keras_dualobj.study.paper import UNTRAINED_END
 from keras_dualobj.study.paper import paper_ar_fraction  # also read from here by the guides
 from keras_dualobj.study.results import best_ar_fractions
+from keras_dualobj.study.results import pll_not_measured
 from keras_dualobj.study.seeds import mean_results
 from keras_dualobj.utils.validation import check_float
 

@@ -112,6 +112,18 @@ def metric_value(result, metric):
     return math.nan if value is None else float(value)
 
 
+def pll_not_measured(missing, total):
+    """Why a verdict on the MD face falls back to the ELBO: `missing` of `total` cells it
+    reads have no held-out PLL (after `fill_held_out_pll`: no model to score it from).
+
+    Example:
+    >>> pll_not_measured(2, 6)
+    'MD PLL not measured in 2 of 6 cells (results written before it, and no model.keras to score it from)'
+    """
+    return (f"MD PLL not measured in {missing} of {total} cells (results written before it, "
+            "and no model.keras to score it from)")
+
+
 def best_ar_fractions(results, metric="final_ar_loss"):
     """Per repetition level: the cell with the lowest `metric`, and the α = 0 / α = 1 cells.
 

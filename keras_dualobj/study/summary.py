@@ -8,11 +8,11 @@ shows `n/a` in the PLL column and a line under the table says that the MD face i
 by the ELBO there.
 """
 
-from keras_dualobj.study.cell_pll import pll_not_measured
 from keras_dualobj.study.paper import paper_ar_fraction
 from keras_dualobj.study.results import CellResult  # noqa: F401 (docstring example)
 from keras_dualobj.study.results import best_ar_fractions
 from keras_dualobj.study.results import format_fraction
+from keras_dualobj.study.results import pll_not_measured
 
 # The columns of `summary_table`, the paper's metrics first.
 FACES = (("final_ar_loss", "AR loss"), ("final_md_pll", "MD PLL"), ("final_md_elbo", "MD ELBO"))
