@@ -1,9 +1,7 @@
 """`keras-dualobj train` at scale: the paper's preset as a dry run, and bad flags.
 
 A tiny override of `paper-470m` trains two updates, each of two accumulated
-micro-batches, in `mixed_bfloat16` (`--max-steps`), and scores the whole held-out
-split at the end (its last batch filled up with padding rows, so it splits over
-the batch shards too): on one device on TensorFlow and
+micro-batches, in `mixed_bfloat16` (`--max-steps`): on one device on TensorFlow and
 PyTorch, under `--distribution model:2x2` on JAX (in `distribution_checks.py`, four
 virtual devices, checked by `test_distribution.py` with `check_dry_run`).
 """
@@ -24,7 +22,7 @@ DRY_RUN = [
     "--backbone-override", "intermediate_dim=96", "--tokenizer", "byte",
     "--sequence-length", "32", "--batch-size", "8", "--accumulation-steps", "2",
     "--precision", "mixed_bfloat16", "--token-budget", "65536", "--max-steps", "2",
-    "--log-every", "1", "--eval-every", "2", "--source", "builtin",
+    "--log-every", "1", "--eval-every", "2", "--source", "builtin", "--eval-batches", "1",
     "--sample-length", "4", "--prompt-length", "4",
 ]
 
