@@ -11,15 +11,10 @@ import json
 import os
 import sys
 
-# First: XLA stops reading the flags at the thread limit's bare `intra_op_...=1`. The four
-# virtual devices share one thread: on a busy machine a collective's participants can
-# arrive more than XLA's default 40 s apart, which aborts the process; allow 10 minutes.
-os.environ["XLA_FLAGS"] = " ".join([
-    "--xla_force_host_platform_device_count=4",
-    "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120",
-    "--xla_cpu_collective_call_terminate_timeout_seconds=600",
-    os.environ.get("XLA_FLAGS", ""),
-])
+# First: XLA stops reading the flags at the thread limit's bare `intra_op_...=1`.
+os.environ["XLA_FLAGS"] = " ".join(
+    ["--xla_force_host_platform_device_count=4", os.environ.get("XLA_FLAGS", "")]
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
